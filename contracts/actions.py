@@ -1,0 +1,110 @@
+"""`leads.partner-actions`: what a partner user did to a lead."""
+
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints, TypeAdapter, model_validator
+
+from contracts.common import (
+    Contact,
+    Contract,
+    DeclineReason,
+    Id,
+    MessageId,
+    Money,
+    Name,
+    Notes,
+    UtcDatetime,
+)
+
+PARTNER_ROLES = frozenset({"mpn_partner_admin", "referrals_admin"})
+"""The roles allowed to act on leads; any other role is refused `forbidden`."""
+
+
+class Actor(Contract):
+    user_id: Id
+    # Free text here on purpose: an unknown role is a `forbidden` refusal, not `malformed`.
+    role: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class Deal(Contract):
+    name: Name
+    value: Money
+    estimated_close_date: date
+    notes: Notes | None = None
+    crm_id: Id | None = None
+    campaign_id: Id | None = None
+
+
+class DealChanges(Contract):
+    name: Name | None = None
+    value: Money | None = None
+    estimated_close_date: date | None = None
+    notes: Notes | None = None
+    crm_id: Id | None = None
+    campaign_id: Id | None = None
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> "DealChanges":
+        if all(getattr(self, field) is None for field in type(self).model_fields):
+            raise ValueError("changes must name at least one field to change")
+        return self
+
+
+Contacts = Annotated[list[Contact], Field(min_length=1, max_length=50)]
+
+
+class _Action(Contract):
+    message_id: MessageId
+    lead_id: Id
+    partner_id: Id
+    actor: Actor
+    occurred_at: UtcDatetime | None = None
+
+
+class Accept(_Action):
+    action: Literal["accept"]
+    deal: Deal
+    contacts: Annotated[list[Contact], Field(max_length=50)] = []
+
+
+class Decline(_Action):
+    action: Literal["decline"]
+    reason: DeclineReason
+    notes: Notes | None = None
+
+
+class Update(_Action):
+    action: Literal["update"]
+    changes: DealChanges
+
+
+class AddContacts(_Action):
+    action: Literal["add_contacts"]
+    contacts: Contacts
+
+
+class Won(_Action):
+    action: Literal["won"]
+    notes: Notes | None = None
+
+
+class Lost(_Action):
+    action: Literal["lost"]
+    reason: DeclineReason | None = None
+    notes: Notes | None = None
+
+
+class Favorite(_Action):
+    action: Literal["favorite"]
+
+
+class Unfavorite(_Action):
+    action: Literal["unfavorite"]
+
+
+PartnerAction = Annotated[
+    Accept | Decline | Update | AddContacts | Won | Lost | Favorite | Unfavorite,
+    Field(discriminator="action"),
+]
+PARTNER_ACTION: TypeAdapter[PartnerAction] = TypeAdapter(PartnerAction)

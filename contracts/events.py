@@ -1,0 +1,90 @@
+"""`leads.events`: lifecycle facts, for CRM connectors and analytics."""
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from contracts.actions import Deal
+from contracts.common import (
+    Contact,
+    Contract,
+    Country,
+    DeclineReason,
+    Email,
+    Id,
+    MessageId,
+    Name,
+    Notes,
+    Phone,
+    UtcDatetime,
+)
+from contracts.inbound import LeadType, Referrer
+from contracts.topics import EventType
+
+
+class Stage(StrEnum):
+    RECEIVED = "received"
+    ACCEPTED = "accepted"
+    ARCHIVED = "archived"
+
+
+class Outcome(StrEnum):
+    WON = "won"
+    LOST = "lost"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+
+
+class Tab(StrEnum):
+    MARKETPLACE = "marketplace"
+    QUALIFIED = "qualified"
+    FAVORITES = "favorites"
+
+
+class CustomerView(Contract):
+    """The customer as stored: contact fields are erased (null) once the lead is
+    declined or expires; company, country and size stay."""
+
+    company_name: Name
+    contact_name: Name | None = None
+    email: Email | None = None
+    phone: Phone | None = None
+    country: Country
+    company_size: str | None = None
+    industry: str | None = None
+
+
+class LeadSnapshot(Contract):
+    """The lead as it now stands (its history is not included)."""
+
+    lead_id: Id
+    partner_id: Id
+    stage: Stage
+    outcome: Outcome | None = None
+    lead_type: LeadType
+    tab: Tab
+    customer: CustomerView
+    need: str
+    referrer: Referrer
+    deal: Deal | None = None
+    contacts: list[Contact] = []
+    favorite: bool = False
+    contact_requested: bool = False
+    hot: bool = False
+    hot_until: UtcDatetime | None = None
+    received_at: UtcDatetime
+    respond_by: UtcDatetime
+    decline_reason: DeclineReason | None = None
+    closing_notes: Notes | None = None
+    campaign_id: Id | None = None
+
+
+class LeadEvent(Contract):
+    event_id: str
+    type: EventType
+    lead_id: Id
+    partner_id: Id
+    occurred_at: UtcDatetime
+    version: int = Field(ge=1, description="The lead's version after the change")
+    causation_id: MessageId = Field(description="The message_id that caused this event")
+    lead: LeadSnapshot

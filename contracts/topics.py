@@ -1,0 +1,55 @@
+"""Topic names, type names and reason codes: fixed by contract v1."""
+
+from enum import StrEnum
+
+
+class Topic(StrEnum):
+    INBOUND = "leads.inbound"
+    PARTNER_ACTIONS = "leads.partner-actions"
+    COMMANDS = "leads.commands"
+    PROFILES = "partners.profiles"
+    EVENTS = "leads.events"
+    NOTIFICATIONS = "leads.notifications"
+    REJECTED = "leads.rejected"
+
+    def named(self, prefix: str) -> str:
+        """The topic's name on the broker, with the deployment's prefix (e.g. `prod.`)."""
+        return f"{prefix}{self.value}"
+
+
+class Reason(StrEnum):
+    """Why a message was refused (`leads.rejected`.reason)."""
+
+    MALFORMED = "malformed"
+    UNKNOWN_LEAD = "unknown_lead"
+    FORBIDDEN = "forbidden"
+    INVALID_TRANSITION = "invalid_transition"
+    LEAD_ARCHIVED = "lead_archived"
+    DUPLICATE_LEAD = "duplicate_lead"
+    PARTNER_PROFILE_MISSING = "partner_profile_missing"
+
+
+class EventType(StrEnum):
+    RECEIVED = "lead.received"
+    ACCEPTED = "lead.accepted"
+    UPDATED = "lead.updated"
+    CONTACTS_ADDED = "lead.contacts_added"
+    DECLINED = "lead.declined"
+    EXPIRED = "lead.expired"
+    WON = "lead.won"
+    LOST = "lead.lost"
+    FAVORITED = "lead.favorited"
+    UNFAVORITED = "lead.unfavorited"
+    CONTACT_REQUEST_AGED = "lead.contact_request_aged"
+
+
+class NotificationTemplate(StrEnum):
+    NEW_LEAD = "new_lead"
+    CHOOSE_ANOTHER_PARTNER = "choose_another_partner"
+    LEAD_EXPIRED = "lead_expired"
+    EXPIRY_REMINDER = "expiry_reminder"
+    CONTACT_REQUEST_AGING = "contact_request_aging"
+
+
+INBOUND_TOPICS = (Topic.INBOUND, Topic.PARTNER_ACTIONS, Topic.COMMANDS, Topic.PROFILES)
+OUTBOUND_TOPICS = (Topic.EVENTS, Topic.NOTIFICATIONS, Topic.REJECTED)

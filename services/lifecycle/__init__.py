@@ -1,0 +1,2 @@
+"""Lifecycle service: decodes inbound messages, applies the lead rules, commits
+state, dedupe marker and outgoing messages in one MongoDB transaction."""

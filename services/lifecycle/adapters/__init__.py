@@ -1,0 +1,1 @@
+"""Adapters at the edges: MongoDB storage and outbox, Kafka admin and publishing."""

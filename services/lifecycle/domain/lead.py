@@ -1,0 +1,423 @@
+"""The lead aggregate and every rule of shared/spec/lifecycle.md.
+
+Each rule is a pure function of (lead, input, now) that returns a `Decision`
+or raises `Refused`. Nothing here reads a clock, a database or a broker.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from contracts.actions import (
+    PARTNER_ROLES,
+    Accept,
+    AddContacts,
+    Deal,
+    Decline,
+    Favorite,
+    Lost,
+    PartnerAction,
+    Unfavorite,
+    Update,
+    Won,
+)
+from contracts.commands import AgeContactRequest, Command, Expire, Remind
+from contracts.common import Contact, DeclineReason
+from contracts.events import CustomerView, LeadSnapshot, Outcome, Stage, Tab
+from contracts.inbound import InboundLead, LeadType, Referrer
+from contracts.notifications import Recipient, RecipientKind
+from contracts.topics import EventType, NotificationTemplate, Reason
+from services.lifecycle.domain.clock import to_millis
+from services.lifecycle.domain.errors import Refused
+
+
+@dataclass(frozen=True)
+class Windows:
+    """How long a partner has to answer, and how long a contact request stays hot."""
+
+    response: timedelta = timedelta(days=14)
+    contact_request: timedelta = timedelta(hours=72)
+
+
+class Actor(BaseModel):
+    """Who did something, as the history records it. The system is never a user."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["user", "system", "referrer"]
+    id: str | None = None
+    role: str | None = None
+
+
+SYSTEM = Actor(kind="system")
+
+
+class HistoryEntry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    at: datetime
+    actor: Actor
+    action: str
+    from_stage: Stage | None
+    to_stage: Stage
+
+
+class Lead(BaseModel):
+    """A lead as stored. Immutable: every rule returns a new one."""
+
+    model_config = ConfigDict(frozen=True)
+
+    lead_id: str
+    partner_id: str
+    lead_type: LeadType
+    referrer: Referrer
+    customer: CustomerView
+    need: str
+    campaign_id: str | None = None
+    contact_requested: bool
+    hot: bool
+    hot_until: datetime | None
+    received_at: datetime
+    respond_by: datetime
+    stage: Stage = Stage.RECEIVED
+    outcome: Outcome | None = None
+    deal: Deal | None = None
+    contacts: tuple[Contact, ...] = ()
+    favorite: bool = False
+    decline_reason: DeclineReason | None = None
+    closing_notes: str | None = None
+    version: int = 1
+    history: tuple[HistoryEntry, ...] = ()
+    fingerprint: str
+    """Hash of the inbound message's content, to tell a redelivery from a clash
+    after the customer's contact data has been erased."""
+
+    @property
+    def tab(self) -> Tab:
+        return Tab.MARKETPLACE if self.lead_type is LeadType.CUSTOMER_INQUIRY else Tab.QUALIFIED
+
+    def snapshot(self) -> LeadSnapshot:
+        data = self.model_dump(exclude={"version", "history", "fingerprint"})
+        return LeadSnapshot.model_validate({**data, "tab": self.tab})
+
+
+@dataclass(frozen=True)
+class Notify:
+    template: NotificationTemplate
+    recipient: Recipient
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a rule decided: the lead as it now stands, the fact to publish (if
+    anything changed) and who to tell. No event and no notification: a no-op."""
+
+    lead: Lead
+    event: EventType | None = None
+    notifications: tuple[Notify, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return self.event is not None
+
+
+def fingerprint(message: InboundLead) -> str:
+    content = message.model_dump(mode="json", exclude={"message_id"})
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# --- new leads -------------------------------------------------------------------
+
+
+def receive(
+    existing: Lead | None, message: InboundLead, now: datetime, windows: Windows
+) -> Decision:
+    """A new lead, or the same lead delivered again."""
+    print_ = fingerprint(message)
+    if existing is not None:
+        if existing.fingerprint == print_:
+            return Decision(existing)
+        raise Refused(
+            Reason.DUPLICATE_LEAD,
+            f"lead {message.lead_id} already exists with different content; "
+            "a lead id can be used for one lead only",
+        )
+    received_at = to_millis(message.received_at or now)
+    hot_until = received_at + windows.contact_request if message.contact_requested else None
+    lead = Lead(
+        lead_id=message.lead_id,
+        partner_id=message.partner_id,
+        lead_type=message.lead_type,
+        referrer=message.referrer,
+        customer=CustomerView.model_validate(message.customer.model_dump()),
+        need=message.need,
+        campaign_id=message.campaign_id,
+        contact_requested=message.contact_requested,
+        hot=hot_until is not None and now < hot_until,
+        hot_until=hot_until,
+        received_at=received_at,
+        respond_by=received_at + windows.response,
+        fingerprint=print_,
+        history=(
+            HistoryEntry(
+                at=now,
+                actor=Actor(kind="referrer", id=message.referrer.id),
+                action="receive",
+                from_stage=None,
+                to_stage=Stage.RECEIVED,
+            ),
+        ),
+    )
+    notify = Notify(
+        NotificationTemplate.NEW_LEAD,
+        Recipient(kind=RecipientKind.PARTNER, id=lead.partner_id),
+        _lead_summary(lead),
+    )
+    return Decision(lead, EventType.RECEIVED, (notify,))
+
+
+# --- partner actions ---------------------------------------------------------------
+
+_ALLOWED_IN: dict[str, frozenset[Stage]] = {
+    "accept": frozenset({Stage.RECEIVED}),
+    "decline": frozenset({Stage.RECEIVED}),
+    "update": frozenset({Stage.ACCEPTED}),
+    "add_contacts": frozenset({Stage.ACCEPTED}),
+    "won": frozenset({Stage.ACCEPTED}),
+    "lost": frozenset({Stage.ACCEPTED}),
+    "favorite": frozenset({Stage.RECEIVED, Stage.ACCEPTED}),
+    "unfavorite": frozenset({Stage.RECEIVED, Stage.ACCEPTED}),
+}
+
+
+def act(lead: Lead | None, action: PartnerAction, now: datetime) -> Decision:
+    """A partner user's action: role, ownership, stage, then the action itself."""
+    if action.actor.role not in PARTNER_ROLES:
+        raise Refused(
+            Reason.FORBIDDEN,
+            f"role {action.actor.role!r} may not act on leads; "
+            f"allowed roles: {', '.join(sorted(PARTNER_ROLES))}",
+        )
+    if lead is None or lead.partner_id != action.partner_id:
+        # Another partner's lead is reported exactly like a missing one.
+        raise Refused(
+            Reason.UNKNOWN_LEAD, f"partner {action.partner_id} has no lead {action.lead_id}"
+        )
+    if lead.stage is Stage.ARCHIVED:
+        raise Refused(
+            Reason.LEAD_ARCHIVED,
+            f"lead {lead.lead_id} is archived ({lead.outcome}); archived leads are read-only",
+        )
+    if lead.stage not in _ALLOWED_IN[action.action]:
+        raise Refused(
+            Reason.INVALID_TRANSITION,
+            f"{action.action!r} is not allowed while the lead is {lead.stage}",
+        )
+    actor = Actor(kind="user", id=action.actor.user_id, role=action.actor.role)
+    return _APPLY[type(action)](lead, action, _Step(now, actor, action.action))
+
+
+@dataclass(frozen=True)
+class _Step:
+    """When, by whom and as what action a change is recorded."""
+
+    at: datetime
+    actor: Actor
+    action: str
+
+    def record(self, lead: Lead, **changes: Any) -> Lead:
+        """The lead with `changes` applied, its version bumped and the step in its history."""
+        to_stage = changes.get("stage", lead.stage)
+        entry = HistoryEntry(
+            at=self.at,
+            actor=self.actor,
+            action=self.action,
+            from_stage=lead.stage,
+            to_stage=to_stage,
+        )
+        return lead.model_copy(
+            update={**changes, "version": lead.version + 1, "history": (*lead.history, entry)}
+        )
+
+
+def _accept(lead: Lead, action: Accept, step: _Step) -> Decision:
+    changed = step.record(
+        lead,
+        stage=Stage.ACCEPTED,
+        deal=action.deal,
+        contacts=_merge_contacts(lead.contacts, action.contacts),
+    )
+    return Decision(changed, EventType.ACCEPTED)
+
+
+def _decline(lead: Lead, action: Decline, step: _Step) -> Decision:
+    # Tell the customer before their contact data is erased from the lead.
+    notify = Notify(
+        NotificationTemplate.CHOOSE_ANOTHER_PARTNER,
+        Recipient(kind=RecipientKind.CUSTOMER, email=lead.customer.email),
+        {
+            "company_name": lead.customer.company_name,
+            "contact_name": lead.customer.contact_name,
+            "lead_type": lead.lead_type,
+        },
+    )
+    changed = step.record(
+        _archived(lead, Outcome.DECLINED),
+        decline_reason=action.reason,
+        closing_notes=action.notes,
+    )
+    return Decision(changed, EventType.DECLINED, (notify,))
+
+
+def _update(lead: Lead, action: Update, step: _Step) -> Decision:
+    assert lead.deal is not None  # accepted leads always have a deal
+    given = {k: v for k, v in action.changes if v is not None}
+    deal = lead.deal.model_copy(update=given)
+    if deal == lead.deal:
+        return Decision(lead)
+    return Decision(step.record(lead, deal=deal), EventType.UPDATED)
+
+
+def _add_contacts(lead: Lead, action: AddContacts, step: _Step) -> Decision:
+    contacts = _merge_contacts(lead.contacts, action.contacts)
+    if contacts == lead.contacts:
+        return Decision(lead)
+    return Decision(step.record(lead, contacts=contacts), EventType.CONTACTS_ADDED)
+
+
+def _won(lead: Lead, action: Won, step: _Step) -> Decision:
+    changed = step.record(
+        lead, stage=Stage.ARCHIVED, outcome=Outcome.WON, closing_notes=action.notes
+    )
+    return Decision(changed, EventType.WON)
+
+
+def _lost(lead: Lead, action: Lost, step: _Step) -> Decision:
+    changed = step.record(
+        lead,
+        stage=Stage.ARCHIVED,
+        outcome=Outcome.LOST,
+        decline_reason=action.reason,
+        closing_notes=action.notes,
+    )
+    return Decision(changed, EventType.LOST)
+
+
+def _set_favorite(value: bool, event: EventType) -> Any:
+    def apply(lead: Lead, action: Favorite | Unfavorite, step: _Step) -> Decision:
+        if lead.favorite == value:
+            return Decision(lead)
+        return Decision(step.record(lead, favorite=value), event)
+
+    return apply
+
+
+_APPLY: dict[type, Any] = {
+    Accept: _accept,
+    Decline: _decline,
+    Update: _update,
+    AddContacts: _add_contacts,
+    Won: _won,
+    Lost: _lost,
+    Favorite: _set_favorite(True, EventType.FAVORITED),
+    Unfavorite: _set_favorite(False, EventType.UNFAVORITED),
+}
+
+
+def _merge_contacts(
+    current: tuple[Contact, ...], added: list[Contact] | tuple[Contact, ...]
+) -> tuple[Contact, ...]:
+    """Append contacts whose e-mail (case-insensitive) is not there yet."""
+    seen = {c.email.lower() for c in current}
+    merged = list(current)
+    for contact in added:
+        if contact.email.lower() not in seen:
+            seen.add(contact.email.lower())
+            merged.append(contact)
+    return tuple(merged)
+
+
+def _archived(lead: Lead, outcome: Outcome) -> Lead:
+    """Archive the lead and erase the customer's contact data; company, country
+    and size stay for reporting."""
+    customer = lead.customer.model_copy(update={"contact_name": None, "email": None, "phone": None})
+    return lead.model_copy(
+        update={"stage": Stage.ARCHIVED, "outcome": outcome, "customer": customer}
+    )
+
+
+# --- system commands ---------------------------------------------------------------
+
+
+def command(lead: Lead | None, cmd: Command, now: datetime) -> Decision:
+    """A scheduler command. A late or early timer is not an error: it does nothing."""
+    if lead is None:
+        raise Refused(Reason.UNKNOWN_LEAD, f"no lead {cmd.lead_id}")
+    step = _Step(now, SYSTEM, cmd.command)
+    if isinstance(cmd, Expire):
+        return _expire(lead, step)
+    if isinstance(cmd, AgeContactRequest):
+        return _age_contact_request(lead, step)
+    return _remind(lead, cmd, now)
+
+
+def _expire(lead: Lead, step: _Step) -> Decision:
+    if lead.stage is not Stage.RECEIVED or step.at < lead.respond_by:
+        return Decision(lead)
+    notify = Notify(
+        NotificationTemplate.LEAD_EXPIRED,
+        Recipient(kind=RecipientKind.REFERRER, id=lead.referrer.id, email=lead.referrer.email),
+        {**_lead_summary(lead), "referrer_kind": lead.referrer.kind},
+    )
+    return Decision(step.record(_archived(lead, Outcome.EXPIRED)), EventType.EXPIRED, (notify,))
+
+
+def _age_contact_request(lead: Lead, step: _Step) -> Decision:
+    # An archived lead is read-only: its flame no longer matters to anyone.
+    due = lead.hot_until is not None and step.at >= lead.hot_until
+    if not lead.hot or not due or lead.stage is Stage.ARCHIVED:
+        return Decision(lead)
+    notify = Notify(
+        NotificationTemplate.CONTACT_REQUEST_AGING,
+        Recipient(kind=RecipientKind.PARTNER, id=lead.partner_id),
+        _lead_summary(lead),
+    )
+    return Decision(step.record(lead, hot=False), EventType.CONTACT_REQUEST_AGED, (notify,))
+
+
+def _remind(lead: Lead, cmd: Remind, now: datetime) -> Decision:
+    if lead.stage is not Stage.RECEIVED or now >= lead.respond_by:
+        return Decision(lead)
+    remaining = lead.respond_by - now
+    notify = Notify(
+        NotificationTemplate.EXPIRY_REMINDER,
+        Recipient(kind=RecipientKind.PARTNER, id=lead.partner_id),
+        {**_lead_summary(lead), "remaining": _iso_duration(remaining)},
+    )
+    return Decision(lead, None, (notify,))
+
+
+def _lead_summary(lead: Lead) -> dict[str, Any]:
+    """What a notification may say about a lead: no customer contact data."""
+    return {
+        "lead_type": lead.lead_type.value,
+        "company_name": lead.customer.company_name,
+        "country": lead.customer.country,
+        "hot": lead.hot,
+        "respond_by": lead.respond_by.isoformat(),
+    }
+
+
+def _iso_duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    time = "".join(f"{n}{u}" for n, u in ((hours, "H"), (minutes, "M"), (seconds, "S")) if n)
+    return f"P{days}D" + (f"T{time}" if time else "") if days else f"PT{time or '0S'}"

@@ -1,0 +1,1 @@
+"""Entrypoints: the FastStream app (composition root) and the `leads` CLI."""

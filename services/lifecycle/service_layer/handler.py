@@ -1,0 +1,129 @@
+"""Handle one inbound message: decode, load, decide, commit, exactly once."""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from contracts.topics import Reason, Topic
+from services.lifecycle.domain import lead as rules
+from services.lifecycle.domain.clock import Clock
+from services.lifecycle.domain.errors import Refused
+from services.lifecycle.domain.lead import Decision, Lead, Windows
+from services.lifecycle.service_layer.decoding import Malformed, decode
+from services.lifecycle.service_layer.outgoing import Cause, for_decision, rejection
+from services.lifecycle.service_layer.ports import (
+    AlreadyProcessed,
+    Change,
+    LeadStore,
+    VersionConflict,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_CONFLICT_RETRIES = 20
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One Kafka record as the service received it."""
+
+    topic: Topic
+    topic_name: str
+    """The topic's name on the broker (with the deployment's prefix)."""
+    partition: int
+    offset: int
+    value: bytes
+
+    @property
+    def position_key(self) -> str:
+        """Dedupe key for a message whose own id cannot be read."""
+        return f"{self.topic.value}@{self.partition}:{self.offset}"
+
+
+@dataclass(frozen=True)
+class Handled:
+    """What handling one message amounted to (for logs, metrics and tests)."""
+
+    outcome: str
+    """`applied`, `no_change`, `duplicate` or `rejected`."""
+    reason: Reason | None = None
+
+
+class LeadService:
+    def __init__(self, store: LeadStore, clock: Clock, windows: Windows) -> None:
+        self._store = store
+        self._clock = clock
+        self._windows = windows
+        self._decide: dict[Topic, Callable[[Lead | None, Any, datetime], Decision]] = {
+            Topic.INBOUND: lambda lead, message, now: rules.receive(lead, message, now, windows),
+            Topic.PARTNER_ACTIONS: rules.act,
+            Topic.COMMANDS: rules.command,
+        }
+
+    async def handle(self, delivery: Delivery) -> Handled:
+        try:
+            message = decode(delivery.topic, delivery.value)
+        except Malformed as refusal:
+            # Deduped by position, not by message_id: a corrected message sent
+            # again under the same id must still be processed.
+            return await self._reject(
+                delivery, delivery.position_key, refusal, refusal.message_id, refusal.lead_id
+            )
+        return await self._handle_message(delivery, message)
+
+    async def _handle_message(self, delivery: Delivery, message: Any) -> Handled:
+        key = _dedupe_key(delivery, message.message_id)
+        if await self._store.is_processed(key):
+            return Handled("duplicate")
+        cause = Cause(message.message_id, key)
+        for _ in range(MAX_CONFLICT_RETRIES):
+            lead = await self._store.load(message.lead_id)
+            now = self._clock.now()
+            try:
+                decision = self._decide[delivery.topic](lead, message, now)
+            except Refused as refusal:
+                return await self._reject(
+                    delivery, key, refusal, message.message_id, message.lead_id
+                )
+            change = Change(
+                dedupe_key=key,
+                lead=decision.lead if decision.changed else None,
+                expected_version=lead.version if lead else None,
+                outgoing=tuple(for_decision(decision, cause, now)),
+            )
+            try:
+                await self._store.commit(change)
+            except VersionConflict:
+                log.info("version conflict, deciding again", extra={"lead_id": message.lead_id})
+                continue
+            except AlreadyProcessed:
+                return Handled("duplicate")
+            return Handled("applied" if change.outgoing else "no_change")
+        raise VersionConflict(
+            f"lead {message.lead_id} kept changing under {MAX_CONFLICT_RETRIES} tries"
+        )
+
+    async def _reject(
+        self,
+        delivery: Delivery,
+        key: str,
+        refusal: Refused,
+        message_id: str | None,
+        lead_id: str | None,
+    ) -> Handled:
+        now = self._clock.now()
+        answer = rejection(
+            delivery.topic_name, key, message_id, lead_id, refusal.reason, refusal.detail, now
+        )
+        try:
+            await self._store.commit(Change(dedupe_key=key, outgoing=(answer,)))
+        except AlreadyProcessed:
+            return Handled("duplicate")
+        return Handled("rejected", refusal.reason)
+
+
+def _dedupe_key(delivery: Delivery, message_id: str) -> str:
+    # message ids are unique per sending system, so per topic.
+    return f"{delivery.topic.value}:{message_id}"

@@ -1,0 +1,128 @@
+"""Outgoing messages as the outbox stores them: topic, key, CloudEvents headers, JSON value."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from contracts.events import LeadEvent
+from contracts.notifications import NotificationRequested
+from contracts.rejected import MessageRejected
+from contracts.topics import EventType, Topic
+from services.lifecycle.domain.lead import Decision, Lead, Notify
+
+# Ids are derived from what caused the message, so a retried transaction or a
+# replayed input produces the very same ids: consumers can dedupe on them.
+_ID_NAMESPACE = uuid.UUID("8d6f7f0e-3b2a-4c39-9a53-6a1b2f0c5e11")
+
+
+def derived_id(*parts: str) -> str:
+    return str(uuid.uuid5(_ID_NAMESPACE, "\x1f".join(parts)))
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    topic: Topic
+    key: str
+    id: str
+    type: str
+    time: datetime
+    value: bytes
+
+    def headers(self, source: str) -> list[tuple[str, bytes]]:
+        """CloudEvents 1.0, Kafka binary mode."""
+        return [
+            ("ce_specversion", b"1.0"),
+            ("ce_id", self.id.encode()),
+            ("ce_type", self.type.encode()),
+            ("ce_source", source.encode()),
+            ("ce_time", self.time.isoformat().encode()),
+            ("ce_subject", self.key.encode()),
+            ("content-type", b"application/json"),
+        ]
+
+
+def _outgoing(
+    topic: Topic, key: str, id_: str, type_: str, time: datetime, model: BaseModel
+) -> Outgoing:
+    return Outgoing(topic, key, id_, type_, time, model.model_dump_json().encode())
+
+
+@dataclass(frozen=True)
+class Cause:
+    """The input message behind what is published: its id, and its dedupe key
+    (unique across topics), from which the published ids are derived."""
+
+    message_id: str
+    key: str
+
+
+def for_decision(decision: Decision, cause: Cause, now: datetime) -> list[Outgoing]:
+    """The event and notifications a decision publishes, in the order they happened."""
+    lead = decision.lead
+    messages = []
+    if decision.event is not None:
+        messages.append(_event(lead, decision.event, cause, now))
+    for index, notify in enumerate(decision.notifications):
+        messages.append(_notification(lead, notify, cause, index, now))
+    return messages
+
+
+def _event(lead: Lead, type_: EventType, cause: Cause, now: datetime) -> Outgoing:
+    event = LeadEvent(
+        event_id=derived_id(cause.key, type_),
+        type=type_,
+        lead_id=lead.lead_id,
+        partner_id=lead.partner_id,
+        occurred_at=now,
+        version=lead.version,
+        causation_id=cause.message_id,
+        lead=lead.snapshot(),
+    )
+    return _outgoing(Topic.EVENTS, lead.lead_id, event.event_id, type_, now, event)
+
+
+def _notification(lead: Lead, notify: Notify, cause: Cause, index: int, now: datetime) -> Outgoing:
+    notification = NotificationRequested(
+        notification_id=derived_id(cause.key, notify.template, str(index)),
+        template=notify.template,
+        lead_id=lead.lead_id,
+        partner_id=lead.partner_id,
+        recipient=notify.recipient,
+        causation_id=cause.message_id,
+        data=notify.data,
+    )
+    return _outgoing(
+        Topic.NOTIFICATIONS,
+        lead.lead_id,
+        notification.notification_id,
+        notification.type,
+        now,
+        notification,
+    )
+
+
+def rejection(
+    source_topic: str,
+    dedupe_key: str,
+    message_id: str | None,
+    lead_id: str | None,
+    refusal_reason: str,
+    detail: str,
+    now: datetime,
+) -> Outgoing:
+    rejected = MessageRejected.model_validate(
+        {
+            "message_id": message_id,
+            "source_topic": source_topic,
+            "lead_id": lead_id,
+            "reason": refusal_reason,
+            "detail": detail,
+            "rejected_at": now,
+        }
+    )
+    key = lead_id or message_id or ""
+    return _outgoing(
+        Topic.REJECTED, key, derived_id(dedupe_key, "rejected"), rejected.type, now, rejected
+    )

@@ -1,0 +1,51 @@
+"""What the service layer needs from storage. The MongoDB adapter implements it."""
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from services.lifecycle.domain.lead import Lead
+from services.lifecycle.service_layer.outgoing import Outgoing
+
+
+class VersionConflict(Exception):
+    """Someone else changed (or created) the lead since it was loaded: load and decide again."""
+
+
+class AlreadyProcessed(Exception):
+    """The message's dedupe marker is already stored: its effects are already committed."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """Everything one handled message commits, all or nothing."""
+
+    dedupe_key: str
+    lead: Lead | None = None
+    expected_version: int | None = None
+    """The version the lead was loaded at; None when the lead is new."""
+    outgoing: tuple[Outgoing, ...] = ()
+
+
+class LeadStore(Protocol):
+    async def is_processed(self, dedupe_key: str) -> bool: ...
+
+    async def load(self, lead_id: str) -> Lead | None: ...
+
+    async def commit(self, change: Change) -> None:
+        """Store marker, lead and outbox rows in one transaction.
+        Raises VersionConflict or AlreadyProcessed, committing nothing."""
+        ...
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """A committed outgoing message, waiting for the relay."""
+
+    id: Any
+    topic: str
+    key: str
+    headers: list[tuple[str, bytes]]
+    value: bytes
+    lead_id: str
+    order: tuple[int, int]
+    """(lead version, position in its transaction): publishing order within a lead."""
