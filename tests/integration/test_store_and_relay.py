@@ -1,0 +1,237 @@
+"""The MongoDB store, the lead service on it, and the outbox relay to Kafka, on real servers."""
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from contracts.topics import OUTBOUND_TOPICS, Topic
+from services.lifecycle.adapters.kafka import OutboxProducer, ensure_topics
+from services.lifecycle.adapters.lease import Lease
+from services.lifecycle.adapters.mongo import MongoStore
+from services.lifecycle.domain.clock import SystemClock
+from services.lifecycle.domain.lead import Windows
+from services.lifecycle.service_layer.handler import Delivery, LeadService
+from services.lifecycle.service_layer.outgoing import Outgoing
+from services.lifecycle.service_layer.ports import Change, OutboxRow, VersionConflict
+from services.lifecycle.service_layer.relay import OutboxRelay
+from services.lifecycle.settings import Settings
+from tests import messages
+
+CLOCK = SystemClock()
+
+
+@pytest.fixture
+async def store(mongo: Any, settings: Settings) -> MongoStore:
+    store = MongoStore(mongo, settings.mongodb_database, CLOCK, topic_prefix=settings.topic_prefix)
+    await store.ensure_indexes()
+    return store
+
+
+@pytest.fixture
+def service(store: MongoStore) -> LeadService:
+    return LeadService(store, CLOCK, Windows())
+
+
+_offsets = iter(range(10**9))
+
+
+def delivery(topic: Topic, value: dict[str, Any] | bytes, offset: int | None = None) -> Delivery:
+    raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+    return Delivery(topic, topic.value, 0, next(_offsets) if offset is None else offset, raw)
+
+
+async def counts(store: MongoStore) -> tuple[int, int, int]:
+    db = store.database
+    return (
+        await db["leads"].count_documents({}),
+        await db["processed_messages"].count_documents({}),
+        await db["outbox"].count_documents({}),
+    )
+
+
+# --- atomicity ---------------------------------------------------------------------
+
+
+async def test_a_version_conflict_after_the_marker_leaves_nothing(store: MongoStore, service: LeadService) -> None:
+    await service.handle(delivery(Topic.INBOUND, messages.inbound(lead_id="lead-a")))
+    before = await counts(store)
+    lead = await store.load("lead-a")
+    assert lead is not None
+    stale = Change("stale-message", lead=lead.model_copy(update={"version": 9}), expected_version=7)
+    with pytest.raises(VersionConflict):
+        await store.commit(stale)
+    assert await counts(store) == before
+    assert not await store.is_processed("stale-message")
+
+
+async def test_a_failure_after_the_lead_was_written_rolls_everything_back(
+    store: MongoStore, service: LeadService
+) -> None:
+    await service.handle(delivery(Topic.INBOUND, messages.inbound(lead_id="lead-b")))
+    lead = await store.load("lead-b")
+    assert lead is not None
+    changed = lead.model_copy(update={"version": 2, "favorite": True})
+    # The outbox row is built after the lead is saved; an unknown topic breaks it there.
+    broken = Outgoing("no.such.topic", "lead-b", "id", "type", CLOCK.now(), b"{}")  # type: ignore[arg-type]
+    before = await counts(store)
+    with pytest.raises(ValueError):
+        await store.commit(Change("half-done", lead=changed, expected_version=1, outgoing=(broken,)))
+    assert await counts(store) == before
+    reloaded = await store.load("lead-b")
+    assert reloaded is not None and (reloaded.version, reloaded.favorite) == (1, False)
+
+
+# --- dedupe ------------------------------------------------------------------------
+
+
+async def test_the_same_message_twice_is_applied_once(store: MongoStore, service: LeadService) -> None:
+    lead = messages.inbound(lead_id="lead-c")
+    accept = messages.action("lead-c", "accept")
+    assert (await service.handle(delivery(Topic.INBOUND, lead))).outcome == "applied"
+    first = await service.handle(delivery(Topic.PARTNER_ACTIONS, accept))
+    second = await service.handle(delivery(Topic.PARTNER_ACTIONS, accept))
+    assert (first.outcome, second.outcome) == ("applied", "duplicate")
+    stored = await store.load("lead-c")
+    assert stored is not None and stored.version == 2
+    assert await store.database["outbox"].count_documents({"lead_id": "lead-c"}) == 3
+
+
+async def test_concurrent_deliveries_of_one_message_commit_once(store: MongoStore, service: LeadService) -> None:
+    await service.handle(delivery(Topic.INBOUND, messages.inbound(lead_id="lead-d")))
+    favorite = messages.action("lead-d", "favorite")
+    results = await asyncio.gather(*(service.handle(delivery(Topic.PARTNER_ACTIONS, favorite)) for _ in range(4)))
+    assert sorted(r.outcome for r in results) == ["applied", "duplicate", "duplicate", "duplicate"]
+    assert await store.database["outbox"].count_documents({"lead_id": "lead-d"}) == 3
+
+
+async def test_a_malformed_record_redelivered_is_answered_once(store: MongoStore, service: LeadService) -> None:
+    bad = delivery(Topic.INBOUND, b"{nope", offset=42)
+    assert (await service.handle(bad)).outcome == "rejected"
+    assert (await service.handle(bad)).outcome == "duplicate"
+    assert await store.database["outbox"].count_documents({"topic": f"{store._prefix}leads.rejected"}) == 1
+
+
+# --- optimistic concurrency --------------------------------------------------------
+
+
+async def test_concurrent_changes_to_one_lead_are_both_applied_in_turn(
+    store: MongoStore, service: LeadService
+) -> None:
+    await service.handle(delivery(Topic.INBOUND, messages.inbound(lead_id="lead-e")))
+    results = await asyncio.gather(
+        service.handle(delivery(Topic.PARTNER_ACTIONS, messages.action("lead-e", "accept"))),
+        service.handle(delivery(Topic.PARTNER_ACTIONS, messages.action("lead-e", "favorite"))),
+    )
+    assert [r.outcome for r in results] == ["applied", "applied"]
+    lead = await store.load("lead-e")
+    assert lead is not None
+    assert (lead.version, lead.stage, lead.favorite) == (3, "accepted", True)
+    assert sorted(entry.action for entry in lead.history[1:]) == ["accept", "favorite"]
+
+
+# --- relay -------------------------------------------------------------------------
+
+
+class CrashAfter:
+    """The real producer, failing once after publishing `n` rows: a crash mid-relay."""
+
+    def __init__(self, producer: OutboxProducer, n: int) -> None:
+        self._producer = producer
+        self._left = n
+
+    async def publish(self, rows: Sequence[OutboxRow]) -> None:
+        if self._left <= 0:
+            raise ConnectionError("relay crashed")
+        await self._producer.publish(rows[: self._left])
+        self._left -= len(rows)
+        if self._left <= 0:
+            raise ConnectionError("relay crashed")
+
+
+@pytest.fixture
+async def producer(settings: Settings) -> AsyncIterator[OutboxProducer]:
+    await ensure_topics(
+        settings.kafka_bootstrap_servers, [t.named(settings.topic_prefix) for t in OUTBOUND_TOPICS], 3, 1
+    )
+    producer = OutboxProducer(settings.kafka_bootstrap_servers)
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+async def read_all(settings: Settings, expected: int, timeout: float = 30) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        *(t.named(settings.topic_prefix) for t in OUTBOUND_TOPICS),
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        group_id=f"reader-{uuid.uuid4()}",
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(records) < expected and asyncio.get_running_loop().time() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            records.extend(r for rs in batch.values() for r in rs)
+        # Anything more would be a duplicate: give it one more fetch to show up.
+        batch = await consumer.getmany(timeout_ms=1000)
+        records.extend(r for rs in batch.values() for r in rs)
+    finally:
+        await consumer.stop()
+    return records
+
+
+def relay(store: MongoStore, publisher: Any, settings: Settings, batch: int = 4) -> OutboxRelay:
+    lease = Lease(store.database["leases"], "outbox-relay", "me", settings.relay_lease, CLOCK)
+    return OutboxRelay(store, publisher, lease, batch_size=batch, poll_interval=0.1)
+
+
+async def test_relay_resumes_after_a_crash_and_loses_nothing(
+    store: MongoStore, service: LeadService, producer: OutboxProducer, settings: Settings
+) -> None:
+    for n in range(5):  # 5 leads x (event + notification) = 10 rows
+        await service.handle(delivery(Topic.INBOUND, messages.inbound(lead_id=f"lead-r{n}")))
+    with pytest.raises(ConnectionError):
+        await relay(store, CrashAfter(producer, 3), settings).relay_once()
+    assert await store.unsent_count() == 10  # published 3, marked none: all still pending
+
+    restarted = relay(store, producer, settings)
+    while await restarted.relay_once():
+        pass
+    assert await store.unsent_count() == 0
+    records = await read_all(settings, expected=13)
+    ids = [dict(r.headers)["ce_id"] for r in records]
+    assert len(set(ids)) == 10  # every row arrived; the 3 re-sent ones under the same ids
+    assert len(ids) == 13
+
+
+async def test_relay_keeps_each_leads_order_with_cloudevents_headers(
+    store: MongoStore, service: LeadService, producer: OutboxProducer, settings: Settings
+) -> None:
+    await service.handle(delivery(Topic.INBOUND, messages.inbound(lead_id="lead-o")))
+    for name in ("accept", "favorite", "unfavorite", "won"):
+        await service.handle(delivery(Topic.PARTNER_ACTIONS, messages.action("lead-o", name)))
+    one_at_a_time = relay(store, producer, settings, batch=1)
+    while await one_at_a_time.relay_once():
+        pass
+    records = [r for r in await read_all(settings, expected=6) if r.topic.endswith("leads.events")]
+    versions = [json.loads(r.value)["version"] for r in records]
+    assert versions == [1, 2, 3, 4, 5]
+    headers = dict(records[0].headers)
+    assert headers["ce_specversion"] == b"1.0" and headers["ce_type"] == b"lead.received"
+    assert headers["ce_subject"] == b"lead-o" and headers["content-type"] == b"application/json"
+    assert {r.key for r in records} == {b"lead-o"}
+
+
+async def test_only_one_relay_holds_the_lease(store: MongoStore, settings: Settings) -> None:
+    first = Lease(store.database["leases"], "outbox-relay", "a", settings.relay_lease, CLOCK)
+    second = Lease(store.database["leases"], "outbox-relay", "b", settings.relay_lease, CLOCK)
+    assert await first.acquire()
+    assert not await second.acquire()
+    await first.release()
+    assert await second.acquire()

@@ -1,0 +1,76 @@
+"""Builders of valid contract messages for tests; override any field."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+PARTNER = "partner-1"
+ADMIN = {"user_id": "user-1", "role": "referrals_admin"}
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def inbound(lead_id: str | None = None, **overrides: Any) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "message_id": new_id("m"),
+        "lead_id": lead_id or new_id("lead"),
+        "partner_id": PARTNER,
+        "lead_type": "customer_inquiry",
+        "referrer": {"kind": "microsoft", "id": "ms-1", "email": "referrals@example.com"},
+        "customer": {
+            "company_name": "Fabrikam",
+            "contact_name": "Grace Hopper",
+            "email": "grace@fabrikam.example",
+            "phone": "+49 30 1234567",
+            "country": "DE",
+            "company_size": "50-249",
+        },
+        "need": "Cloud migration of our ERP system.",
+        "contact_requested": False,
+    }
+    message.update(overrides)
+    return message
+
+
+def overdue(days: int = 15) -> str:
+    """A `received_at` so far back that the response window has passed."""
+    return (datetime.now(UTC) - timedelta(days=days)).isoformat()
+
+
+DEAL = {
+    "name": "Fabrikam ERP",
+    "value": {"amount": "125000.50", "currency": "EUR"},
+    "estimated_close_date": "2027-06-30",
+    "notes": "Wants a pilot first",
+}
+
+
+def action(lead_id: str, name: str, **fields: Any) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "message_id": new_id("m"),
+        "lead_id": lead_id,
+        "partner_id": PARTNER,
+        "actor": ADMIN,
+        "action": name,
+    }
+    if name == "accept":
+        message["deal"] = DEAL
+    if name == "decline":
+        message["reason"] = "budget_not_adequate"
+    message.update(fields)
+    return message
+
+
+def command(lead_id: str, name: str, **fields: Any) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "message_id": new_id("c"),
+        "lead_id": lead_id,
+        "command": name,
+        "due_at": datetime.now(UTC).isoformat(),
+    }
+    if name == "remind":
+        message["remaining"] = "PT24H"
+    message.update(fields)
+    return message
