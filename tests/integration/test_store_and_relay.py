@@ -57,7 +57,9 @@ async def counts(store: MongoStore) -> tuple[int, int, int]:
 # --- atomicity ---------------------------------------------------------------------
 
 
-async def test_a_version_conflict_after_the_marker_leaves_nothing(store: MongoStore, service: LeadService) -> None:
+async def test_a_version_conflict_after_the_marker_leaves_nothing(
+    store: MongoStore, service: LeadService
+) -> None:
     await service.handle(delivery(Topic.INBOUND, messages.inbound(lead_id="lead-a")))
     before = await counts(store)
     lead = await store.load("lead-a")
@@ -80,7 +82,9 @@ async def test_a_failure_after_the_lead_was_written_rolls_everything_back(
     broken = Outgoing("no.such.topic", "lead-b", "id", "type", CLOCK.now(), b"{}")  # type: ignore[arg-type]
     before = await counts(store)
     with pytest.raises(ValueError):
-        await store.commit(Change("half-done", lead=changed, expected_version=1, outgoing=(broken,)))
+        await store.commit(
+            Change("half-done", lead=changed, expected_version=1, outgoing=(broken,))
+        )
     assert await counts(store) == before
     reloaded = await store.load("lead-b")
     assert reloaded is not None and (reloaded.version, reloaded.favorite) == (1, False)
@@ -89,7 +93,9 @@ async def test_a_failure_after_the_lead_was_written_rolls_everything_back(
 # --- dedupe ------------------------------------------------------------------------
 
 
-async def test_the_same_message_twice_is_applied_once(store: MongoStore, service: LeadService) -> None:
+async def test_the_same_message_twice_is_applied_once(
+    store: MongoStore, service: LeadService
+) -> None:
     lead = messages.inbound(lead_id="lead-c")
     accept = messages.action("lead-c", "accept")
     assert (await service.handle(delivery(Topic.INBOUND, lead))).outcome == "applied"
@@ -101,19 +107,28 @@ async def test_the_same_message_twice_is_applied_once(store: MongoStore, service
     assert await store.database["outbox"].count_documents({"lead_id": "lead-c"}) == 3
 
 
-async def test_concurrent_deliveries_of_one_message_commit_once(store: MongoStore, service: LeadService) -> None:
+async def test_concurrent_deliveries_of_one_message_commit_once(
+    store: MongoStore, service: LeadService
+) -> None:
     await service.handle(delivery(Topic.INBOUND, messages.inbound(lead_id="lead-d")))
     favorite = messages.action("lead-d", "favorite")
-    results = await asyncio.gather(*(service.handle(delivery(Topic.PARTNER_ACTIONS, favorite)) for _ in range(4)))
+    results = await asyncio.gather(
+        *(service.handle(delivery(Topic.PARTNER_ACTIONS, favorite)) for _ in range(4))
+    )
     assert sorted(r.outcome for r in results) == ["applied", "duplicate", "duplicate", "duplicate"]
     assert await store.database["outbox"].count_documents({"lead_id": "lead-d"}) == 3
 
 
-async def test_a_malformed_record_redelivered_is_answered_once(store: MongoStore, service: LeadService) -> None:
+async def test_a_malformed_record_redelivered_is_answered_once(
+    store: MongoStore, service: LeadService
+) -> None:
     bad = delivery(Topic.INBOUND, b"{nope", offset=42)
     assert (await service.handle(bad)).outcome == "rejected"
     assert (await service.handle(bad)).outcome == "duplicate"
-    assert await store.database["outbox"].count_documents({"topic": f"{store._prefix}leads.rejected"}) == 1
+    assert (
+        await store.database["outbox"].count_documents({"topic": f"{store._prefix}leads.rejected"})
+        == 1
+    )
 
 
 # --- optimistic concurrency --------------------------------------------------------
@@ -156,7 +171,10 @@ class CrashAfter:
 @pytest.fixture
 async def producer(settings: Settings) -> AsyncIterator[OutboxProducer]:
     await ensure_topics(
-        settings.kafka_bootstrap_servers, [t.named(settings.topic_prefix) for t in OUTBOUND_TOPICS], 3, 1
+        settings.kafka_bootstrap_servers,
+        [t.named(settings.topic_prefix) for t in OUTBOUND_TOPICS],
+        3,
+        1,
     )
     producer = OutboxProducer(settings.kafka_bootstrap_servers)
     await producer.start()

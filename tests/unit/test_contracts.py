@@ -19,7 +19,10 @@ def malformed(topic: Topic, value: Any) -> Malformed:
 
 
 def test_a_good_lead_decodes_with_times_in_utc() -> None:
-    lead = decode(Topic.INBOUND, json.dumps(messages.inbound(received_at="2026-11-01T10:00:00+02:00")).encode())
+    lead = decode(
+        Topic.INBOUND,
+        json.dumps(messages.inbound(received_at="2026-11-01T10:00:00+02:00")).encode(),
+    )
     assert lead.received_at.isoformat() == "2026-11-01T08:00:00+00:00"  # type: ignore[attr-defined]
 
 
@@ -30,10 +33,14 @@ def test_unknown_optional_fields_are_tolerated() -> None:
 @pytest.mark.parametrize(
     "action",
     [
-        messages.action("l-1", "accept", contacts=[{"name": "Lin", "email": "lin@contoso.example"}]),
+        messages.action(
+            "l-1", "accept", contacts=[{"name": "Lin", "email": "lin@contoso.example"}]
+        ),
         messages.action("l-1", "decline"),
         messages.action("l-1", "update", changes={"value": {"amount": "1", "currency": "USD"}}),
-        messages.action("l-1", "add_contacts", contacts=[{"name": "Lin", "email": "lin@contoso.example"}]),
+        messages.action(
+            "l-1", "add_contacts", contacts=[{"name": "Lin", "email": "lin@contoso.example"}]
+        ),
         messages.action("l-1", "won"),
         messages.action("l-1", "lost", reason="other"),
         messages.action("l-1", "favorite"),
@@ -52,7 +59,9 @@ def test_every_command_decodes(name: str) -> None:
 
 
 def test_remind_remaining_is_an_iso_duration() -> None:
-    decoded = decode(Topic.COMMANDS, json.dumps(messages.command("l-1", "remind", remaining="PT72H")).encode())
+    decoded = decode(
+        Topic.COMMANDS, json.dumps(messages.command("l-1", "remind", remaining="PT72H")).encode()
+    )
     assert decoded.remaining.total_seconds() == 72 * 3600  # type: ignore[attr-defined]
 
 
@@ -90,7 +99,9 @@ def test_bad_lead_fields_are_named(change: dict[str, Any], field: str) -> None:
         ({"company_name": ""}, "customer.company_name"),
     ],
 )
-def test_bad_customer_fields_are_named_without_echoing_values(customer: dict[str, Any], field: str) -> None:
+def test_bad_customer_fields_are_named_without_echoing_values(
+    customer: dict[str, Any], field: str
+) -> None:
     base = messages.inbound()
     refused = malformed(Topic.INBOUND, {**base, "customer": {**base["customer"], **customer}})
     assert field in refused.detail
@@ -117,7 +128,10 @@ def test_bad_money_is_malformed(amount: Any, currency: str) -> None:
 
 
 def test_update_without_changes_is_malformed() -> None:
-    assert "at least one" in malformed(Topic.PARTNER_ACTIONS, messages.action("l-1", "update", changes={})).detail
+    assert (
+        "at least one"
+        in malformed(Topic.PARTNER_ACTIONS, messages.action("l-1", "update", changes={})).detail
+    )
 
 
 def test_add_contacts_needs_a_contact() -> None:
@@ -132,7 +146,10 @@ def test_unknown_action_is_malformed_and_keeps_the_ids() -> None:
 
 
 def test_bad_decline_reason_is_malformed() -> None:
-    assert "reason" in malformed(Topic.PARTNER_ACTIONS, messages.action("l-1", "decline", reason="meh")).detail
+    assert (
+        "reason"
+        in malformed(Topic.PARTNER_ACTIONS, messages.action("l-1", "decline", reason="meh")).detail
+    )
 
 
 def test_many_errors_are_summarised() -> None:

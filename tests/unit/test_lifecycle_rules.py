@@ -25,11 +25,15 @@ def receive(at: datetime = T0, **overrides: Any) -> Lead:
 
 
 def act(lead: Lead, name: str, at: datetime = T0, **fields: Any) -> Decision:
-    return rules.act(lead, PARTNER_ACTION.validate_python(messages.action(lead.lead_id, name, **fields)), at)
+    return rules.act(
+        lead, PARTNER_ACTION.validate_python(messages.action(lead.lead_id, name, **fields)), at
+    )
 
 
 def cmd(lead: Lead | None, name: str, at: datetime, lead_id: str = "x", **fields: Any) -> Decision:
-    message = COMMAND.validate_python(messages.command(lead.lead_id if lead else lead_id, name, **fields))
+    message = COMMAND.validate_python(
+        messages.command(lead.lead_id if lead else lead_id, name, **fields)
+    )
     return rules.command(lead, message, at)
 
 
@@ -64,7 +68,10 @@ def test_windows_come_from_settings_not_constants() -> None:
     message = InboundLead.model_validate(messages.inbound(contact_requested=True))
     short = Windows(response=timedelta(seconds=5), contact_request=timedelta(seconds=2))
     lead = rules.receive(None, message, T0, short).lead
-    assert (lead.respond_by, lead.hot_until) == (T0 + timedelta(seconds=5), T0 + timedelta(seconds=2))
+    assert (lead.respond_by, lead.hot_until) == (
+        T0 + timedelta(seconds=5),
+        T0 + timedelta(seconds=2),
+    )
 
 
 def test_lead_without_contact_request_is_not_hot() -> None:
@@ -120,7 +127,11 @@ def test_accept_stores_the_deal_and_contacts() -> None:
     assert [c.email for c in lead.contacts] == ["lin@contoso.example"]
     entry = lead.history[-1]
     assert (entry.action, entry.from_stage, entry.to_stage) == ("accept", "received", "accepted")
-    assert (entry.actor.kind, entry.actor.id, entry.actor.role) == ("user", "user-1", "referrals_admin")
+    assert (entry.actor.kind, entry.actor.id, entry.actor.role) == (
+        "user",
+        "user-1",
+        "referrals_admin",
+    )
 
 
 def test_decline_archives_erases_contact_data_and_tells_the_customer() -> None:
@@ -132,7 +143,11 @@ def test_decline_archives_erases_contact_data_and_tells_the_customer() -> None:
         Outcome.DECLINED,
         "timeline_too_short",
     )
-    assert (after.customer.contact_name, after.customer.email, after.customer.phone) == (None, None, None)
+    assert (after.customer.contact_name, after.customer.email, after.customer.phone) == (
+        None,
+        None,
+        None,
+    )
     assert (after.customer.company_name, after.customer.country) == ("Fabrikam", "DE")
     assert after.customer.company_size == "50-249"
     [notify] = decision.notifications
@@ -156,7 +171,11 @@ def test_expire_when_due_archives_erases_and_tells_the_referrer() -> None:
     lead = receive()
     decision = cmd(lead, "expire", lead.respond_by)
     after = decision.lead
-    assert (after.stage, after.outcome, decision.event) == (Stage.ARCHIVED, Outcome.EXPIRED, EventType.EXPIRED)
+    assert (after.stage, after.outcome, decision.event) == (
+        Stage.ARCHIVED,
+        Outcome.EXPIRED,
+        EventType.EXPIRED,
+    )
     assert after.customer.email is None and after.customer.contact_name is None
     [notify] = decision.notifications
     assert notify.template is NotificationTemplate.LEAD_EXPIRED
@@ -199,9 +218,7 @@ def test_update_to_the_same_values_is_a_no_op() -> None:
 
 
 def test_add_contacts_appends_deduplicated_by_email() -> None:
-    lead = act(
-        receive(), "accept", contacts=[{"name": "Lin", "email": "lin@contoso.example"}]
-    ).lead
+    lead = act(receive(), "accept", contacts=[{"name": "Lin", "email": "lin@contoso.example"}]).lead
     decision = act(
         lead,
         "add_contacts",
@@ -221,14 +238,23 @@ def test_add_contacts_already_there_is_a_no_op() -> None:
     assert not decision.changed
 
 
-@pytest.mark.parametrize(("name", "outcome", "event"), [("won", "won", "lead.won"), ("lost", "lost", "lead.lost")])
+@pytest.mark.parametrize(
+    ("name", "outcome", "event"), [("won", "won", "lead.won"), ("lost", "lost", "lead.lost")]
+)
 def test_won_and_lost_archive_with_their_outcome(name: str, outcome: str, event: str) -> None:
     decision = act(accepted(), name)
-    assert (decision.lead.stage, decision.lead.outcome, decision.event) == ("archived", outcome, event)
+    assert (decision.lead.stage, decision.lead.outcome, decision.event) == (
+        "archived",
+        outcome,
+        event,
+    )
 
 
 def test_lost_keeps_its_reason() -> None:
-    assert act(accepted(), "lost", reason="chose_another_vendor").lead.decline_reason == "chose_another_vendor"
+    assert (
+        act(accepted(), "lost", reason="chose_another_vendor").lead.decline_reason
+        == "chose_another_vendor"
+    )
 
 
 @pytest.mark.parametrize("name", ["accept", "decline"])
@@ -291,7 +317,16 @@ def test_remind_when_no_longer_relevant_does_nothing(when: str) -> None:
 # --- refusals common to all partner actions ----------------------------------------
 
 
-ALL_ACTIONS = ["accept", "decline", "update", "add_contacts", "won", "lost", "favorite", "unfavorite"]
+ALL_ACTIONS = [
+    "accept",
+    "decline",
+    "update",
+    "add_contacts",
+    "won",
+    "lost",
+    "favorite",
+    "unfavorite",
+]
 
 
 def _fields(name: str) -> dict[str, Any]:
@@ -346,4 +381,6 @@ def test_refusal_details_never_echo_customer_data() -> None:
     ):
         with pytest.raises(Refused) as refused:
             call()
-        assert "Grace" not in refused.value.detail and "fabrikam.example" not in refused.value.detail
+        assert (
+            "Grace" not in refused.value.detail and "fabrikam.example" not in refused.value.detail
+        )

@@ -1,6 +1,7 @@
 """Kafka at the edge: topics created at start-up, and the outbox's producer."""
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 
@@ -23,12 +24,11 @@ async def ensure_topics(
         existing = set(await admin.list_topics())
         missing = [name for name in names if name not in existing]
         if missing:
-            try:
+            # Another replica may have created them first.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [NewTopic(name, partitions, replication) for name in missing]
                 )
-            except TopicAlreadyExistsError:
-                pass  # another replica created them first
             log.info("topics created", extra={"topics": missing, "partitions": partitions})
         return missing
     finally:

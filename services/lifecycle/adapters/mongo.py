@@ -201,5 +201,5 @@ def _row(document: Document) -> OutboxRow:
         headers=[(k, v.encode()) for k, v in document["headers"]],
         value=document["value"].encode(),
         lead_id=document["lead_id"],
-        order=tuple(document["order"]),  # type: ignore[arg-type]
+        order=(document["order"][0], document["order"][1]),
     )

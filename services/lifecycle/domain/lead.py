@@ -220,7 +220,8 @@ def act(lead: Lead | None, action: PartnerAction, now: datetime) -> Decision:
             f"{action.action!r} is not allowed while the lead is {lead.stage}",
         )
     actor = Actor(kind="user", id=action.actor.user_id, role=action.actor.role)
-    return _APPLY[type(action)](lead, action, _Step(now, actor, action.action))
+    decision: Decision = _APPLY[type(action)](lead, action, _Step(now, actor, action.action))
+    return decision
 
 
 @dataclass(frozen=True)

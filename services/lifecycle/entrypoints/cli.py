@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -88,10 +89,8 @@ def _dev(settings: Settings, demo: bool) -> int:
                 tasks.append(asyncio.create_task(run_demo(settings)))
 
             service.app.after_startup(start_demo)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(service.run())
-        except KeyboardInterrupt:
-            pass
     return 0
 
 

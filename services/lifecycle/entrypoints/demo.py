@@ -84,7 +84,8 @@ def script() -> list[tuple[Topic, dict[str, Any] | bytes]]:
 def describe(topic: str, value: dict[str, Any]) -> str:
     if "event_id" in value:
         lead = value["lead"]
-        return f"{value['type']:<28} {value['lead_id']:<14} stage={lead['stage']} outcome={lead['outcome']}"
+        where = f"stage={lead['stage']} outcome={lead['outcome']}"
+        return f"{value['type']:<28} {value['lead_id']:<14} {where}"
     if "notification_id" in value:
         recipient = value["recipient"]["kind"]
         return f"notify {value['template']:<21} {value['lead_id']:<14} to the {recipient}"

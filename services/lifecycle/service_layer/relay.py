@@ -6,6 +6,7 @@ at a time (a lease), so rows are not raced out of order by two relays.
 """
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Protocol
@@ -83,10 +84,8 @@ class OutboxRelay:
             await asyncio.shield(self._release())
 
     async def _idle(self) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), self._poll_interval)
-        except TimeoutError:
-            pass
 
     async def _release(self) -> None:
         try:

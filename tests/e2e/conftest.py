@@ -1,0 +1,183 @@
+"""End to end: a real `leads serve` process, driven only through Kafka topics."""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from contracts.topics import OUTBOUND_TOPICS, Topic
+from services.lifecycle.settings import Settings
+
+READY_TIMEOUT_S = 60.0
+
+
+class ServiceProcess:
+    """`leads serve` as a child process, configured through LEADS_* variables."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.process: subprocess.Popen[bytes] | None = None
+        self.lines: list[str] = []
+
+    def env(self) -> dict[str, str]:
+        values = self.settings.model_dump(mode="json")
+        return {**os.environ, **{f"LEADS_{k.upper()}": str(v) for k, v in values.items()}}
+
+    def start(self) -> None:
+        self.lines = []
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "services.lifecycle.entrypoints.cli", "serve"],
+            env=self.env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        started = threading.Event()
+        threading.Thread(target=self._read_logs, args=(started,), daemon=True).start()
+        if not started.wait(READY_TIMEOUT_S):
+            self.stop()
+            raise RuntimeError("service did not start:\n" + "\n".join(self.lines[-30:]))
+
+    def _read_logs(self, started: threading.Event) -> None:
+        assert self.process is not None and self.process.stderr is not None
+        for raw in self.process.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            self.lines.append(line)
+            if '"service started"' in line:
+                started.set()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no offset commits, no goodbyes."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@dataclass
+class Outputs:
+    """Everything the service published, read from its three output topics."""
+
+    records: list[Any] = field(default_factory=list)
+
+    def values(self, topic: Topic) -> list[dict[str, Any]]:
+        return [json.loads(r.value) for r in self.records if r.topic.endswith(topic.value)]
+
+    def events(self, lead_id: str) -> list[dict[str, Any]]:
+        return [e for e in self.values(Topic.EVENTS) if e["lead_id"] == lead_id]
+
+    def event_types(self, lead_id: str) -> list[str]:
+        return [e["type"] for e in self.events(lead_id)]
+
+    def notifications(self, lead_id: str) -> list[dict[str, Any]]:
+        return [n for n in self.values(Topic.NOTIFICATIONS) if n["lead_id"] == lead_id]
+
+    def rejections(self, message_id: str) -> list[dict[str, Any]]:
+        return [r for r in self.values(Topic.REJECTED) if r.get("message_id") == message_id]
+
+
+class Upstream:
+    """What an upstream system, a partner portal or the scheduler would do: publish."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.outputs = Outputs()
+        self._producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap_servers)
+        await self._producer.start()
+        self._consumer = AIOKafkaConsumer(
+            *(t.named(self.settings.topic_prefix) for t in OUTBOUND_TOPICS),
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            auto_offset_reset="earliest",
+            group_id=None,  # no group to join: an observer reads every partition at once
+        )
+        await self._consumer.start()
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self._consumer is not None
+        async for record in self._consumer:
+            self.outputs.records.append(record)
+
+    async def stop(self) -> None:
+        if self._reader:
+            self._reader.cancel()
+        if self._producer:
+            await self._producer.stop()
+        if self._consumer:
+            await self._consumer.stop()
+
+    async def send(
+        self, topic: Topic, value: dict[str, Any] | bytes, key: str | None = None
+    ) -> None:
+        assert self._producer is not None
+        payload = value if isinstance(value, bytes) else json.dumps(value).encode()
+        lead_key = key or (value.get("lead_id", "") if isinstance(value, dict) else "")
+        await self._producer.send_and_wait(
+            topic.named(self.settings.topic_prefix), payload, key=lead_key.encode()
+        )
+
+    async def until(
+        self, condition: Callable[[Outputs], bool], timeout: float = 30.0, what: str = ""
+    ) -> Outputs:
+        """Poll the outputs until `condition` holds, failing after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while not condition(self.outputs):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what or condition}")
+            await asyncio.sleep(0.05)
+        return self.outputs
+
+
+@pytest.fixture(scope="module")
+def module_settings(servers: Any) -> Settings:
+    tag = uuid.uuid4().hex[:10]
+    return Settings(
+        kafka_bootstrap_servers=servers.kafka_bootstrap_servers,
+        mongodb_uri=servers.mongodb_uri,
+        mongodb_database=f"e2e_{tag}",
+        topic_prefix=f"e{tag}.",
+        consumer_group=f"lifecycle-{tag}",
+        topic_partitions=3,
+        instance_id=f"e2e-{tag}",
+        relay_poll_interval="PT0.2S",
+        relay_lease="PT3S",
+    )
+
+
+@pytest.fixture(scope="module")
+def running_service(module_settings: Settings) -> Iterator[ServiceProcess]:
+    service = ServiceProcess(module_settings)
+    service.start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+async def upstream(running_service: ServiceProcess) -> AsyncIterator[Upstream]:
+    client = Upstream(running_service.settings)
+    await client.start()
+    yield client
+    await client.stop()
