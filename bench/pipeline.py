@@ -24,16 +24,16 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from contracts.topics import Topic  # noqa: E402
-from services.dev_servers import embedded_servers  # noqa: E402
-from services.lifecycle.settings import Settings  # noqa: E402
-from tests import messages  # noqa: E402
-from tests.e2e.conftest import ServiceProcess  # noqa: E402
+from contracts.topics import Topic
+from services.dev_servers import embedded_servers
+from services.lifecycle.settings import Settings
+from tests import messages
+from tests.e2e.conftest import ServiceProcess
 
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 async def drive(settings: Settings, service: ServiceProcess, leads: int, window: int) -> None:
