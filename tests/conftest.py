@@ -62,21 +62,25 @@ def servers() -> Iterator[Servers]:
             yield started
 
 
-@pytest.fixture
-def settings(servers: Servers) -> Settings:
-    """Settings naming a topic prefix and a database of this test's own."""
+def isolated_settings(servers: Servers, kind: str = "test") -> Settings:
+    """Settings naming a topic prefix, a database and a consumer group of their own."""
     tag = uuid.uuid4().hex[:10]
     return Settings(
         kafka_bootstrap_servers=servers.kafka_bootstrap_servers,
         mongodb_uri=servers.mongodb_uri,
-        mongodb_database=f"test_{tag}",
-        topic_prefix=f"t{tag}.",
+        mongodb_database=f"{kind}_{tag}",
+        topic_prefix=f"{kind}{tag}.",
         consumer_group=f"lifecycle-{tag}",
         topic_partitions=3,
-        instance_id=f"test-{tag}",
+        instance_id=f"{kind}-{tag}",
         relay_poll_interval="PT0.2S",
-        relay_lease="PT2S",
+        relay_lease="PT3S",
     )
+
+
+@pytest.fixture
+def settings(servers: Servers) -> Settings:
+    return isolated_settings(servers)
 
 
 @pytest.fixture

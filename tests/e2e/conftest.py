@@ -1,6 +1,7 @@
 """End to end: a real `leads serve` process, driven only through Kafka topics."""
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -8,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +17,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from contracts.topics import OUTBOUND_TOPICS, Topic
+from services.dev_servers import Servers, stop_process
 from services.lifecycle.settings import Settings
+from tests.conftest import isolated_settings
 
 READY_TIMEOUT_S = 60.0
 
@@ -63,13 +65,8 @@ class ServiceProcess:
         self.process.wait()
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process)
 
 
 @dataclass
@@ -151,33 +148,34 @@ class Upstream:
         return self.outputs
 
 
-@pytest.fixture(scope="module")
-def module_settings(servers: Any) -> Settings:
-    tag = uuid.uuid4().hex[:10]
-    return Settings(
-        kafka_bootstrap_servers=servers.kafka_bootstrap_servers,
-        mongodb_uri=servers.mongodb_uri,
-        mongodb_database=f"e2e_{tag}",
-        topic_prefix=f"e{tag}.",
-        consumer_group=f"lifecycle-{tag}",
-        topic_partitions=3,
-        instance_id=f"e2e-{tag}",
-        relay_poll_interval="PT0.2S",
-        relay_lease="PT3S",
-    )
-
-
-@pytest.fixture(scope="module")
-def running_service(module_settings: Settings) -> Iterator[ServiceProcess]:
-    service = ServiceProcess(module_settings)
+@contextlib.contextmanager
+def service_running(settings: Settings) -> Iterator[ServiceProcess]:
+    service = ServiceProcess(settings)
     service.start()
-    yield service
-    service.stop()
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+@contextlib.asynccontextmanager
+async def upstream_of(service: ServiceProcess) -> AsyncIterator[Upstream]:
+    client = Upstream(service.settings)
+    await client.start()
+    try:
+        yield client
+    finally:
+        await client.stop()
+
+
+@pytest.fixture(scope="module")
+def running_service(servers: Servers) -> Iterator[ServiceProcess]:
+    """One service per module; tests keep apart by using leads of their own."""
+    with service_running(isolated_settings(servers, "e2e")) as service:
+        yield service
 
 
 @pytest.fixture
 async def upstream(running_service: ServiceProcess) -> AsyncIterator[Upstream]:
-    client = Upstream(running_service.settings)
-    await client.start()
-    yield client
-    await client.stop()
+    async with upstream_of(running_service) as client:
+        yield client

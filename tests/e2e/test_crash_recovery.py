@@ -11,25 +11,21 @@ import pytest
 from contracts.topics import Topic
 from services.lifecycle.settings import Settings
 from tests import messages
-from tests.e2e.conftest import Outputs, ServiceProcess, Upstream
+from tests.e2e.conftest import Outputs, ServiceProcess, Upstream, service_running, upstream_of
 
 LEADS = 40
 
 
 @pytest.fixture
 def service(settings: Settings) -> Iterator[ServiceProcess]:
-    process = ServiceProcess(settings)
-    process.start()
-    yield process
-    process.stop()
+    with service_running(settings) as process:
+        yield process
 
 
 @pytest.fixture
 async def client(service: ServiceProcess) -> AsyncIterator[Upstream]:
-    upstream = Upstream(service.settings)
-    await upstream.start()
-    yield upstream
-    await upstream.stop()
+    async with upstream_of(service) as upstream:
+        yield upstream
 
 
 def count(outputs: Outputs, type_: str, lead_ids: list[str]) -> int:
