@@ -26,10 +26,6 @@ class Lease:
         self._clock = clock
         self._held_until: datetime | None = None
 
-    @property
-    def ttl(self) -> timedelta:
-        return self._ttl
-
     async def acquire(self) -> bool:
         """Take or renew the lease; False while another holder's lease is live.
         Renews only past half its time, so a busy holder does not write on every call."""
