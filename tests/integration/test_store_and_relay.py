@@ -120,13 +120,15 @@ async def test_concurrent_deliveries_of_one_message_commit_once(
 
 
 async def test_a_malformed_record_redelivered_is_answered_once(
-    store: MongoStore, service: LeadService
+    store: MongoStore, service: LeadService, settings: Settings
 ) -> None:
     bad = delivery(Topic.INBOUND, b"{nope", offset=42)
     assert (await service.handle(bad)).outcome == "rejected"
     assert (await service.handle(bad)).outcome == "duplicate"
     assert (
-        await store.database["outbox"].count_documents({"topic": f"{store._prefix}leads.rejected"})
+        await store.database["outbox"].count_documents(
+            {"topic": Topic.REJECTED.named(settings.topic_prefix)}
+        )
         == 1
     )
 

@@ -139,9 +139,9 @@ def receive(
     existing: Lead | None, message: InboundLead, now: datetime, windows: Windows
 ) -> Decision:
     """A new lead, or the same lead delivered again."""
-    print_ = fingerprint(message)
+    content_hash = fingerprint(message)
     if existing is not None:
-        if existing.fingerprint == print_:
+        if existing.fingerprint == content_hash:
             return Decision(existing)
         raise Refused(
             Reason.DUPLICATE_LEAD,
@@ -163,7 +163,7 @@ def receive(
         hot_until=hot_until,
         received_at=received_at,
         respond_by=received_at + windows.response,
-        fingerprint=print_,
+        fingerprint=content_hash,
         history=(
             HistoryEntry(
                 at=now,
