@@ -2,10 +2,12 @@
 
 import socket
 from datetime import timedelta
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, TypeAdapter, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_DURATION: TypeAdapter[timedelta] = TypeAdapter(timedelta)
 
 
 class Settings(BaseSettings):
@@ -28,3 +30,35 @@ class Settings(BaseSettings):
     instance_id: str = Field(default_factory=lambda: socket.gethostname())
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
+    # The deadline worker (`leads scheduler`).
+    sweep_interval: timedelta = Field(default=timedelta(seconds=30), gt=timedelta(0))
+    scheduler_lease: timedelta = Field(default=timedelta(minutes=1), gt=timedelta(0))
+    sweep_batch: int = Field(default=1000, ge=1)
+    reminder_offsets: Annotated[tuple[timedelta, ...], NoDecode] = (
+        timedelta(hours=72),
+        timedelta(hours=24),
+    )
+    """How long before `respond_by` the partner is reminded; fixed for a lead when it arrives."""
+    command_retry_after: timedelta = Field(default=timedelta(minutes=5), gt=timedelta(0))
+
+    @field_validator("reminder_offsets", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(
+                _DURATION.validate_python(v.strip()) for v in value.split(",") if v.strip()
+            )
+        return value
+
+    @field_validator("reminder_offsets")
+    @classmethod
+    def _positive(cls, offsets: tuple[timedelta, ...]) -> tuple[timedelta, ...]:
+        if any(offset <= timedelta(0) for offset in offsets):
+            raise ValueError("reminder offsets are durations before the deadline: give them > 0")
+        return offsets
+
+    def environment(self) -> dict[str, str]:
+        """These settings as the LEADS_* variables that reproduce them in another process."""
+        values = self.model_dump(mode="json")
+        values["reminder_offsets"] = ",".join(values["reminder_offsets"])
+        return {f"LEADS_{name.upper()}": str(value) for name, value in values.items()}

@@ -10,7 +10,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from contracts.topics import OUTBOUND_TOPICS, Topic
-from services.lifecycle.adapters.kafka import OutboxProducer, ensure_topics
+from services.lifecycle.adapters.kafka import KafkaPublisher, ensure_topics
 from services.lifecycle.adapters.lease import Lease
 from services.lifecycle.adapters.mongo import MongoStore
 from services.lifecycle.domain.clock import SystemClock
@@ -157,7 +157,7 @@ async def test_concurrent_changes_to_one_lead_are_both_applied_in_turn(
 class CrashAfter:
     """The real producer, failing once after publishing `n` rows: a crash mid-relay."""
 
-    def __init__(self, producer: OutboxProducer, n: int) -> None:
+    def __init__(self, producer: KafkaPublisher, n: int) -> None:
         self._producer = producer
         self._left = n
 
@@ -171,14 +171,14 @@ class CrashAfter:
 
 
 @pytest.fixture
-async def producer(settings: Settings) -> AsyncIterator[OutboxProducer]:
+async def producer(settings: Settings) -> AsyncIterator[KafkaPublisher]:
     await ensure_topics(
         settings.kafka_bootstrap_servers,
         [t.named(settings.topic_prefix) for t in OUTBOUND_TOPICS],
         3,
         1,
     )
-    producer = OutboxProducer(settings.kafka_bootstrap_servers)
+    producer = KafkaPublisher(settings.kafka_bootstrap_servers)
     await producer.start()
     yield producer
     await producer.stop()
@@ -212,7 +212,7 @@ def relay(store: MongoStore, publisher: Any, settings: Settings, batch: int = 4)
 
 
 async def test_relay_resumes_after_a_crash_and_loses_nothing(
-    store: MongoStore, service: LeadService, producer: OutboxProducer, settings: Settings
+    store: MongoStore, service: LeadService, producer: KafkaPublisher, settings: Settings
 ) -> None:
     for n in range(5):  # 5 leads x (event + notification) = 10 rows
         await service.handle(delivery(Topic.INBOUND, messages.inbound(lead_id=f"lead-r{n}")))
@@ -231,7 +231,7 @@ async def test_relay_resumes_after_a_crash_and_loses_nothing(
 
 
 async def test_relay_keeps_each_leads_order_with_cloudevents_headers(
-    store: MongoStore, service: LeadService, producer: OutboxProducer, settings: Settings
+    store: MongoStore, service: LeadService, producer: KafkaPublisher, settings: Settings
 ) -> None:
     await service.handle(delivery(Topic.INBOUND, messages.inbound(lead_id="lead-o")))
     for name in ("accept", "favorite", "unfavorite", "won"):

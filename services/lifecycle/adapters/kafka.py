@@ -1,15 +1,19 @@
-"""Kafka at the edge: topics created at start-up, and the outbox's producer."""
+"""Kafka at the edge: topics created at start-up, and a producer that waits for the broker."""
 
 import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from services.lifecycle.service_layer.ports import OutboxRow
+from contracts.commands import Command
+from services.lifecycle.domain.clock import Clock
+from services.lifecycle.service_layer.outgoing import Outgoing, for_command
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +39,33 @@ async def ensure_topics(
         await admin.close()
 
 
-class OutboxProducer:
-    """Publishes outbox rows and waits until the broker has them all."""
+class Record(Protocol):
+    @property
+    def topic(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def headers(self) -> list[tuple[str, bytes]]: ...
+    @property
+    def value(self) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class KafkaRecord:
+    topic: str
+    key: str
+    headers: list[tuple[str, bytes]]
+    value: bytes
+
+    @classmethod
+    def of(cls, message: Outgoing, topic_prefix: str, source: str) -> "KafkaRecord":
+        return cls(
+            message.topic.named(topic_prefix), message.key, message.headers(source), message.value
+        )
+
+
+class KafkaPublisher:
+    """Publishes records (outbox rows, commands) and waits until the broker has them all."""
 
     def __init__(self, bootstrap_servers: str) -> None:
         self._bootstrap_servers = bootstrap_servers
@@ -54,9 +83,9 @@ class OutboxProducer:
             await self._producer.stop()
             self._producer = None
 
-    async def publish(self, rows: Sequence[OutboxRow]) -> None:
+    async def publish(self, rows: Sequence[Record]) -> None:
         if self._producer is None:
-            raise RuntimeError("the outbox producer is not started")
+            raise RuntimeError("the Kafka publisher is not started")
         # Sends are queued in call order, so rows of one key keep their order on its partition.
         deliveries = [
             await self._producer.send(
@@ -65,3 +94,19 @@ class OutboxProducer:
             for row in rows
         ]
         await asyncio.gather(*deliveries)
+
+
+class KafkaCommands:
+    """The scheduler's commands, published on `leads.commands` keyed by lead."""
+
+    def __init__(self, kafka: KafkaPublisher, topic_prefix: str, source: str, clock: Clock) -> None:
+        self._kafka = kafka
+        self._prefix = topic_prefix
+        self._source = source
+        self._clock = clock
+
+    async def publish(self, commands: Sequence[Command]) -> None:
+        now = self._clock.now()
+        await self._kafka.publish(
+            [KafkaRecord.of(for_command(c, now), self._prefix, self._source) for c in commands]
+        )

@@ -1,7 +1,8 @@
-"""MongoDB through PyMongo's async API: leads, dedupe markers and the outbox.
+"""MongoDB through PyMongo's async API: leads, dedupe markers, the outbox and deadlines.
 
 One transaction per handled message holds the processed-message marker, the
-versioned lead and the outbox rows, so a crash anywhere leaves all or nothing.
+versioned lead, the outbox rows and the lead's deadline changes, so a crash
+anywhere leaves all or nothing.
 """
 
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from contracts.topics import Topic
+from services.lifecycle.adapters import deadlines
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.domain.lead import Lead
 from services.lifecycle.service_layer.ports import (
@@ -63,6 +65,7 @@ class MongoStore:
         self._leads = self._db["leads"]
         self._processed = self._db["processed_messages"]
         self._outbox = self._db["outbox"]
+        self._deadlines = self._db["deadlines"]
         self._clock = clock
         self._prefix = topic_prefix
         self._source = event_source
@@ -85,14 +88,9 @@ class MongoStore:
                     ],
                     name="partner_inbox",
                 ),
-                IndexModel([("stage", ASCENDING), ("respond_by", ASCENDING)], name="due_expiry"),
-                IndexModel(
-                    [("hot", ASCENDING), ("hot_until", ASCENDING)],
-                    name="due_contact_request",
-                    partialFilterExpression={"hot": True},
-                ),
             ]
         )
+        await self._deadlines.create_indexes(deadlines.INDEXES)
         await self._outbox.create_indexes(
             [
                 IndexModel(
@@ -137,6 +135,8 @@ class MongoStore:
             await self._save(session, change.lead, change.expected_version)
         if change.outgoing:
             await self._outbox.insert_many(self._rows(change, now), session=session)
+        if change.deadlines is not None:
+            await deadlines.apply(self._deadlines, change.deadlines, session)
 
     async def _save(self, session: AsyncClientSession, lead: Lead, expected: int | None) -> None:
         document = to_document(lead)

@@ -37,10 +37,12 @@ from services.lifecycle.domain.errors import Refused
 
 @dataclass(frozen=True)
 class Windows:
-    """How long a partner has to answer, and how long a contact request stays hot."""
+    """How long a partner has to answer, how long a contact request stays hot,
+    and how long before its deadline a partner is reminded."""
 
     response: timedelta = timedelta(days=14)
     contact_request: timedelta = timedelta(hours=72)
+    reminders: tuple[timedelta, ...] = (timedelta(hours=72), timedelta(hours=24))
 
 
 class Actor(BaseModel):

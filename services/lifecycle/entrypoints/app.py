@@ -14,7 +14,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from contracts.topics import INBOUND_TOPICS, OUTBOUND_TOPICS, Topic
-from services.lifecycle.adapters.kafka import OutboxProducer, ensure_topics
+from services.lifecycle.adapters.kafka import KafkaPublisher, ensure_topics
 from services.lifecycle.adapters.lease import Lease
 from services.lifecycle.adapters.mongo import MongoStore, connect
 from services.lifecycle.domain.clock import Clock, SystemClock
@@ -72,9 +72,13 @@ class LifecycleApp:
         self.service = LeadService(
             self.store,
             self.clock,
-            Windows(settings.response_window, settings.contact_request_window),
+            Windows(
+                settings.response_window,
+                settings.contact_request_window,
+                settings.reminder_offsets,
+            ),
         )
-        self.producer = OutboxProducer(settings.kafka_bootstrap_servers)
+        self.producer = KafkaPublisher(settings.kafka_bootstrap_servers)
         self.relay = OutboxRelay(
             self.store,
             self.producer,

@@ -24,17 +24,25 @@ def main(argv: list[str] | None = None) -> int:
         description="Run the lifecycle service against LEADS_KAFKA_BOOTSTRAP_SERVERS and "
         "LEADS_MONGODB_URI until interrupted.",
     )
+    commands.add_parser(
+        "scheduler",
+        help="run the deadline worker: emit expiry, reminder and cool-down commands when due",
+        description="Sweep MongoDB every LEADS_SWEEP_INTERVAL for due deadlines and publish "
+        "them on leads.commands. Run as many replicas as you like: one holds the lease "
+        "(LEADS_SCHEDULER_LEASE) and sweeps, another takes over when it dies.",
+    )
     dev = commands.add_parser(
         "dev",
-        help="run the service on embedded Kafka and MongoDB servers",
+        help="run the service and the deadline worker on embedded Kafka and MongoDB servers",
         description="Start the embedded Kafka-compatible broker (Tansu) and MongoDB-compatible "
         "server (SecantusDB) on free loopback ports, print where they listen and run the "
-        "service on them until interrupted.",
+        "service and the deadline worker on them until interrupted.",
     )
     dev.add_argument(
         "--demo",
         action="store_true",
-        help="feed sample leads and partner actions and print what comes out",
+        help="feed sample leads and partner actions and print what comes out; deadlines "
+        "are shortened to seconds (unless set in LEADS_*) so an expiry happens before your eyes",
     )
     docs = commands.add_parser(
         "docs",
@@ -49,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(settings.log_level, settings.log_format)
     if args.command == "serve":
         return _serve(settings)
+    if args.command == "scheduler":
+        return _scheduler(settings)
     if args.command == "dev":
         return _dev(settings, demo=args.demo)
     return _docs(settings, args.out)
@@ -61,14 +71,25 @@ def _serve(settings: Settings) -> int:
     return 0
 
 
+def _scheduler(settings: Settings) -> int:
+    from services.scheduler.worker import SchedulerWorker
+
+    asyncio.run(SchedulerWorker(settings).run())
+    return 0
+
+
 def _dev(settings: Settings, demo: bool) -> int:
     from services.dev_servers import embedded_servers
     from services.lifecycle.entrypoints.app import LifecycleApp
-    from services.lifecycle.entrypoints.demo import run_demo
+    from services.lifecycle.entrypoints.demo import DEMO_DEADLINES, run_demo
+    from services.scheduler.worker import SchedulerWorker
 
     with embedded_servers() as servers:
-        settings = settings.model_copy(
-            update={
+        shortened = {k: v for k, v in DEMO_DEADLINES.items() if k not in settings.model_fields_set}
+        settings = Settings.model_validate(
+            {
+                **settings.model_dump(),
+                **(shortened if demo else {}),
                 "kafka_bootstrap_servers": servers.kafka_bootstrap_servers,
                 "mongodb_uri": servers.mongodb_uri,
             }
@@ -80,6 +101,9 @@ def _dev(settings: Settings, demo: bool) -> int:
             flush=True,
         )
         service = LifecycleApp(settings)
+        worker = SchedulerWorker(settings)
+        service.app.after_startup(worker.start)
+        service.app.on_shutdown(worker.stop)
         if demo:
             # The demo's own output is the point: keep the service's logs to warnings.
             logging.getLogger().setLevel(logging.WARNING)

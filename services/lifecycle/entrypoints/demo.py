@@ -6,7 +6,7 @@ Talks to the service only through Kafka, as an upstream system would.
 import asyncio
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -16,6 +16,17 @@ from services.lifecycle.settings import Settings
 
 PARTNER = "contoso-partners"
 ADMIN = {"user_id": "ada", "role": "referrals_admin"}
+
+DEMO_DEADLINES = {
+    "response_window": "PT40S",
+    "contact_request_window": "PT15S",
+    "reminder_offsets": "PT20S,PT10S",
+    "sweep_interval": "PT2S",
+    "command_retry_after": "PT10S",
+}
+"""Deadlines shortened to seconds for `leads dev --demo`, so the lead nobody answers
+cools down, is reminded twice and expires while you watch."""
+LEFT_ALONE = "demo-left-alone"
 
 
 def _lead(lead_id: str, lead_type: str, **extra: Any) -> dict[str, Any]:
@@ -41,14 +52,14 @@ def _action(lead_id: str, action: str, **extra: Any) -> dict[str, Any]:
 
 
 def script() -> list[tuple[Topic, dict[str, Any] | bytes]]:
-    """A lead won, a lead declined, a lead expired, and three refusals."""
+    """A lead nobody answers, a lead won, a lead declined, and three refusals."""
     deal = {
         "name": "Fabrikam ERP migration",
         "value": {"amount": "120000.00", "currency": "EUR"},
         "estimated_close_date": "2027-03-31",
     }
-    fifteen_days_ago = (datetime.now(UTC) - timedelta(days=15)).isoformat()
     return [
+        (Topic.INBOUND, _lead(LEFT_ALONE, "sales_qualified", contact_requested=True)),
         (Topic.INBOUND, _lead("demo-won", "customer_inquiry", contact_requested=True)),
         (Topic.PARTNER_ACTIONS, _action("demo-won", "accept", deal=deal)),
         (Topic.PARTNER_ACTIONS, _action("demo-won", "update", changes={"notes": "CFO on board"})),
@@ -63,15 +74,6 @@ def script() -> list[tuple[Topic, dict[str, Any] | bytes]]:
         (Topic.PARTNER_ACTIONS, _action("demo-won", "won")),
         (Topic.INBOUND, _lead("demo-declined", "marketing_qualified")),
         (Topic.PARTNER_ACTIONS, _action("demo-declined", "decline", reason="budget_not_adequate")),
-        (Topic.INBOUND, _lead("demo-expired", "sales_qualified", received_at=fifteen_days_ago)),
-        (
-            Topic.COMMANDS,
-            {
-                "command": "expire",
-                "lead_id": "demo-expired",
-                "due_at": datetime.now(UTC).isoformat(),
-            },
-        ),
         (Topic.PARTNER_ACTIONS, _action("demo-won", "update", changes={"notes": "too late"})),
         (
             Topic.PARTNER_ACTIONS,
@@ -85,11 +87,13 @@ def describe(topic: str, value: dict[str, Any]) -> str:
     if "event_id" in value:
         lead = value["lead"]
         where = f"stage={lead['stage']} outcome={lead['outcome']}"
-        return f"{value['type']:<28} {value['lead_id']:<14} {where}"
+        return f"{value['type']:<28} {value['lead_id']:<16} {where}"
     if "notification_id" in value:
         recipient = value["recipient"]["kind"]
-        return f"notify {value['template']:<21} {value['lead_id']:<14} to the {recipient}"
-    return f"rejected {value['reason']:<19} {value.get('lead_id') or '-':<14} {value['detail']}"
+        remaining = value["data"].get("remaining")
+        left = f" ({remaining} left)" if remaining else ""
+        return f"notify {value['template']:<21} {value['lead_id']:<16} to the {recipient}{left}"
+    return f"rejected {value['reason']:<19} {value.get('lead_id') or '-':<16} {value['detail']}"
 
 
 async def run_demo(settings: Settings, answer_timeout: float = 30.0) -> None:
@@ -121,7 +125,13 @@ async def run_demo(settings: Settings, answer_timeout: float = 30.0) -> None:
                 key, payload = b"demo", value
             await producer.send_and_wait(topic.named(settings.topic_prefix), payload, key=key)
             await asyncio.wait_for(answer.wait(), answer_timeout)
-        print("\nDemo script done; the service keeps running. Ctrl-C stops it.\n", flush=True)
+        window = settings.response_window.total_seconds()
+        print(
+            f"\nDemo script done. Nobody answers {LEFT_ALONE}: watch it cool down, get its "
+            f"reminders and expire about {window:.0f} s after it arrived, and its sender be "
+            "told. The service keeps running; Ctrl-C stops it.\n",
+            flush=True,
+        )
         await printer
     except asyncio.CancelledError:
         pass
@@ -137,6 +147,7 @@ async def _print_outputs(
     async for record in consumer:
         name = record.topic.removeprefix(prefix)
         value = json.loads(record.value)
-        print(f"{name:<20} {describe(name, value)}", flush=True)
+        at = datetime.now().strftime("%H:%M:%S")
+        print(f"{at}  {name:<20} {describe(name, value)}", flush=True)
         cause = value.get("causation_id", value.get("message_id"))
         answered.setdefault(cause, asyncio.Event()).set()

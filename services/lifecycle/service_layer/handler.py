@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from contracts.topics import Reason, Topic
+from services.lifecycle.domain import deadlines
 from services.lifecycle.domain import lead as rules
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.domain.errors import Refused
@@ -92,7 +93,12 @@ class LeadService:
                 lead=decision.lead if decision.changed else None,
                 expected_version=lead.version if lead else None,
                 outgoing=tuple(for_decision(decision, cause, now)),
+                deadlines=self._deadline_changes(lead, decision, delivery.topic, message),
             )
+            if _is_idle_command(delivery.topic, change):
+                # No marker: the scheduler sends an early or late timer again
+                # under the same id, and by then it may be due.
+                return Handled("no_change")
             try:
                 await self._store.commit(change)
             except VersionConflict:
@@ -104,6 +110,14 @@ class LeadService:
         raise VersionConflict(
             f"lead {message.lead_id} kept changing under {MAX_CONFLICT_RETRIES} tries"
         )
+
+    def _deadline_changes(
+        self, before: Lead | None, decision: Decision, topic: Topic, message: Any
+    ) -> deadlines.DeadlineChanges | None:
+        if not decision.changed and topic is not Topic.COMMANDS:
+            return None
+        answered = message if topic is Topic.COMMANDS else None
+        return deadlines.changes(before, decision.lead, self._windows, answered)
 
     async def _reject(
         self,
@@ -122,6 +136,10 @@ class LeadService:
         except AlreadyProcessed:
             return Handled("duplicate")
         return Handled("rejected", refusal.reason)
+
+
+def _is_idle_command(topic: Topic, change: Change) -> bool:
+    return topic is Topic.COMMANDS and not (change.lead or change.outgoing or change.deadlines)
 
 
 def _dedupe_key(delivery: Delivery, message_id: str) -> str:

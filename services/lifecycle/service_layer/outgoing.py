@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
+from contracts.commands import Command
 from contracts.events import LeadEvent
 from contracts.notifications import NotificationRequested
 from contracts.rejected import MessageRejected
@@ -125,4 +126,16 @@ def rejection(
     key = lead_id or message_id or ""
     return _outgoing(
         Topic.REJECTED, key, derived_id(dedupe_key, "rejected"), rejected.type, now, rejected
+    )
+
+
+def for_command(command: Command, now: datetime) -> Outgoing:
+    """A scheduler command: its id is the deadline's, so re-sending it is harmless."""
+    return _outgoing(
+        Topic.COMMANDS,
+        command.lead_id,
+        command.message_id,
+        f"command.{command.command}",
+        now,
+        command,
     )

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from services.lifecycle.domain.deadlines import DeadlineChanges
 from services.lifecycle.domain.lead import Lead
 from services.lifecycle.service_layer.outgoing import Outgoing
 
@@ -24,6 +25,7 @@ class Change:
     expected_version: int | None = None
     """The version the lead was loaded at; None when the lead is new."""
     outgoing: tuple[Outgoing, ...] = ()
+    deadlines: DeadlineChanges | None = None
 
 
 class LeadStore(Protocol):
@@ -32,7 +34,7 @@ class LeadStore(Protocol):
     async def load(self, lead_id: str) -> Lead | None: ...
 
     async def commit(self, change: Change) -> None:
-        """Store marker, lead and outbox rows in one transaction.
+        """Store marker, lead, outbox rows and deadline changes in one transaction.
         Raises VersionConflict or AlreadyProcessed, committing nothing."""
         ...
 

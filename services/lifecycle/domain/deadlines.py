@@ -1,0 +1,94 @@
+"""Deadlines: the system commands a lead waits on, and when each falls due.
+
+A lead gets its deadlines when it arrives (expiry, reminders before it, the end
+of a contact request) and drops them as it stops waiting on them. The scheduler
+worker emits each due deadline as a command whose id is derived from (lead,
+command, due time), so emitting it twice is applying it once.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from contracts.commands import COMMAND, Command
+from contracts.events import Stage
+from services.lifecycle.domain.lead import Lead, Windows
+
+CommandName = Literal["expire", "remind", "age_contact_request"]
+
+_ID_NAMESPACE = uuid.UUID("3f0c9a57-6f1e-4b8e-9d52-0d6c1b7e4a20")
+
+
+@dataclass(frozen=True)
+class Deadline:
+    lead_id: str
+    command: CommandName
+    due_at: datetime
+    remaining: timedelta | None = None
+    """For a reminder: how long before the lead's expiry it falls."""
+
+    @property
+    def command_id(self) -> str:
+        key = f"{self.lead_id}\x1f{self.command}\x1f{self.due_at.isoformat()}"
+        return str(uuid.uuid5(_ID_NAMESPACE, key))
+
+    def to_command(self) -> Command:
+        fields: dict[str, object] = {
+            "command": self.command,
+            "message_id": self.command_id,
+            "lead_id": self.lead_id,
+            "due_at": self.due_at,
+        }
+        if self.remaining is not None:
+            fields["remaining"] = self.remaining
+        return COMMAND.validate_python(fields)
+
+
+@dataclass(frozen=True)
+class DeadlineChanges:
+    """How one handled message changes a lead's deadlines, committed with it."""
+
+    lead_id: str
+    add: tuple[Deadline, ...] = ()
+    drop_commands: frozenset[CommandName] = frozenset()
+    """Every deadline of these commands: the lead no longer waits on them."""
+    drop_ids: tuple[str, ...] = ()
+    """Single deadlines that were answered."""
+
+
+def deadlines_of(lead: Lead, windows: Windows) -> tuple[Deadline, ...]:
+    """The deadlines of a lead that has just arrived."""
+    found = [Deadline(lead.lead_id, "expire", lead.respond_by)]
+    for offset in sorted(set(windows.reminders), reverse=True):
+        due = lead.respond_by - offset
+        # A reminder that would fall before the lead arrived has nothing to remind of.
+        if due > lead.received_at:
+            found.append(Deadline(lead.lead_id, "remind", due, remaining=offset))
+    if lead.hot and lead.hot_until is not None:
+        found.append(Deadline(lead.lead_id, "age_contact_request", lead.hot_until))
+    return tuple(found)
+
+
+def waits_on(lead: Lead) -> frozenset[CommandName]:
+    """The commands a lead in this state can still be changed by."""
+    waiting: set[CommandName] = set()
+    if lead.stage is Stage.RECEIVED:
+        waiting |= {"expire", "remind"}
+    if lead.hot and lead.stage is not Stage.ARCHIVED:
+        waiting.add("age_contact_request")
+    return frozenset(waiting)
+
+
+def changes(
+    before: Lead | None, after: Lead, windows: Windows, answered: Command | None = None
+) -> DeadlineChanges | None:
+    """Deadlines added when a lead arrives, dropped when it stops waiting on them,
+    and a reminder dropped once handled. None when nothing changes."""
+    add = deadlines_of(after, windows) if before is None else ()
+    drop = waits_on(before) - waits_on(after) if before is not None else frozenset()
+    # An expiry or cool-down that came early stays due: the lead still waits on it.
+    drop_ids = (answered.message_id,) if answered and answered.command == "remind" else ()
+    if not (add or drop or drop_ids):
+        return None
+    return DeadlineChanges(after.lead_id, add, drop, drop_ids)

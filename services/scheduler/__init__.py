@@ -1,0 +1,1 @@
+"""The deadline worker: sweeps due deadlines and emits them as commands."""

@@ -1,0 +1,136 @@
+"""Deadlines stored with their lead in one transaction, and swept from MongoDB, on a real server."""
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from contracts.commands import COMMAND
+from contracts.topics import Topic
+from services.lifecycle.adapters.deadlines import DueDeadlines
+from services.lifecycle.adapters.mongo import MongoStore
+from services.lifecycle.domain.clock import FixedClock
+from services.lifecycle.domain.deadlines import Deadline
+from services.lifecycle.domain.lead import Windows
+from services.lifecycle.service_layer.handler import Delivery, LeadService
+from services.lifecycle.settings import Settings
+from tests import messages
+
+T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+WINDOWS = Windows(
+    response=timedelta(hours=10),
+    contact_request=timedelta(hours=3),
+    reminders=(timedelta(hours=4), timedelta(hours=1)),
+)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(T0)
+
+
+@pytest.fixture
+async def store(mongo: Any, settings: Settings, clock: FixedClock) -> MongoStore:
+    store = MongoStore(mongo, settings.mongodb_database, clock, topic_prefix=settings.topic_prefix)
+    await store.ensure_indexes()
+    return store
+
+
+@pytest.fixture
+def service(store: MongoStore, clock: FixedClock) -> LeadService:
+    return LeadService(store, clock, WINDOWS)
+
+
+@pytest.fixture
+def due(store: MongoStore) -> DueDeadlines:
+    return DueDeadlines(store.database["deadlines"])
+
+
+_offsets = iter(range(10**9))
+
+
+async def handle(service: LeadService, topic: Topic, value: dict[str, Any]) -> str:
+    delivery = Delivery(topic, topic.value, 0, next(_offsets), json.dumps(value).encode())
+    return (await service.handle(delivery)).outcome
+
+
+async def due_at(due: DueDeadlines, now: datetime) -> list[tuple[str, str, datetime]]:
+    return [(d.lead_id, d.command, d.due_at) for d, _ in await due.due(now, 100)]
+
+
+async def test_a_received_lead_is_due_for_each_command_at_its_time(
+    service: LeadService, due: DueDeadlines
+) -> None:
+    await handle(service, Topic.INBOUND, messages.inbound("hot", contact_requested=True))
+    await handle(service, Topic.INBOUND, messages.inbound("cold"))
+    assert await due_at(due, T0 + timedelta(hours=2, minutes=59)) == []
+    found = await due_at(due, T0 + timedelta(hours=6))
+    assert found[0] == ("hot", "age_contact_request", T0 + timedelta(hours=3))
+    assert sorted(found[1:]) == [
+        ("cold", "remind", T0 + timedelta(hours=6)),
+        ("hot", "remind", T0 + timedelta(hours=6)),
+    ]
+    assert await due.count_due(T0 + timedelta(hours=10)) == 7
+
+
+async def test_answering_a_lead_settles_its_deadlines_in_the_same_transaction(
+    service: LeadService, due: DueDeadlines
+) -> None:
+    await handle(service, Topic.INBOUND, messages.inbound("answered", contact_requested=True))
+    await handle(service, Topic.PARTNER_ACTIONS, messages.action("answered", "accept"))
+    later = T0 + timedelta(days=1)
+    assert await due_at(due, later) == [
+        ("answered", "age_contact_request", T0 + timedelta(hours=3))
+    ]
+    await handle(service, Topic.PARTNER_ACTIONS, messages.action("answered", "won"))
+    assert await due_at(due, later) == []
+
+
+async def test_an_early_expiry_is_not_marked_done_and_applies_once_due(
+    service: LeadService, due: DueDeadlines, clock: FixedClock
+) -> None:
+    await handle(service, Topic.INBOUND, messages.inbound("patient"))
+    expiry = Deadline("patient", "expire", T0 + timedelta(hours=10)).to_command()
+    command = COMMAND.dump_python(expiry, mode="json")
+    assert await handle(service, Topic.COMMANDS, command) == "no_change"
+    clock.advance(timedelta(hours=10))
+    assert await handle(service, Topic.COMMANDS, command) == "applied"
+    assert await handle(service, Topic.COMMANDS, command) == "duplicate"
+    assert await due_at(due, T0 + timedelta(days=1)) == []
+
+
+async def test_a_reminder_handled_twice_notifies_once_and_is_settled(
+    service: LeadService, due: DueDeadlines, store: MongoStore, clock: FixedClock
+) -> None:
+    await handle(service, Topic.INBOUND, messages.inbound("nudged"))
+    clock.advance(timedelta(hours=6))
+    [(reminder, _)] = await due.due(clock.now(), 10)
+    command = COMMAND.dump_python(reminder.to_command(), mode="json")
+    outcomes = [await handle(service, Topic.COMMANDS, command) for _ in range(2)]
+    assert outcomes == ["applied", "duplicate"]
+    templates = [r["value"] async for r in store.database["outbox"].find({"lead_id": "nudged"})]
+    assert sum('"expiry_reminder"' in value for value in templates) == 1
+    assert [d.command for d, _ in await due.due(T0 + timedelta(hours=10), 10)] == [
+        "remind",
+        "expire",
+    ]
+
+
+async def test_an_emitted_deadline_waits_for_its_next_emission(
+    service: LeadService, due: DueDeadlines
+) -> None:
+    await handle(service, Topic.INBOUND, messages.inbound("late"))
+    now = T0 + timedelta(hours=10)
+    [(expiry, emissions)] = [(d, n) for d, n in await due.due(now, 10) if d.command == "expire"]
+    assert emissions == 0
+    await due.postpone([(expiry, now + timedelta(minutes=5))])
+    assert "expire" not in [d.command for d, _ in await due.due(now, 10)]
+    again = await due.due(now + timedelta(minutes=5), 10)
+    assert (expiry, 1) in again
+
+
+async def test_the_due_query_walks_the_due_index(service: LeadService, due: DueDeadlines) -> None:
+    await handle(service, Topic.INBOUND, messages.inbound("planned"))
+    plan = await due.explain_due(T0, 100)
+    assert "due" in str(plan["queryPlanner"]["winningPlan"])
