@@ -25,21 +25,25 @@ READY_TIMEOUT_S = 60.0
 
 
 class ServiceProcess:
-    """`leads serve` as a child process, configured through LEADS_* variables."""
+    """`leads serve` (or another `leads` command) as a child process, configured
+    through LEADS_* variables; started once it logs its `ready` message."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, command: str = "serve", ready: str = "service started"
+    ) -> None:
         self.settings = settings
+        self.command = command
+        self.ready = f'"{ready}"'
         self.process: subprocess.Popen[bytes] | None = None
         self.lines: list[str] = []
 
     def env(self) -> dict[str, str]:
-        values = self.settings.model_dump(mode="json")
-        return {**os.environ, **{f"LEADS_{k.upper()}": str(v) for k, v in values.items()}}
+        return {**os.environ, **self.settings.environment()}
 
     def start(self) -> None:
         self.lines = []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.lifecycle.entrypoints.cli", "serve"],
+            [sys.executable, "-m", "services.lifecycle.entrypoints.cli", self.command],
             env=self.env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -48,14 +52,16 @@ class ServiceProcess:
         threading.Thread(target=self._read_logs, args=(started,), daemon=True).start()
         if not started.wait(READY_TIMEOUT_S):
             self.stop()
-            raise RuntimeError("service did not start:\n" + "\n".join(self.lines[-30:]))
+            raise RuntimeError(
+                f"leads {self.command} did not start:\n" + "\n".join(self.lines[-30:])
+            )
 
     def _read_logs(self, started: threading.Event) -> None:
         assert self.process is not None and self.process.stderr is not None
         for raw in self.process.stderr:
             line = raw.decode(errors="replace").rstrip()
             self.lines.append(line)
-            if '"service started"' in line:
+            if self.ready in line:
                 started.set()
 
     def kill(self) -> None:
@@ -71,7 +77,8 @@ class ServiceProcess:
 
 @dataclass
 class Outputs:
-    """Everything the service published, read from its three output topics."""
+    """Everything the service published on its three output topics, and the
+    scheduler on `leads.commands`."""
 
     records: list[Any] = field(default_factory=list)
 
@@ -90,6 +97,10 @@ class Outputs:
     def rejections(self, message_id: str) -> list[dict[str, Any]]:
         return [r for r in self.values(Topic.REJECTED) if r.get("message_id") == message_id]
 
+    def commands(self, lead_id: str) -> list[dict[str, Any]]:
+        """What the scheduler emitted for a lead."""
+        return [c for c in self.values(Topic.COMMANDS) if c["lead_id"] == lead_id]
+
 
 class Upstream:
     """What an upstream system, a partner portal or the scheduler would do: publish."""
@@ -105,7 +116,7 @@ class Upstream:
         self._producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap_servers)
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(
-            *(t.named(self.settings.topic_prefix) for t in OUTBOUND_TOPICS),
+            *(t.named(self.settings.topic_prefix) for t in (*OUTBOUND_TOPICS, Topic.COMMANDS)),
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
             auto_offset_reset="earliest",
             group_id=None,  # no group to join: an observer reads every partition at once
@@ -150,7 +161,19 @@ class Upstream:
 
 @contextlib.contextmanager
 def service_running(settings: Settings) -> Iterator[ServiceProcess]:
-    service = ServiceProcess(settings)
+    with process_running(ServiceProcess(settings)) as service:
+        yield service
+
+
+@contextlib.contextmanager
+def scheduler_running(settings: Settings, instance: str = "a") -> Iterator[ServiceProcess]:
+    replica = settings.model_copy(update={"instance_id": f"{settings.instance_id}-{instance}"})
+    with process_running(ServiceProcess(replica, "scheduler", "scheduler started")) as worker:
+        yield worker
+
+
+@contextlib.contextmanager
+def process_running(service: ServiceProcess) -> Iterator[ServiceProcess]:
     service.start()
     try:
         yield service
