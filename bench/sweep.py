@@ -1,0 +1,157 @@
+"""Sweep benchmark: does one sweep's cost follow the number due, or the number stored?
+
+Stores the deadlines of N leads as the service does (an expiry and two
+reminders each; the default is 50k and then 200k leads), of which the same
+5k leads are past their expiry, then times one sweep that emits those 5k
+`expire` commands to Kafka, and a second sweep that finds nothing left to do.
+Prints the figures and MongoDB's plan for the due query.
+
+    python bench/sweep.py --stored 50000,200000 --due 5000
+"""
+
+import argparse
+import asyncio
+import json
+import sys
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from contracts.inbound import InboundLead
+from contracts.topics import Topic
+from services.dev_servers import embedded_servers
+from services.lifecycle.adapters import deadlines as stored
+from services.lifecycle.adapters.deadlines import DueDeadlines
+from services.lifecycle.adapters.kafka import KafkaCommands, KafkaPublisher, ensure_topics
+from services.lifecycle.adapters.mongo import MongoStore, connect
+from services.lifecycle.domain import lead as rules
+from services.lifecycle.domain.clock import SystemClock
+from services.lifecycle.domain.deadlines import deadlines_of
+from services.lifecycle.domain.lead import Windows
+from services.lifecycle.settings import Settings
+from services.scheduler.sweep import Sweeper
+from tests import messages
+
+CLOCK = SystemClock()
+WINDOWS = Windows()
+
+
+class AlwaysLeader:
+    async def acquire(self) -> bool:
+        return True
+
+    async def release(self) -> None:
+        return None
+
+
+def lead_deadlines(overdue: bool) -> list[dict[str, Any]]:
+    """One lead's deadlines as the service stores them: received 15 days ago
+    (its expiry is due) or just now (nothing is due for days)."""
+    now = CLOCK.now()
+    received = now - timedelta(days=15) if overdue else now
+    message = InboundLead.model_validate(messages.inbound(received_at=received.isoformat()))
+    lead = rules.receive(None, message, now, WINDOWS).lead
+    # An overdue lead's reminders were sent long ago: only its expiry is left.
+    return [
+        stored.to_document(d)
+        for d in deadlines_of(lead, WINDOWS)
+        if not overdue or d.command == "expire"
+    ]
+
+
+async def store(collection: AsyncCollection[dict[str, Any]], leads: int, due: int) -> None:
+    progress = tqdm(total=leads, unit="lead", desc="storing", file=sys.stderr)
+    batch: list[dict[str, Any]] = []
+    for n in range(leads):
+        batch += lead_deadlines(overdue=n < due)
+        if len(batch) >= 3000 or n == leads - 1:
+            await collection.insert_many(batch, ordered=False)
+            progress.update(len({d["lead_id"] for d in batch}))
+            batch = []
+    progress.close()
+
+
+async def bench(settings: Settings, leads: int, due: int) -> None:
+    mongo = connect(settings.mongodb_uri)
+    database = settings.mongodb_database
+    await MongoStore(mongo, database, CLOCK).ensure_indexes()
+    collection = mongo[database]["deadlines"]
+    await store(collection, leads, due)
+    kafka = KafkaPublisher(settings.kafka_bootstrap_servers)
+    await kafka.start()
+    deadlines = DueDeadlines(collection)
+    sweeper = Sweeper(
+        deadlines,
+        KafkaCommands(kafka, settings.topic_prefix, "urn:bench", CLOCK),
+        AlwaysLeader(),
+        CLOCK,
+        batch_size=settings.sweep_batch,
+        retry_after=settings.command_retry_after,
+    )
+    try:
+        plan = await deadlines.explain_due(CLOCK.now(), settings.sweep_batch)
+        first = await sweeper.sweep()
+        second = await sweeper.sweep()
+        stored_count = await collection.count_documents({})
+    finally:
+        await kafka.stop()
+        await mongo.drop_database(database)
+        await mongo.close()
+
+    print(f"\n{leads} leads stored ({stored_count} deadlines), {due} of them past their expiry")
+    print(
+        f"  sweep with {first.due} due:  {first.seconds * 1000:8.0f} ms  "
+        f"({first.emitted['expire']} expire commands in {first.batches} batches of "
+        f"<= {settings.sweep_batch}, {first.emitted['expire'] / first.seconds:.0f} commands/s)"
+    )
+    print(f"  sweep with {second.due} due:     {second.seconds * 1000:8.1f} ms")
+    print("  due query plan:", json.dumps(_plan_summary(plan)))
+
+
+def _plan_summary(plan: dict[str, Any]) -> Any:
+    """The winning plan's stages and index, and how much it examined."""
+    planner = plan.get("queryPlanner", {})
+    stats = plan.get("executionStats", {})
+    return {
+        "winningPlan": planner.get("winningPlan"),
+        **{
+            k: stats[k]
+            for k in ("nReturned", "totalKeysExamined", "totalDocsExamined")
+            if k in stats
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stored", default="50000,200000", help="lead counts, comma-separated")
+    parser.add_argument("--due", type=int, default=5000, help="leads past their expiry")
+    args = parser.parse_args()
+    with embedded_servers() as servers:
+        for leads in (int(n) for n in args.stored.split(",")):
+            tag = uuid.uuid4().hex[:8]
+            settings = Settings(
+                kafka_bootstrap_servers=servers.kafka_bootstrap_servers,
+                mongodb_uri=servers.mongodb_uri,
+                mongodb_database=f"sweep_{tag}",
+                topic_prefix=f"sweep{tag}.",
+            )
+            asyncio.run(
+                ensure_topics(
+                    settings.kafka_bootstrap_servers,
+                    [Topic.COMMANDS.named(settings.topic_prefix)],
+                    settings.topic_partitions,
+                    1,
+                )
+            )
+            asyncio.run(bench(settings, leads, args.due))
+
+
+if __name__ == "__main__":
+    main()
