@@ -13,7 +13,9 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 import uuid
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,26 @@ from tests import messages
 
 CLOCK = SystemClock()
 WINDOWS = Windows()
+
+
+class Timed:
+    """Adds up the time spent in each awaited method of what it wraps."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.seconds: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._inner, name)
+
+        async def timed(*args: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return await method(*args)
+            finally:
+                self.seconds[name] += time.perf_counter() - started
+
+        return timed
 
 
 class AlwaysLeader:
@@ -86,9 +108,11 @@ async def bench(settings: Settings, leads: int, due: int) -> None:
     kafka = KafkaPublisher(settings.kafka_bootstrap_servers)
     await kafka.start()
     deadlines = DueDeadlines(collection)
+    timed_store = Timed(deadlines)
+    timed_kafka = Timed(KafkaCommands(kafka, settings.topic_prefix, "urn:bench", CLOCK))
     sweeper = Sweeper(
-        deadlines,
-        KafkaCommands(kafka, settings.topic_prefix, "urn:bench", CLOCK),
+        timed_store,
+        timed_kafka,
         AlwaysLeader(),
         CLOCK,
         batch_size=settings.sweep_batch,
@@ -97,6 +121,7 @@ async def bench(settings: Settings, leads: int, due: int) -> None:
     try:
         plan = await deadlines.explain_due(CLOCK.now(), settings.sweep_batch)
         first = await sweeper.sweep()
+        spent = {**timed_store.seconds, **timed_kafka.seconds}
         second = await sweeper.sweep()
         stored_count = await collection.count_documents({})
     finally:
@@ -109,6 +134,10 @@ async def bench(settings: Settings, leads: int, due: int) -> None:
         f"  sweep with {first.due} due:  {first.seconds * 1000:8.0f} ms  "
         f"({first.emitted['expire']} expire commands in {first.batches} batches of "
         f"<= {settings.sweep_batch}, {first.emitted['expire'] / first.seconds:.0f} commands/s)"
+    )
+    print(
+        "    of which: "
+        + ", ".join(f"{name} {1000 * seconds:.0f} ms" for name, seconds in spent.items())
     )
     print(f"  sweep with {second.due} due:     {second.seconds * 1000:8.1f} ms")
     print("  due query plan:", json.dumps(_plan_summary(plan)))

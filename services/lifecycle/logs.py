@@ -33,6 +33,12 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # FastStream logs every message with its body context: keep it to warnings.
-    logging.getLogger("faststream").setLevel(logging.WARNING)
+    # FastStream installs its own coloured handler on import: route its warnings
+    # through ours instead, one format for the whole process.
+    import faststream  # noqa: F401
+
+    faststream_logger = logging.getLogger("faststream")
+    faststream_logger.handlers.clear()
+    faststream_logger.propagate = True
+    faststream_logger.setLevel(logging.WARNING)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)

@@ -97,7 +97,7 @@ class LifecycleApp:
             settings.kafka_bootstrap_servers,
             # Per-message access logs ("Received", "Processed") at DEBUG: the
             # service logs its own line per message, with ids and outcome.
-            logger=logging.getLogger("faststream.leads"),
+            logger=logging.getLogger("leads.kafka"),
             log_level=logging.DEBUG,
             client_id=f"leads-{settings.instance_id}",
         )
