@@ -20,6 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from tqdm import tqdm
 
@@ -120,6 +121,7 @@ async def bench(settings: Settings, leads: int, due: int) -> None:
     )
     try:
         plan = await deadlines.explain_due(CLOCK.now(), settings.sweep_batch)
+        baseline = await server_baseline(collection)
         first = await sweeper.sweep()
         spent = {**timed_store.seconds, **timed_kafka.seconds}
         second = await sweeper.sweep()
@@ -140,7 +142,24 @@ async def bench(settings: Settings, leads: int, due: int) -> None:
         + ", ".join(f"{name} {1000 * seconds:.0f} ms" for name, seconds in spent.items())
     )
     print(f"  sweep with {second.due} due:     {second.seconds * 1000:8.1f} ms")
+    print(
+        f"  server baseline: 1000 documents read one by one by _id "
+        f"{baseline[0]:.0f} ms, updated by _id in one bulk write {baseline[1]:.0f} ms"
+    )
     print("  due query plan:", json.dumps(_plan_summary(plan)))
+
+
+async def server_baseline(collection: AsyncCollection[dict[str, Any]]) -> tuple[float, float]:
+    """What the server takes to read and write 1000 stored documents by _id, outside
+    any sweep: how its own cost per document grows with the data it holds."""
+    ids = [d["_id"] async for d in collection.find({}, {"_id": 1}).skip(10000).limit(1000)]
+    started = time.perf_counter()
+    for id_ in ids:
+        await collection.find_one({"_id": id_})
+    read = time.perf_counter() - started
+    started = time.perf_counter()
+    await collection.bulk_write([UpdateOne({"_id": i}, {"$set": {"touched": True}}) for i in ids])
+    return 1000 * read, 1000 * (time.perf_counter() - started)
 
 
 def _plan_summary(plan: dict[str, Any]) -> Any:
