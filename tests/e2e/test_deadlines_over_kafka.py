@@ -135,6 +135,8 @@ async def test_an_unanswered_lead_is_reminded_in_order_then_expires_and_its_send
 
 async def test_a_lead_accepted_before_its_deadline_never_expires(upstream: Upstream) -> None:
     accepted = await send_lead(upstream)
+    # Leads and actions travel on different topics: answer once the lead is in.
+    await upstream.until(lambda o: "lead.received" in o.event_types(accepted), what="received")
     await upstream.send(Topic.PARTNER_ACTIONS, messages.action(accepted, "accept"))
     await upstream.until(lambda o: "lead.accepted" in o.event_types(accepted), what="accepted")
     # A lead received after it, left alone: once it has expired, the first one's
