@@ -14,7 +14,6 @@ import asyncio
 import json
 import sys
 import time
-import uuid
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -40,6 +39,7 @@ from services.lifecycle.domain.lead import Windows
 from services.lifecycle.settings import Settings
 from services.scheduler.sweep import Sweeper
 from tests import messages
+from tests.conftest import isolated_settings
 
 CLOCK = SystemClock()
 WINDOWS = Windows()
@@ -101,6 +101,12 @@ async def store(collection: AsyncCollection[dict[str, Any]], leads: int, due: in
 
 
 async def bench(settings: Settings, leads: int, due: int) -> None:
+    await ensure_topics(
+        settings.kafka_bootstrap_servers,
+        [Topic.COMMANDS.named(settings.topic_prefix)],
+        settings.topic_partitions,
+        settings.topic_replication_factor,
+    )
     mongo = connect(settings.mongodb_uri)
     database = settings.mongodb_database
     await MongoStore(mongo, database, CLOCK).ensure_indexes()
@@ -121,7 +127,7 @@ async def bench(settings: Settings, leads: int, due: int) -> None:
     )
     try:
         plan = await deadlines.explain_due(CLOCK.now(), settings.sweep_batch)
-        baseline = await server_baseline(collection)
+        baseline = await server_baseline(collection, skip=due)
         first = await sweeper.sweep()
         spent = {**timed_store.seconds, **timed_kafka.seconds}
         second = await sweeper.sweep()
@@ -149,10 +155,12 @@ async def bench(settings: Settings, leads: int, due: int) -> None:
     print("  due query plan:", json.dumps(_plan_summary(plan)))
 
 
-async def server_baseline(collection: AsyncCollection[dict[str, Any]]) -> tuple[float, float]:
+async def server_baseline(
+    collection: AsyncCollection[dict[str, Any]], skip: int
+) -> tuple[float, float]:
     """What the server takes to read and write 1000 stored documents by _id, outside
     any sweep: how its own cost per document grows with the data it holds."""
-    ids = [d["_id"] async for d in collection.find({}, {"_id": 1}).skip(10000).limit(1000)]
+    ids = [d["_id"] async for d in collection.find({}, {"_id": 1}).skip(skip).limit(1000)]
     started = time.perf_counter()
     for id_ in ids:
         await collection.find_one({"_id": id_})
@@ -183,22 +191,7 @@ def main() -> None:
     args = parser.parse_args()
     with embedded_servers() as servers:
         for leads in (int(n) for n in args.stored.split(",")):
-            tag = uuid.uuid4().hex[:8]
-            settings = Settings(
-                kafka_bootstrap_servers=servers.kafka_bootstrap_servers,
-                mongodb_uri=servers.mongodb_uri,
-                mongodb_database=f"sweep_{tag}",
-                topic_prefix=f"sweep{tag}.",
-            )
-            asyncio.run(
-                ensure_topics(
-                    settings.kafka_bootstrap_servers,
-                    [Topic.COMMANDS.named(settings.topic_prefix)],
-                    settings.topic_partitions,
-                    1,
-                )
-            )
-            asyncio.run(bench(settings, leads, args.due))
+            asyncio.run(bench(isolated_settings(servers, "sweep"), leads, args.due))
 
 
 if __name__ == "__main__":
