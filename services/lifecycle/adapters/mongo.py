@@ -15,6 +15,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from contracts.profiles import PartnerProfile
 from contracts.topics import Topic
 from services.lifecycle.adapters import deadlines
 from services.lifecycle.domain.clock import Clock
@@ -23,6 +24,7 @@ from services.lifecycle.service_layer.ports import (
     AlreadyProcessed,
     Change,
     OutboxRow,
+    ProfileUpdate,
     VersionConflict,
 )
 
@@ -66,6 +68,7 @@ class MongoStore:
         self._processed = self._db["processed_messages"]
         self._outbox = self._db["outbox"]
         self._deadlines = self._db["deadlines"]
+        self._profiles = self._db["partner_profiles"]
         self._clock = clock
         self._prefix = topic_prefix
         self._source = event_source
@@ -121,6 +124,10 @@ class MongoStore:
         document = await self._leads.find_one({"_id": lead_id})
         return from_document(document) if document else None
 
+    async def load_profile(self, partner_id: str) -> PartnerProfile | None:
+        document = await self._profiles.find_one({"_id": partner_id})
+        return PartnerProfile.model_validate(document) if document else None
+
     async def commit(self, change: Change) -> None:
         async with self._client.start_session() as session:
             await session.with_transaction(lambda s: self._write(s, change))
@@ -137,6 +144,8 @@ class MongoStore:
             await self._outbox.insert_many(self._rows(change, now), session=session)
         if change.deadlines is not None:
             await deadlines.apply(self._deadlines, change.deadlines, session)
+        if change.profile is not None:
+            await self._save_profile(session, change.profile)
 
     async def _save(self, session: AsyncClientSession, lead: Lead, expected: int | None) -> None:
         document = to_document(lead)
@@ -151,6 +160,23 @@ class MongoStore:
         )
         if result.matched_count == 0:
             raise VersionConflict(lead.lead_id)
+
+    async def _save_profile(self, session: AsyncClientSession, update: ProfileUpdate) -> None:
+        document = update.profile.model_dump(mode="json")
+        document.update({"_id": update.profile.partner_id, "updated_at": update.profile.updated_at})
+        if update.replaces is None:
+            try:
+                await self._profiles.insert_one(document, session=session)
+            except DuplicateKeyError:
+                raise VersionConflict(update.profile.partner_id) from None
+            return
+        result = await self._profiles.replace_one(
+            {"_id": update.profile.partner_id, "updated_at": update.replaces},
+            document,
+            session=session,
+        )
+        if result.matched_count == 0:
+            raise VersionConflict(update.profile.partner_id)
 
     def _rows(self, change: Change, now: datetime) -> list[Document]:
         version = change.lead.version if change.lead else (change.expected_version or 0)

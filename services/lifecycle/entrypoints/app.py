@@ -26,8 +26,7 @@ from services.lifecycle.settings import Settings
 
 log = logging.getLogger("leads.lifecycle")
 
-CONSUMED = (Topic.INBOUND, Topic.PARTNER_ACTIONS, Topic.COMMANDS)
-"""Profiles (`partners.profiles`) are consumed once partner profiles are built."""
+CONSUMED = (Topic.INBOUND, Topic.PARTNER_ACTIONS, Topic.COMMANDS, Topic.PROFILES)
 
 
 @dataclass
@@ -113,7 +112,7 @@ class LifecycleApp:
         return topic.named(self.settings.topic_prefix)
 
     def _subscribe(self) -> None:
-        """One subscriber over the three input topics: a single group member per
+        """One subscriber over the input topics: a single group member per
         replica joins (and rebalances) once, instead of three times."""
         topics = {self.topic_name(topic): topic for topic in CONSUMED}
 
@@ -147,7 +146,8 @@ class LifecycleApp:
             # Commit the offset only after the transaction committed; never auto-commit.
             ack_policy=AckPolicy.NACK_ON_ERROR,
             title="lifecycle",
-            description="Leads, partner actions and scheduler commands, in one consumer group.",
+            description="Leads, partner actions, scheduler commands and partner profiles, "
+            "in one consumer group.",
         )(on_message)
 
     def _document_outputs(self) -> None:

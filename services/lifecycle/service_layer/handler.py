@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from contracts.profiles import PartnerProfile
 from contracts.topics import Reason, Topic
-from services.lifecycle.domain import deadlines
+from services.lifecycle.domain import deadlines, profiles
 from services.lifecycle.domain import lead as rules
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.domain.errors import Refused
@@ -18,6 +19,7 @@ from services.lifecycle.service_layer.ports import (
     AlreadyProcessed,
     Change,
     LeadStore,
+    ProfileUpdate,
     VersionConflict,
 )
 
@@ -65,19 +67,35 @@ class LeadService:
 
     async def handle(self, delivery: Delivery) -> Handled:
         try:
-            message = decode(delivery.topic, delivery.value)
+            message: Any = decode(delivery.topic, delivery.value)
         except Malformed as refusal:
             # Deduped by position, not by message_id: a corrected message sent
             # again under the same id must still be processed.
             return await self._reject(
                 delivery, delivery.position_key, refusal, refusal.message_id, refusal.lead_id
             )
-        return await self._handle_message(delivery, message)
-
-    async def _handle_message(self, delivery: Delivery, message: Any) -> Handled:
         key = _dedupe_key(delivery, message.message_id)
         if await self._store.is_processed(key):
             return Handled("duplicate")
+        if isinstance(message, PartnerProfile):
+            return await self._handle_profile(key, message)
+        return await self._handle_message(delivery, key, message)
+
+    async def _handle_profile(self, key: str, profile: PartnerProfile) -> Handled:
+        for _ in range(MAX_CONFLICT_RETRIES):
+            stored = await self._store.load_profile(profile.partner_id)
+            newer = profiles.supersedes(profile, stored)
+            update = ProfileUpdate(profile, stored.updated_at if stored else None)
+            try:
+                await self._store.commit(Change(key, profile=update if newer else None))
+            except VersionConflict:
+                continue
+            except AlreadyProcessed:
+                return Handled("duplicate")
+            return Handled("applied" if newer else "no_change")
+        raise VersionConflict(f"profile of {profile.partner_id} kept changing")
+
+    async def _handle_message(self, delivery: Delivery, key: str, message: Any) -> Handled:
         cause = Cause(message.message_id, key)
         for _ in range(MAX_CONFLICT_RETRIES):
             lead = await self._store.load(message.lead_id)

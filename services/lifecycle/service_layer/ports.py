@@ -1,8 +1,10 @@
 """What the service layer needs from storage. The MongoDB adapter implements it."""
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
+from contracts.profiles import PartnerProfile
 from services.lifecycle.domain.deadlines import DeadlineChanges
 from services.lifecycle.domain.lead import Lead
 from services.lifecycle.service_layer.outgoing import Outgoing
@@ -26,12 +28,22 @@ class Change:
     """The version the lead was loaded at; None when the lead is new."""
     outgoing: tuple[Outgoing, ...] = ()
     deadlines: DeadlineChanges | None = None
+    profile: "ProfileUpdate | None" = None
+
+
+@dataclass(frozen=True)
+class ProfileUpdate:
+    profile: PartnerProfile
+    replaces: datetime | None
+    """`updated_at` of the stored profile it replaces; None when there was none."""
 
 
 class LeadStore(Protocol):
     async def is_processed(self, dedupe_key: str) -> bool: ...
 
     async def load(self, lead_id: str) -> Lead | None: ...
+
+    async def load_profile(self, partner_id: str) -> PartnerProfile | None: ...
 
     async def commit(self, change: Change) -> None:
         """Store marker, lead, outbox rows and deadline changes in one transaction.
