@@ -17,6 +17,7 @@ from typing import Protocol
 from contracts.commands import Command
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.domain.deadlines import Deadline
+from services.lifecycle.service_layer.ports import Lease
 
 log = logging.getLogger("leads.scheduler")
 
@@ -35,11 +36,6 @@ class CommandPublisher(Protocol):
     async def publish(self, commands: Sequence[Command]) -> None:
         """Returns once the broker has every command."""
         ...
-
-
-class Lease(Protocol):
-    async def acquire(self) -> bool: ...
-    async def release(self) -> None: ...
 
 
 def next_emission(now: datetime, emissions: int, retry_after: timedelta) -> datetime:

@@ -32,18 +32,14 @@ RETRY_S = 2.0
 def deadline_settings(servers: Servers) -> Settings:
     return isolated_settings(servers, "deadlines").model_copy(
         update={
-            "response_window": _seconds(RESPONSE_S),
-            "contact_request_window": _seconds(4),
-            "reminder_offsets": (_seconds(6), _seconds(3)),
-            "sweep_interval": _seconds(SWEEP_S),
-            "scheduler_lease": _seconds(3),
-            "command_retry_after": _seconds(RETRY_S),
+            "response_window": timedelta(seconds=RESPONSE_S),
+            "contact_request_window": timedelta(seconds=4),
+            "reminder_offsets": (timedelta(seconds=6), timedelta(seconds=3)),
+            "sweep_interval": timedelta(seconds=SWEEP_S),
+            "scheduler_lease": timedelta(seconds=3),
+            "command_retry_after": timedelta(seconds=RETRY_S),
         }
     )
-
-
-def _seconds(n: float) -> timedelta:
-    return timedelta(seconds=n)
 
 
 @pytest.fixture(scope="module")

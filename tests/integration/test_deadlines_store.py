@@ -1,6 +1,5 @@
 """Deadlines stored with their lead in one transaction, and swept from MongoDB, on a real server."""
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,9 +12,9 @@ from services.lifecycle.adapters.mongo import MongoStore
 from services.lifecycle.domain.clock import FixedClock
 from services.lifecycle.domain.deadlines import Deadline
 from services.lifecycle.domain.lead import Windows
-from services.lifecycle.service_layer.handler import Delivery, LeadService
-from services.lifecycle.settings import Settings
+from services.lifecycle.service_layer.handler import LeadService
 from tests import messages
+from tests.integration.conftest import delivery
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 WINDOWS = Windows(
@@ -31,15 +30,8 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-async def store(mongo: Any, settings: Settings, clock: FixedClock) -> MongoStore:
-    store = MongoStore(mongo, settings.mongodb_database, clock, topic_prefix=settings.topic_prefix)
-    await store.ensure_indexes()
-    return store
-
-
-@pytest.fixture
-def service(store: MongoStore, clock: FixedClock) -> LeadService:
-    return LeadService(store, clock, WINDOWS)
+def windows() -> Windows:
+    return WINDOWS
 
 
 @pytest.fixture
@@ -47,12 +39,8 @@ def due(store: MongoStore) -> DueDeadlines:
     return DueDeadlines(store.database["deadlines"])
 
 
-_offsets = iter(range(10**9))
-
-
 async def handle(service: LeadService, topic: Topic, value: dict[str, Any]) -> str:
-    delivery = Delivery(topic, topic.value, 0, next(_offsets), json.dumps(value).encode())
-    return (await service.handle(delivery)).outcome
+    return (await service.handle(delivery(topic, value))).outcome
 
 
 async def due_at(due: DueDeadlines, now: datetime) -> list[tuple[str, str, datetime]]:

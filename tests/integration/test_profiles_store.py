@@ -1,36 +1,15 @@
 """Partner profiles consumed through the lead service into MongoDB: newest `updated_at` wins."""
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
 from contracts.topics import Topic
 from services.lifecycle.adapters.mongo import MongoStore
-from services.lifecycle.domain.clock import SystemClock
-from services.lifecycle.domain.lead import Windows
-from services.lifecycle.service_layer.handler import Delivery, LeadService
-from services.lifecycle.settings import Settings
+from services.lifecycle.service_layer.handler import LeadService
 from tests import messages
+from tests.integration.conftest import delivery
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
-CLOCK = SystemClock()
-
-
-@pytest.fixture
-async def store(mongo: Any, settings: Settings) -> MongoStore:
-    store = MongoStore(mongo, settings.mongodb_database, CLOCK)
-    await store.ensure_indexes()
-    return store
-
-
-@pytest.fixture
-def service(store: MongoStore) -> LeadService:
-    return LeadService(store, CLOCK, Windows())
-
-
-_offsets = iter(range(10**9))
 
 
 def profile(name: str, updated_at: datetime, partner_id: str = "partner-p") -> dict[str, Any]:
@@ -51,9 +30,7 @@ def profile(name: str, updated_at: datetime, partner_id: str = "partner-p") -> d
 
 
 async def handle(service: LeadService, value: dict[str, Any]) -> str:
-    raw = json.dumps(value).encode()
-    delivery = Delivery(Topic.PROFILES, Topic.PROFILES.value, 0, next(_offsets), raw)
-    return (await service.handle(delivery)).outcome
+    return (await service.handle(delivery(Topic.PROFILES, value))).outcome
 
 
 async def stored_name(store: MongoStore, partner_id: str = "partner-p") -> str | None:

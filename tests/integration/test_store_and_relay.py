@@ -14,35 +14,15 @@ from services.lifecycle.adapters.kafka import KafkaPublisher, ensure_topics
 from services.lifecycle.adapters.lease import Lease
 from services.lifecycle.adapters.mongo import MongoStore
 from services.lifecycle.domain.clock import SystemClock
-from services.lifecycle.domain.lead import Windows
-from services.lifecycle.service_layer.handler import Delivery, LeadService
+from services.lifecycle.service_layer.handler import LeadService
 from services.lifecycle.service_layer.outgoing import Outgoing
 from services.lifecycle.service_layer.ports import Change, OutboxRow, VersionConflict
 from services.lifecycle.service_layer.relay import OutboxRelay
 from services.lifecycle.settings import Settings
 from tests import messages
+from tests.integration.conftest import delivery
 
 CLOCK = SystemClock()
-
-
-@pytest.fixture
-async def store(mongo: Any, settings: Settings) -> MongoStore:
-    store = MongoStore(mongo, settings.mongodb_database, CLOCK, topic_prefix=settings.topic_prefix)
-    await store.ensure_indexes()
-    return store
-
-
-@pytest.fixture
-def service(store: MongoStore) -> LeadService:
-    return LeadService(store, CLOCK, Windows())
-
-
-_offsets = iter(range(10**9))
-
-
-def delivery(topic: Topic, value: dict[str, Any] | bytes, offset: int | None = None) -> Delivery:
-    raw = value if isinstance(value, bytes) else json.dumps(value).encode()
-    return Delivery(topic, topic.value, 0, next(_offsets) if offset is None else offset, raw)
 
 
 async def counts(store: MongoStore) -> tuple[int, int, int]:

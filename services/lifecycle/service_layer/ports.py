@@ -51,6 +51,13 @@ class LeadStore(Protocol):
         ...
 
 
+class Lease(Protocol):
+    """One holder at a time among replicas (the relay's, the scheduler's)."""
+
+    async def acquire(self) -> bool: ...
+    async def release(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class OutboxRow:
     """A committed outgoing message, waiting for the relay."""

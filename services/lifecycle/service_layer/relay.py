@@ -13,7 +13,7 @@ from typing import Protocol
 
 from bson import ObjectId
 
-from services.lifecycle.service_layer.ports import OutboxRow
+from services.lifecycle.service_layer.ports import Lease, OutboxRow
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +25,6 @@ class Outbox(Protocol):
 
 class Publisher(Protocol):
     async def publish(self, rows: Sequence[OutboxRow]) -> None: ...
-
-
-class Lease(Protocol):
-    async def acquire(self) -> bool: ...
-    async def release(self) -> None: ...
 
 
 class OutboxRelay:

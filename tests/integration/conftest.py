@@ -1,0 +1,44 @@
+"""The lead service on a real MongoDB store, fed deliveries the way the consumer would."""
+
+import json
+from itertools import count
+from typing import Any
+
+import pytest
+
+from contracts.topics import Topic
+from services.lifecycle.adapters.mongo import MongoStore
+from services.lifecycle.domain.clock import Clock, SystemClock
+from services.lifecycle.domain.lead import Windows
+from services.lifecycle.service_layer.handler import Delivery, LeadService
+from services.lifecycle.settings import Settings
+
+_offsets = count()
+
+
+def delivery(topic: Topic, value: dict[str, Any] | bytes, offset: int | None = None) -> Delivery:
+    """A Kafka record as the consumer hands it over, each at an offset of its own."""
+    raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+    return Delivery(topic, topic.value, 0, next(_offsets) if offset is None else offset, raw)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return SystemClock()
+
+
+@pytest.fixture
+def windows() -> Windows:
+    return Windows()
+
+
+@pytest.fixture
+async def store(mongo: Any, settings: Settings, clock: Clock) -> MongoStore:
+    store = MongoStore(mongo, settings.mongodb_database, clock, topic_prefix=settings.topic_prefix)
+    await store.ensure_indexes()
+    return store
+
+
+@pytest.fixture
+def service(store: MongoStore, clock: Clock, windows: Windows) -> LeadService:
+    return LeadService(store, clock, windows)
