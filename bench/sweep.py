@@ -26,6 +26,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from contracts.inbound import InboundLead
+from contracts.profiles import PartnerProfile
 from contracts.topics import Topic
 from services.dev_servers import embedded_servers
 from services.lifecycle.adapters import deadlines as stored
@@ -79,7 +80,8 @@ def lead_deadlines(overdue: bool) -> list[dict[str, Any]]:
     now = CLOCK.now()
     received = now - timedelta(days=15) if overdue else now
     message = InboundLead.model_validate(messages.inbound(received_at=received.isoformat()))
-    lead = rules.receive(None, message, now, WINDOWS).lead
+    profile = PartnerProfile.model_validate(messages.profile())
+    lead = rules.receive(None, message, now, WINDOWS, profile).lead
     # An overdue lead's reminders were sent long ago: only its expiry is left.
     return [
         stored.to_document(d)

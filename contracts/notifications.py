@@ -3,7 +3,7 @@
 from enum import StrEnum
 from typing import Any, Literal
 
-from contracts.common import Contract, Email, Id, MessageId
+from contracts.common import Contract, Email, Id, MessageId, Name
 from contracts.topics import NotificationTemplate
 
 
@@ -14,9 +14,13 @@ class RecipientKind(StrEnum):
 
 
 class Recipient(Contract):
+    """Who to tell. A partner's alert contact carries the partner's id, and its
+    own e-mail and name; without them the partner as a whole is meant."""
+
     kind: RecipientKind
     id: Id | None = None
     email: Email | None = None
+    name: Name | None = None
 
 
 class NotificationRequested(Contract):

@@ -74,3 +74,29 @@ def command(lead_id: str, name: str, **fields: Any) -> dict[str, Any]:
         message["remaining"] = "PT24H"
     message.update(fields)
     return message
+
+
+def location(location_id: str, country: str, *emails: str) -> dict[str, Any]:
+    contacts = [{"name": email.split("@")[0].title(), "email": email} for email in emails]
+    return {"location_id": location_id, "country": country, "contacts": contacts}
+
+
+def profile(
+    partner_id: str = PARTNER,
+    locations: list[dict[str, Any]] | None = None,
+    updated_at: datetime | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """A partner's business profile; by default one location in Germany with one contact."""
+    message: dict[str, Any] = {
+        "message_id": new_id("p"),
+        "partner_id": partner_id,
+        "name": f"{partner_id} Ltd",
+        "updated_at": (updated_at or datetime.now(UTC)).isoformat(),
+        "locations": locations
+        if locations is not None
+        else [location("berlin", "DE", f"alerts@{partner_id}.example")],
+        "preferences": {"company_sizes": ["50-249"], "countries": ["DE", "AT"]},
+    }
+    message.update(overrides)
+    return message

@@ -12,6 +12,7 @@ from services.lifecycle.domain.clock import Clock, SystemClock
 from services.lifecycle.domain.lead import Windows
 from services.lifecycle.service_layer.handler import Delivery, LeadService
 from services.lifecycle.settings import Settings
+from tests import messages
 
 _offsets = count()
 
@@ -40,5 +41,9 @@ async def store(mongo: Any, settings: Settings, clock: Clock) -> MongoStore:
 
 
 @pytest.fixture
-def service(store: MongoStore, clock: Clock, windows: Windows) -> LeadService:
-    return LeadService(store, clock, windows)
+async def service(store: MongoStore, clock: Clock, windows: Windows) -> LeadService:
+    """The service, with the business profile of the partner the test leads are for."""
+    service = LeadService(store, clock, windows)
+    handled = await service.handle(delivery(Topic.PROFILES, messages.profile()))
+    assert handled.outcome == "applied"
+    return service

@@ -13,20 +13,8 @@ T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
 
 def profile(name: str, updated_at: datetime, partner_id: str = "partner-p") -> dict[str, Any]:
-    return {
-        "message_id": messages.new_id("m"),
-        "partner_id": partner_id,
-        "name": name,
-        "updated_at": updated_at.isoformat(),
-        "locations": [
-            {
-                "location_id": "berlin",
-                "country": "DE",
-                "contacts": [{"name": "Ada", "email": "ada@contoso.example"}],
-            }
-        ],
-        "preferences": {"company_sizes": ["50-249"], "countries": ["DE", "AT"]},
-    }
+    berlin = messages.location("berlin", "DE", "ada@contoso.example")
+    return messages.profile(partner_id, [berlin], updated_at, name=name)
 
 
 async def handle(service: LeadService, value: dict[str, Any]) -> str:
@@ -70,7 +58,7 @@ async def test_the_same_profile_message_twice_is_applied_once(
     sent = profile("Contoso", T0)
     outcomes = [await handle(service, sent) for _ in range(2)]
     assert outcomes == ["applied", "duplicate"]
-    assert await store.database["partner_profiles"].count_documents({}) == 1
+    assert await store.database["partner_profiles"].count_documents({"_id": "partner-p"}) == 1
 
 
 async def test_a_profile_for_another_partner_leaves_the_first_alone(

@@ -6,6 +6,7 @@ from typing import Any
 from contracts.actions import PARTNER_ACTION
 from contracts.commands import COMMAND, Remind
 from contracts.inbound import InboundLead
+from contracts.profiles import PartnerProfile
 from services.lifecycle.domain import deadlines
 from services.lifecycle.domain import lead as rules
 from services.lifecycle.domain.deadlines import Deadline
@@ -14,13 +15,14 @@ from tests import messages
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 WINDOWS = Windows()
+PROFILE = PartnerProfile.model_validate(messages.profile())
 HOURS = timedelta(hours=1)
 
 
 def receive(windows: Windows = WINDOWS, **overrides: Any) -> Lead:
     fields = {"received_at": T0.isoformat(), **overrides}
     message = InboundLead.model_validate(messages.inbound(**fields))
-    return rules.receive(None, message, T0, windows).lead
+    return rules.receive(None, message, T0, windows, PROFILE).lead
 
 
 def schedule(lead: Lead, windows: Windows = WINDOWS) -> list[tuple[str, datetime, Any]]:
@@ -142,5 +144,5 @@ def test_a_handled_reminder_drops_that_reminder_only() -> None:
 def test_an_early_expiry_drops_nothing_so_it_is_emitted_again() -> None:
     lead = receive()
     expiry = Deadline(lead.lead_id, "expire", lead.respond_by).to_command()
-    early = rules.command(lead, expiry, lead.respond_by - timedelta(seconds=1))
+    early = rules.command(lead, expiry, lead.respond_by - timedelta(seconds=1), PROFILE)
     assert deadlines.changes(lead, early.lead, WINDOWS, expiry) is None

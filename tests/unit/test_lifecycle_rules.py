@@ -9,6 +9,7 @@ from contracts.actions import PARTNER_ACTION
 from contracts.commands import COMMAND
 from contracts.events import Outcome, Stage, Tab
 from contracts.inbound import InboundLead
+from contracts.profiles import PartnerProfile
 from contracts.topics import EventType, NotificationTemplate, Reason
 from services.lifecycle.domain import lead as rules
 from services.lifecycle.domain.errors import Refused
@@ -17,11 +18,12 @@ from tests import messages
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 WINDOWS = Windows()
+PROFILE = PartnerProfile.model_validate(messages.profile())
 
 
 def receive(at: datetime = T0, **overrides: Any) -> Lead:
     message = InboundLead.model_validate(messages.inbound(received_at=at.isoformat(), **overrides))
-    return rules.receive(None, message, at, WINDOWS).lead
+    return rules.receive(None, message, at, WINDOWS, PROFILE).lead
 
 
 def act(lead: Lead, name: str, at: datetime = T0, **fields: Any) -> Decision:
@@ -34,7 +36,7 @@ def cmd(lead: Lead | None, name: str, at: datetime, lead_id: str = "x", **fields
     message = COMMAND.validate_python(
         messages.command(lead.lead_id if lead else lead_id, name, **fields)
     )
-    return rules.command(lead, message, at)
+    return rules.command(lead, message, at, PROFILE)
 
 
 def accepted(**overrides: Any) -> Lead:
@@ -52,7 +54,7 @@ def refusal(call: Any) -> Reason:
 
 def test_new_lead_is_received_with_deadlines_and_tells_the_partner() -> None:
     message = InboundLead.model_validate(messages.inbound(contact_requested=True))
-    decision = rules.receive(None, message, T0, WINDOWS)
+    decision = rules.receive(None, message, T0, WINDOWS, PROFILE)
     lead = decision.lead
     assert (lead.stage, lead.version, lead.tab) == (Stage.RECEIVED, 1, Tab.MARKETPLACE)
     assert lead.respond_by == T0 + timedelta(days=14)
@@ -67,7 +69,7 @@ def test_new_lead_is_received_with_deadlines_and_tells_the_partner() -> None:
 def test_windows_come_from_settings_not_constants() -> None:
     message = InboundLead.model_validate(messages.inbound(contact_requested=True))
     short = Windows(response=timedelta(seconds=5), contact_request=timedelta(seconds=2))
-    lead = rules.receive(None, message, T0, short).lead
+    lead = rules.receive(None, message, T0, short, PROFILE).lead
     assert (lead.respond_by, lead.hot_until) == (
         T0 + timedelta(seconds=5),
         T0 + timedelta(seconds=2),
@@ -93,25 +95,27 @@ def test_tab_follows_lead_type(lead_type: str, tab: Tab) -> None:
 
 def test_same_lead_again_with_same_content_changes_nothing() -> None:
     raw = messages.inbound()
-    first = rules.receive(None, InboundLead.model_validate(raw), T0, WINDOWS)
+    first = rules.receive(None, InboundLead.model_validate(raw), T0, WINDOWS, PROFILE)
     again = InboundLead.model_validate({**raw, "message_id": "another-delivery"})
-    decision = rules.receive(first.lead, again, T0 + timedelta(hours=1), WINDOWS)
+    decision = rules.receive(first.lead, again, T0 + timedelta(hours=1), WINDOWS, PROFILE)
     assert decision.lead == first.lead
     assert (decision.event, decision.notifications) == (None, ())
 
 
 def test_same_lead_id_with_other_content_is_a_duplicate_lead() -> None:
     raw = messages.inbound()
-    lead = rules.receive(None, InboundLead.model_validate(raw), T0, WINDOWS).lead
+    lead = rules.receive(None, InboundLead.model_validate(raw), T0, WINDOWS, PROFILE).lead
     clash = InboundLead.model_validate({**raw, "need": "Something else entirely"})
-    assert refusal(lambda: rules.receive(lead, clash, T0, WINDOWS)) is Reason.DUPLICATE_LEAD
+    assert (
+        refusal(lambda: rules.receive(lead, clash, T0, WINDOWS, PROFILE)) is Reason.DUPLICATE_LEAD
+    )
 
 
 def test_same_content_is_recognised_after_contact_data_was_erased() -> None:
     raw = messages.inbound()
-    lead = rules.receive(None, InboundLead.model_validate(raw), T0, WINDOWS).lead
+    lead = rules.receive(None, InboundLead.model_validate(raw), T0, WINDOWS, PROFILE).lead
     declined = act(lead, "decline").lead
-    again = rules.receive(declined, InboundLead.model_validate(raw), T0, WINDOWS)
+    again = rules.receive(declined, InboundLead.model_validate(raw), T0, WINDOWS, PROFILE)
     assert again.event is None
 
 

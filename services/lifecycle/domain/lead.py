@@ -30,9 +30,11 @@ from contracts.common import Contact, DeclineReason
 from contracts.events import CustomerView, LeadSnapshot, Outcome, Stage, Tab
 from contracts.inbound import InboundLead, LeadType, Referrer
 from contracts.notifications import Recipient, RecipientKind
+from contracts.profiles import PartnerProfile
 from contracts.topics import EventType, NotificationTemplate, Reason
 from services.lifecycle.domain.clock import to_millis
 from services.lifecycle.domain.errors import Refused
+from services.lifecycle.domain.profiles import alert_contacts
 
 
 @dataclass(frozen=True)
@@ -138,9 +140,14 @@ def fingerprint(message: InboundLead) -> str:
 
 
 def receive(
-    existing: Lead | None, message: InboundLead, now: datetime, windows: Windows
+    existing: Lead | None,
+    message: InboundLead,
+    now: datetime,
+    windows: Windows,
+    profile: PartnerProfile | None,
 ) -> Decision:
-    """A new lead, or the same lead delivered again."""
+    """A new lead, or the same lead delivered again. Only a partner with a
+    business profile can receive leads: its alert contacts are told."""
     content_hash = fingerprint(message)
     if existing is not None:
         if existing.fingerprint == content_hash:
@@ -149,6 +156,12 @@ def receive(
             Reason.DUPLICATE_LEAD,
             f"lead {message.lead_id} already exists with different content; "
             "a lead id can be used for one lead only",
+        )
+    if profile is None:
+        raise Refused(
+            Reason.PARTNER_PROFILE_MISSING,
+            f"partner {message.partner_id} has no business profile; send the lead again "
+            "once its profile is on partners.profiles",
         )
     received_at = to_millis(message.received_at or now)
     hot_until = received_at + windows.contact_request if message.contact_requested else None
@@ -176,12 +189,8 @@ def receive(
             ),
         ),
     )
-    notify = Notify(
-        NotificationTemplate.NEW_LEAD,
-        Recipient(kind=RecipientKind.PARTNER, id=lead.partner_id),
-        _lead_summary(lead),
-    )
-    return Decision(lead, EventType.RECEIVED, (notify,))
+    notify = _to_partner(lead, profile, NotificationTemplate.NEW_LEAD, _lead_summary(lead))
+    return Decision(lead, EventType.RECEIVED, notify)
 
 
 # --- partner actions ---------------------------------------------------------------
@@ -358,16 +367,19 @@ def _archived(lead: Lead, outcome: Outcome) -> Lead:
 # --- system commands ---------------------------------------------------------------
 
 
-def command(lead: Lead | None, cmd: Command, now: datetime) -> Decision:
-    """A scheduler command. A late or early timer is not an error: it does nothing."""
+def command(
+    lead: Lead | None, cmd: Command, now: datetime, profile: PartnerProfile | None
+) -> Decision:
+    """A scheduler command. A late or early timer is not an error: it does nothing.
+    `profile` is the lead's partner's, whose alert contacts are told."""
     if lead is None:
         raise Refused(Reason.UNKNOWN_LEAD, f"no lead {cmd.lead_id}")
     step = _Step(now, SYSTEM, cmd.command)
     if isinstance(cmd, Expire):
         return _expire(lead, step)
     if isinstance(cmd, AgeContactRequest):
-        return _age_contact_request(lead, step)
-    return _remind(lead, cmd, now)
+        return _age_contact_request(lead, step, profile)
+    return _remind(lead, cmd, now, profile)
 
 
 def _expire(lead: Lead, step: _Step) -> Decision:
@@ -381,29 +393,46 @@ def _expire(lead: Lead, step: _Step) -> Decision:
     return Decision(step.record(_archived(lead, Outcome.EXPIRED)), EventType.EXPIRED, (notify,))
 
 
-def _age_contact_request(lead: Lead, step: _Step) -> Decision:
+def _age_contact_request(lead: Lead, step: _Step, profile: PartnerProfile | None) -> Decision:
     # An archived lead is read-only: its flame no longer matters to anyone.
     due = lead.hot_until is not None and step.at >= lead.hot_until
     if not lead.hot or not due or lead.stage is Stage.ARCHIVED:
         return Decision(lead)
-    notify = Notify(
-        NotificationTemplate.CONTACT_REQUEST_AGING,
-        Recipient(kind=RecipientKind.PARTNER, id=lead.partner_id),
-        _lead_summary(lead),
+    notify = _to_partner(
+        lead, profile, NotificationTemplate.CONTACT_REQUEST_AGING, _lead_summary(lead)
     )
-    return Decision(step.record(lead, hot=False), EventType.CONTACT_REQUEST_AGED, (notify,))
+    return Decision(step.record(lead, hot=False), EventType.CONTACT_REQUEST_AGED, notify)
 
 
-def _remind(lead: Lead, cmd: Remind, now: datetime) -> Decision:
+def _remind(lead: Lead, cmd: Remind, now: datetime, profile: PartnerProfile | None) -> Decision:
     if lead.stage is not Stage.RECEIVED or now >= lead.respond_by:
         return Decision(lead)
     remaining = lead.respond_by - now
-    notify = Notify(
+    notify = _to_partner(
+        lead,
+        profile,
         NotificationTemplate.EXPIRY_REMINDER,
-        Recipient(kind=RecipientKind.PARTNER, id=lead.partner_id),
         {**_lead_summary(lead), "remaining": _iso_duration(remaining)},
     )
-    return Decision(lead, None, (notify,))
+    return Decision(lead, None, notify)
+
+
+def _to_partner(
+    lead: Lead, profile: PartnerProfile | None, template: NotificationTemplate, data: dict[str, Any]
+) -> tuple[Notify, ...]:
+    """One notification per alert contact of the location serving the customer;
+    the partner as a whole when its profile names nobody."""
+    contacts = alert_contacts(profile, lead.customer.country)
+    if not contacts:
+        return (Notify(template, Recipient(kind=RecipientKind.PARTNER, id=lead.partner_id), data),)
+    return tuple(
+        Notify(
+            template,
+            Recipient(kind=RecipientKind.PARTNER, id=lead.partner_id, email=c.email, name=c.name),
+            data,
+        )
+        for c in contacts
+    )
 
 
 def _lead_summary(lead: Lead) -> dict[str, Any]:

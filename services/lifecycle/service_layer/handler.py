@@ -27,6 +27,12 @@ log = logging.getLogger(__name__)
 
 MAX_CONFLICT_RETRIES = 20
 
+# Refusals that a later message can cure: the same message sent again must be
+# handled then, so they are deduped by position, not by message_id.
+_CURABLE = frozenset({Reason.PARTNER_PROFILE_MISSING})
+
+Decide = Callable[[Lead | None, Any, datetime, PartnerProfile | None], Decision]
+
 
 @dataclass(frozen=True)
 class Delivery:
@@ -59,9 +65,11 @@ class LeadService:
         self._store = store
         self._clock = clock
         self._windows = windows
-        self._decide: dict[Topic, Callable[[Lead | None, Any, datetime], Decision]] = {
-            Topic.INBOUND: lambda lead, message, now: rules.receive(lead, message, now, windows),
-            Topic.PARTNER_ACTIONS: rules.act,
+        self._decide: dict[Topic, Decide] = {
+            Topic.INBOUND: lambda lead, message, now, profile: rules.receive(
+                lead, message, now, windows, profile
+            ),
+            Topic.PARTNER_ACTIONS: lambda lead, action, now, _: rules.act(lead, action, now),
             Topic.COMMANDS: rules.command,
         }
 
@@ -99,12 +107,14 @@ class LeadService:
         cause = Cause(message.message_id, key)
         for _ in range(MAX_CONFLICT_RETRIES):
             lead = await self._store.load(message.lead_id)
+            profile = await self._profile_for(delivery.topic, lead, message)
             now = self._clock.now()
             try:
-                decision = self._decide[delivery.topic](lead, message, now)
+                decision = self._decide[delivery.topic](lead, message, now, profile)
             except Refused as refusal:
+                refused_key = delivery.position_key if refusal.reason in _CURABLE else key
                 return await self._reject(
-                    delivery, key, refusal, message.message_id, message.lead_id
+                    delivery, refused_key, refusal, message.message_id, message.lead_id
                 )
             change = Change(
                 dedupe_key=key,
@@ -128,6 +138,17 @@ class LeadService:
         raise VersionConflict(
             f"lead {message.lead_id} kept changing under {MAX_CONFLICT_RETRIES} tries"
         )
+
+    async def _profile_for(
+        self, topic: Topic, lead: Lead | None, message: Any
+    ) -> PartnerProfile | None:
+        """The partner profile a rule needs: to receive a new lead, and to alert
+        the partner's contacts on a command. Partner actions need none."""
+        if topic is Topic.INBOUND and lead is None:
+            return await self._store.load_profile(message.partner_id)
+        if topic is Topic.COMMANDS and lead is not None:
+            return await self._store.load_profile(lead.partner_id)
+        return None
 
     def _deadline_changes(
         self, before: Lead | None, decision: Decision, topic: Topic, message: Any
