@@ -77,6 +77,9 @@ class LeadSnapshot(Contract):
     decline_reason: DeclineReason | None = None
     closing_notes: Notes | None = None
     campaign_id: Id | None = None
+    answered_at: UtcDatetime | None = Field(
+        default=None, description="When the partner accepted or declined the lead"
+    )
 
 
 class LeadEvent(Contract):

@@ -31,7 +31,7 @@ from services.lifecycle.service_layer.ports import (
 Document = dict[str, Any]
 
 # Times the sweeps and inbox queries filter or sort on are stored as BSON dates.
-_DATE_FIELDS = ("received_at", "respond_by", "hot_until")
+_DATE_FIELDS = ("received_at", "respond_by", "hot_until", "answered_at")
 
 
 def connect(uri: str) -> AsyncMongoClient[Document]:

@@ -94,6 +94,8 @@ class Lead(BaseModel):
     favorite: bool = False
     decline_reason: DeclineReason | None = None
     closing_notes: str | None = None
+    answered_at: datetime | None = None
+    """When the partner accepted or declined it: its time to respond."""
     version: int = 1
     history: tuple[HistoryEntry, ...] = ()
     fingerprint: str
@@ -262,6 +264,7 @@ def _accept(lead: Lead, action: Accept, step: _Step) -> Decision:
     changed = step.record(
         lead,
         stage=Stage.ACCEPTED,
+        answered_at=step.at,
         deal=action.deal,
         contacts=_merge_contacts(lead.contacts, action.contacts),
     )
@@ -283,6 +286,7 @@ def _decline(lead: Lead, action: Decline, step: _Step) -> Decision:
         _archived(lead, Outcome.DECLINED),
         decline_reason=action.reason,
         closing_notes=action.notes,
+        answered_at=step.at,
     )
     return Decision(changed, EventType.DECLINED, (notify,))
 
