@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from services.dev_servers import Servers, embedded_servers
+from services.dev_servers import Servers, embedded_servers, free_port
 from services.lifecycle.adapters.mongo import connect
 from services.lifecycle.settings import Settings
 
@@ -75,6 +75,8 @@ def isolated_settings(servers: Servers, kind: str = "test") -> Settings:
         instance_id=f"{kind}-{tag}",
         relay_poll_interval="PT0.2S",
         relay_lease="PT3S",
+        http_port=free_port(),
+        jwt_secret=uuid.uuid4().hex,
     )
 
 

@@ -4,7 +4,7 @@ import socket
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, TypeAdapter, field_validator
+from pydantic import Field, SecretStr, TypeAdapter, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _DURATION: TypeAdapter[timedelta] = TypeAdapter(timedelta)
@@ -40,6 +40,20 @@ class Settings(BaseSettings):
     )
     """How long before `respond_by` the partner is reminded; fixed for a lead when it arrives."""
     command_retry_after: timedelta = Field(default=timedelta(minutes=5), gt=timedelta(0))
+    # The read API (`leads serve`).
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    jwt_secret: SecretStr | None = None
+    """HS256 key of the bearer tokens."""
+    jwt_public_key: str | None = None
+    """PEM public key of the bearer tokens (RS256 or ES256), instead of a secret."""
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    token_ttl: timedelta = Field(default=timedelta(hours=8), gt=timedelta(0))
+    """How long a token made by `leads token` is valid."""
+    # Responsiveness feedback (`leads scheduler`).
+    performance_interval: timedelta = Field(default=timedelta(minutes=1), gt=timedelta(0))
+    """How often changed partners' figures are recomputed and published, at most."""
 
     @field_validator("reminder_offsets", mode="before")
     @classmethod
@@ -61,4 +75,10 @@ class Settings(BaseSettings):
         """These settings as the LEADS_* variables that reproduce them in another process."""
         values = self.model_dump(mode="json")
         values["reminder_offsets"] = ",".join(values["reminder_offsets"])
-        return {f"LEADS_{name.upper()}": str(value) for name, value in values.items()}
+        if self.jwt_secret is not None:
+            values["jwt_secret"] = self.jwt_secret.get_secret_value()
+        return {
+            f"LEADS_{name.upper()}": str(value)
+            for name, value in values.items()
+            if value is not None
+        }

@@ -11,14 +11,18 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from contracts.topics import OUTBOUND_TOPICS, Topic
 from services.dev_servers import Servers, stop_process
+from services.lifecycle.adapters.tokens import issue
 from services.lifecycle.settings import Settings
+from tests import messages
 from tests.conftest import isolated_settings
 
 READY_TIMEOUT_S = 60.0
@@ -102,11 +106,56 @@ class Outputs:
         return [c for c in self.values(Topic.COMMANDS) if c["lead_id"] == lead_id]
 
 
-class Upstream:
-    """What an upstream system, a partner portal or the scheduler would do: publish."""
+class ReadApi:
+    """What a partner portal does: read the inbox over real HTTP, with a token."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.client = httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{settings.http_port}", timeout=10.0
+        )
+
+    def token(self, partner: str = messages.PARTNER, role: str = "referrals_admin") -> str:
+        return issue(self.settings, partner, role, datetime.now(UTC))
+
+    async def get(
+        self, path: str, partner: str = messages.PARTNER, **params: Any
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token(partner)}"}
+        query = {k: v for k, v in params.items() if v is not None}
+        return await self.client.get(path, params=query, headers=headers)
+
+    async def until(
+        self,
+        path: str,
+        condition: Callable[[httpx.Response], bool],
+        partner: str = messages.PARTNER,
+        timeout: float = 30.0,
+        **params: Any,
+    ) -> httpx.Response:
+        """Poll `path` until `condition` holds for its answer, failing after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while not condition(answer := await self.get(path, partner, **params)):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out on {path}: {answer.status_code} {answer.text}")
+            await asyncio.sleep(0.05)
+        return answer
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+PROFILED_AT = datetime(2026, 1, 1, tzinfo=UTC)
+"""Test partners' profiles are all this old: sending one again changes nothing."""
+
+
+class Upstream:
+    """What an upstream system, a partner portal or the scheduler would do: publish
+    (and read the inbox)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.api = ReadApi(settings)
         self.outputs = Outputs()
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
@@ -129,7 +178,20 @@ class Upstream:
         async for record in self._consumer:
             self.outputs.records.append(record)
 
+    async def profile(self, profile: dict[str, Any]) -> None:
+        """Publish a partner's profile and wait until the service has it."""
+        await self.send(Topic.PROFILES, profile, key=profile["partner_id"])
+        sent_at = datetime.fromisoformat(profile["updated_at"])
+        await self.api.until(
+            "/v1/profile",
+            lambda r: (
+                r.status_code == 200 and datetime.fromisoformat(r.json()["updated_at"]) == sent_at
+            ),
+            partner=profile["partner_id"],
+        )
+
     async def stop(self) -> None:
+        await self.api.close()
         if self._reader:
             self._reader.cancel()
         if self._producer:
@@ -183,9 +245,12 @@ def process_running(service: ServiceProcess) -> Iterator[ServiceProcess]:
 
 @contextlib.asynccontextmanager
 async def upstream_of(service: ServiceProcess) -> AsyncIterator[Upstream]:
+    """An upstream client of a running service whose test partners have profiles."""
     client = Upstream(service.settings)
     await client.start()
     try:
+        for partner in (messages.PARTNER, "partner-2"):
+            await client.profile(messages.profile(partner, updated_at=PROFILED_AT))
         yield client
     finally:
         await client.stop()

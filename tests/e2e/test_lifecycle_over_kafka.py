@@ -67,6 +67,7 @@ async def test_decline_tells_the_customer_and_erases_contact_data(upstream: Upst
         "kind": "customer",
         "id": None,
         "email": "grace@fabrikam.example",
+        "name": None,
     }
 
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -79,20 +79,8 @@ class MongoStore:
         return self._db
 
     async def ensure_indexes(self) -> None:
-        """Idempotent; run at start-up. The lead id is `_id`, unique by nature."""
-        await self._leads.create_indexes(
-            [
-                IndexModel(
-                    [
-                        ("partner_id", ASCENDING),
-                        ("tab", ASCENDING),
-                        ("stage", ASCENDING),
-                        ("received_at", DESCENDING),
-                    ],
-                    name="partner_inbox",
-                ),
-            ]
-        )
+        """Idempotent; run at start-up. The lead id is `_id`, unique by nature; the
+        inbox's indexes on leads are the read side's (`adapters.inbox`)."""
         await self._deadlines.create_indexes(deadlines.INDEXES)
         await self._outbox.create_indexes(
             [

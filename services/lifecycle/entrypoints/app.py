@@ -1,26 +1,35 @@
 """The composition root: settings in, a running FastStream app out.
 
 Everything is wired here and only here: the MongoDB store, the lead service,
-the Kafka subscribers and the outbox relay.
+the Kafka subscribers, the outbox relay and the read API's HTTP server.
 """
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+
+import uvicorn
 
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from contracts.topics import INBOUND_TOPICS, OUTBOUND_TOPICS, Topic
+from services.lifecycle.adapters.inbox import MongoInbox
 from services.lifecycle.adapters.kafka import KafkaPublisher, ensure_topics
 from services.lifecycle.adapters.lease import Lease
 from services.lifecycle.adapters.mongo import MongoStore, connect
+from services.lifecycle.adapters.tokens import TokenVerifier
 from services.lifecycle.domain.clock import Clock, SystemClock
 from services.lifecycle.domain.lead import Windows
 from services.lifecycle.entrypoints.docs import DESCRIPTIONS, OUTPUT_MODELS
+from services.lifecycle.entrypoints.http import create_api
+from services.lifecycle.entrypoints.metrics import ServiceMetrics
 from services.lifecycle.service_layer.handler import Delivery, Handled, LeadService
+from services.lifecycle.service_layer.inbox import Inbox
 from services.lifecycle.service_layer.relay import OutboxRelay
 from services.lifecycle.settings import Settings
 
@@ -92,6 +101,26 @@ class LifecycleApp:
             poll_interval=settings.relay_poll_interval.total_seconds(),
         )
         self.retry = Retry()
+        self.metrics = ServiceMetrics()
+        self.inbox = MongoInbox(self.store.database)
+        self.api = create_api(
+            Inbox(self.inbox, self.clock),
+            TokenVerifier(settings),
+            self.store.load_profile,
+            self._readiness,
+            self._metrics,
+        )
+        self.http = _EmbeddedServer(
+            uvicorn.Config(
+                self.api,
+                host=settings.http_host,
+                port=settings.http_port,
+                log_config=None,  # the service's JSON logging stays in charge
+                access_log=False,
+                lifespan="off",
+            )
+        )
+        self._http_task: asyncio.Task[None] | None = None
         self.broker = KafkaBroker(
             settings.kafka_bootstrap_servers,
             # Per-message access logs ("Received", "Processed") at DEBUG: the
@@ -105,6 +134,7 @@ class LifecycleApp:
         self.app = FastStream(self.broker, logger=log)
         self.app.on_startup(self._prepare)
         self.app.after_startup(self._start_relay)
+        self.app.after_startup(self._start_http)
         self.app.on_shutdown(self._stop)
         self._relay_task: asyncio.Task[None] | None = None
 
@@ -126,8 +156,10 @@ class LifecycleApp:
                 record.offset,
                 record.value or b"",
             )
+            started = time.perf_counter()
             handled = await self.retry.run(lambda: self.service.handle(delivery))
             self.relay.wake()
+            self.metrics.observe(delivery.topic.value, handled, time.perf_counter() - started)
             log.info(
                 "message handled",
                 extra={
@@ -169,6 +201,7 @@ class LifecycleApp:
             self.settings.topic_replication_factor,
         )
         await self.store.ensure_indexes()
+        await self.inbox.ensure_indexes()
         log.info(
             "service prepared",
             extra={"topics_created": created, "database": self.settings.mongodb_database},
@@ -179,7 +212,44 @@ class LifecycleApp:
         self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
         log.info("service started", extra={"consumer_group": self.settings.consumer_group})
 
+    async def _start_http(self) -> None:
+        self._http_task = asyncio.create_task(self.http.serve(), name="read-api")
+        while not self.http.started:
+            if self._http_task.done():
+                await self._http_task  # raises why it could not start
+                raise RuntimeError("the read API's HTTP server stopped at start-up")
+            await asyncio.sleep(0.01)
+        log.info(
+            "read API listening",
+            extra={"host": self.settings.http_host, "port": self.http_port},
+        )
+
+    @property
+    def http_port(self) -> int:
+        """The bound port (LEADS_HTTP_PORT=0 picks a free one)."""
+        for server in self.http.servers:
+            for sock in server.sockets:
+                return int(sock.getsockname()[1])
+        return self.settings.http_port
+
+    async def _readiness(self) -> dict[str, bool]:
+        async def mongodb() -> bool:
+            try:
+                await asyncio.wait_for(self.mongo.admin.command("ping"), 2.0)
+            except Exception:
+                return False
+            return True
+
+        kafka, mongo = await asyncio.gather(self.broker.ping(timeout=2.0), mongodb())
+        return {"kafka": kafka, "mongodb": mongo}
+
+    async def _metrics(self) -> bytes:
+        return self.metrics.render(await self.store.unsent_count())
+
     async def _stop(self) -> None:
+        if self._http_task is not None:
+            self.http.should_exit = True
+            await asyncio.gather(self._http_task, return_exceptions=True)
         if self._relay_task is not None:
             self._relay_task.cancel()
             await asyncio.gather(self._relay_task, return_exceptions=True)
@@ -189,3 +259,11 @@ class LifecycleApp:
 
     async def run(self) -> None:
         await self.app.run()
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """Uvicorn inside the FastStream app, which owns the process's signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield

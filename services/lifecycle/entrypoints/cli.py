@@ -4,11 +4,18 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import secrets
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from pydantic import SecretStr, TypeAdapter
 
 from services.lifecycle import logs
 from services.lifecycle.settings import Settings
+
+DEV_JWT_SECRET = "leads-dev-only-secret-never-use-in-production"
+"""Signs tokens for `leads dev` when LEADS_JWT_SECRET is not set; `leads serve` never accepts it."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +51,22 @@ def main(argv: list[str] | None = None) -> int:
         help="feed sample leads and partner actions and print what comes out; deadlines "
         "are shortened to seconds (unless set in LEADS_*) so an expiry happens before your eyes",
     )
+    token = commands.add_parser(
+        "token",
+        help="print a bearer token for the read API",
+        description="Print a JWT for the read API, signed with LEADS_JWT_SECRET (HS256). "
+        "Without LEADS_JWT_SECRET it is signed with the development secret that only "
+        "`leads dev` accepts.",
+    )
+    token.add_argument("--partner", required=True, help="the partner_id the token is for")
+    token.add_argument(
+        "--role",
+        default="referrals_admin",
+        help="mpn_partner_admin or referrals_admin (others are refused with 403)",
+    )
+    token.add_argument(
+        "--ttl", help="how long it is valid, ISO 8601 (default LEADS_TOKEN_TTL, PT8H)"
+    )
     docs = commands.add_parser(
         "docs",
         help="write the JSON Schemas and the AsyncAPI document",
@@ -61,14 +84,39 @@ def main(argv: list[str] | None = None) -> int:
         return _scheduler(settings)
     if args.command == "dev":
         return _dev(settings, demo=args.demo)
+    if args.command == "token":
+        return _token(settings, args.partner, args.role, args.ttl)
     return _docs(settings, args.out)
 
 
 def _serve(settings: Settings) -> int:
+    from services.lifecycle.adapters.tokens import NoTokenKey
     from services.lifecycle.entrypoints.app import LifecycleApp
 
-    asyncio.run(LifecycleApp(settings).run())
+    try:
+        app = LifecycleApp(settings)
+    except NoTokenKey as missing:
+        print(f"leads serve: the read API needs a token key: {missing}", file=sys.stderr)
+        return 2
+    asyncio.run(app.run())
     return 0
+
+
+def _token(settings: Settings, partner: str, role: str, ttl: str | None) -> int:
+    from services.lifecycle.adapters.tokens import issue
+
+    if settings.jwt_secret is None:
+        print("signed with the development secret: only `leads dev` accepts it", file=sys.stderr)
+        settings = with_dev_secret(settings)
+    lifetime = TypeAdapter(timedelta).validate_python(ttl) if ttl else None
+    print(issue(settings, partner, role, datetime.now(UTC), lifetime))
+    return 0
+
+
+def with_dev_secret(settings: Settings) -> Settings:
+    if settings.jwt_secret is not None:
+        return settings
+    return settings.model_copy(update={"jwt_secret": SecretStr(DEV_JWT_SECRET)})
 
 
 def _scheduler(settings: Settings) -> int:
@@ -86,17 +134,21 @@ def _dev(settings: Settings, demo: bool) -> int:
 
     with embedded_servers() as servers:
         shortened = {k: v for k, v in DEMO_DEADLINES.items() if k not in settings.model_fields_set}
-        settings = Settings.model_validate(
-            {
-                **settings.model_dump(),
-                **(shortened if demo else {}),
-                "kafka_bootstrap_servers": servers.kafka_bootstrap_servers,
-                "mongodb_uri": servers.mongodb_uri,
-            }
+        settings = with_dev_secret(
+            Settings.model_validate(
+                {
+                    **settings.model_dump(),
+                    **(shortened if demo else {}),
+                    "kafka_bootstrap_servers": servers.kafka_bootstrap_servers,
+                    "mongodb_uri": servers.mongodb_uri,
+                }
+            )
         )
         print(
             f"Kafka (Tansu) listens on {servers.kafka_bootstrap_servers}\n"
             f"MongoDB (SecantusDB) listens on {servers.mongodb_uri}\n"
+            f"The read API listens on http://{settings.http_host}:{settings.http_port} "
+            "(OpenAPI at /docs); `leads token --partner P` makes a token for it.\n"
             f"Topics have the prefix {settings.topic_prefix!r}. Ctrl-C stops everything.",
             flush=True,
         )
@@ -121,6 +173,10 @@ def _dev(settings: Settings, demo: bool) -> int:
 def _docs(settings: Settings, out: Path) -> int:
     from services.lifecycle.entrypoints.app import LifecycleApp
     from services.lifecycle.entrypoints.docs import write
+
+    if settings.jwt_secret is None and settings.jwt_public_key is None:
+        # The documents do not depend on the key; a throwaway one builds the app.
+        settings = settings.model_copy(update={"jwt_secret": SecretStr(secrets.token_hex())})
 
     async def build() -> list[Path]:
         return write(LifecycleApp(settings), out)

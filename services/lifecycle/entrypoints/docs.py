@@ -1,5 +1,6 @@
-"""The contract as documents: JSON Schemas of every message, and the AsyncAPI
-document generated from the FastStream app. Never written by hand."""
+"""The contract as documents: JSON Schemas of every message, the AsyncAPI
+document generated from the FastStream app and the read API's OpenAPI document.
+Never written by hand."""
 
 import json
 from pathlib import Path
@@ -92,5 +93,8 @@ def write(app: Any, out: Path) -> list[Path]:
         written.append(path)
     path = out / "asyncapi.json"
     path.write_text(json.dumps(asyncapi(app), indent=2) + "\n")
+    written.append(path)
+    path = out / "openapi.json"
+    path.write_text(json.dumps(app.api.openapi(), indent=2) + "\n")
     written.append(path)
     return written

@@ -1,0 +1,51 @@
+"""The read API's answers (`GET /v1/...`): the partner's inbox, as the portal shows it."""
+
+from typing import Literal
+
+from pydantic import Field
+
+from contracts.events import LeadSnapshot, Stage
+from contracts.common import Contract, UtcDatetime
+
+
+class LeadPage(Contract):
+    items: list[LeadSnapshot] = Field(description="Newest first (by received_at)")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page"
+    )
+
+
+class StageCounts(Contract):
+    received: int
+    accepted: int
+    archived: int
+    total: int
+
+
+class InboxCounts(Contract):
+    """Badge counts: leads per tab and stage."""
+
+    marketplace: StageCounts
+    qualified: StageCounts
+    favorites: StageCounts
+
+
+class Actor(Contract):
+    kind: Literal["user", "system", "referrer"]
+    id: str | None = None
+    role: str | None = None
+
+
+class HistoryItem(Contract):
+    at: UtcDatetime
+    actor: Actor
+    action: str
+    from_stage: Stage | None
+    to_stage: Stage
+
+
+class LeadDetail(LeadSnapshot):
+    """One lead, with its version and the history an auditor reads."""
+
+    version: int
+    history: list[HistoryItem]

@@ -1,0 +1,128 @@
+"""The inbox's read queries on the `leads` collection, each scoped to one partner."""
+
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+from contracts.actions import Deal
+from contracts.common import DeclineReason
+from contracts.events import Outcome, Stage, Tab
+from contracts.inbound import LeadType
+from services.lifecycle.adapters.mongo import Document, from_document
+from services.lifecycle.domain.lead import Lead
+from services.lifecycle.domain.performance import LeadFacts
+from services.lifecycle.service_layer.inbox import Cursor, InboxFilter, Page
+
+_NEWEST_FIRST = [("received_at", DESCENDING), ("_id", DESCENDING)]
+
+INDEXES = [
+    IndexModel([("partner_id", ASCENDING), *_NEWEST_FIRST], name="inbox_all"),
+    IndexModel(
+        [("partner_id", ASCENDING), ("tab", ASCENDING), ("stage", ASCENDING), *_NEWEST_FIRST],
+        name="inbox_by_tab",
+    ),
+    IndexModel(
+        [("partner_id", ASCENDING), ("favorite", ASCENDING), *_NEWEST_FIRST],
+        name="inbox_favorites",
+        partialFilterExpression={"favorite": True},
+    ),
+]
+
+_FACT_FIELDS = {
+    "lead_type": 1,
+    "received_at": 1,
+    "answered_at": 1,
+    "outcome": 1,
+    "decline_reason": 1,
+    "deal": 1,
+}
+
+
+class MongoInbox:
+    """The `InboxReader` port."""
+
+    def __init__(self, database: AsyncDatabase[Document]) -> None:
+        self._leads = database["leads"]
+
+    async def ensure_indexes(self) -> None:
+        await self._leads.create_indexes(INDEXES)
+
+    async def page(
+        self, partner_id: str, where: InboxFilter, after: Cursor | None, limit: int
+    ) -> Page:
+        query = _query(partner_id, where)
+        if after is not None:
+            query["$or"] = [
+                {"received_at": {"$lt": after.received_at}},
+                {"received_at": after.received_at, "_id": {"$lt": after.lead_id}},
+            ]
+        found = await self._leads.find(query).sort(_NEWEST_FIRST).limit(limit + 1).to_list()
+        leads = [from_document(document) for document in found[:limit]]
+        more = len(found) > limit
+        last = leads[-1] if more else None
+        return Page(leads, Cursor(last.received_at, last.lead_id) if last else None)
+
+    async def counts(self, partner_id: str) -> dict[tuple[Tab, Stage], int]:
+        groups = await self._leads.aggregate(
+            [
+                {"$match": {"partner_id": partner_id}},
+                {
+                    "$group": {
+                        "_id": {"tab": "$tab", "stage": "$stage", "favorite": "$favorite"},
+                        "n": {"$sum": 1},
+                    }
+                },
+            ]
+        )
+        counts: dict[tuple[Tab, Stage], int] = {}
+        async for group in groups:
+            stage = Stage(group["_id"]["stage"])
+            tabs = [Tab(group["_id"]["tab"])] + (
+                [Tab.FAVORITES] if group["_id"]["favorite"] else []
+            )
+            for tab in tabs:
+                counts[(tab, stage)] = counts.get((tab, stage), 0) + group["n"]
+        return counts
+
+    async def lead(self, partner_id: str, lead_id: str) -> Lead | None:
+        document = await self._leads.find_one({"_id": lead_id, "partner_id": partner_id})
+        return from_document(document) if document else None
+
+    async def facts(self, partner_id: str) -> list[LeadFacts]:
+        cursor = self._leads.find({"partner_id": partner_id}, _FACT_FIELDS)
+        return [_facts(document) async for document in cursor]
+
+
+def _query(partner_id: str, where: InboxFilter) -> dict[str, Any]:
+    query: dict[str, Any] = {"partner_id": partner_id}
+    if where.tab is Tab.FAVORITES:
+        query["favorite"] = True
+    elif where.tab is not None:
+        query["tab"] = where.tab.value
+    if where.stage is not None:
+        query["stage"] = where.stage.value
+    if where.hot is not None:
+        query["hot"] = where.hot
+    if where.lead_type is not None:
+        query["lead_type"] = where.lead_type.value
+    if where.expiring_by is not None:
+        # Only a lead still waiting for an answer can expire.
+        if query.setdefault("stage", Stage.RECEIVED.value) != Stage.RECEIVED.value:
+            query["_id"] = {"$in": []}
+        query["respond_by"] = {"$lte": where.expiring_by}
+    return query
+
+
+def _facts(document: Document) -> LeadFacts:
+    deal = Deal.model_validate(document["deal"]) if document.get("deal") else None
+    return LeadFacts(
+        lead_type=LeadType(document["lead_type"]),
+        received_at=document["received_at"],
+        answered_at=document.get("answered_at"),
+        outcome=Outcome(document["outcome"]) if document.get("outcome") else None,
+        decline_reason=DeclineReason(document["decline_reason"])
+        if document.get("decline_reason")
+        else None,
+        deal_value=deal.value if deal else None,
+    )
