@@ -9,6 +9,7 @@ from contracts.commands import COMMAND, Command
 from contracts.events import LeadEvent, LeadSnapshot
 from contracts.inbound import InboundLead
 from contracts.notifications import NotificationRequested
+from contracts.performance import PartnerPerformance, PerformanceUpdated
 from contracts.profiles import PartnerProfile
 from contracts.rejected import MessageRejected
 from contracts.topics import EventType, NotificationTemplate, Reason, Topic
@@ -25,7 +26,9 @@ __all__ = [
     "NotificationRequested",
     "NotificationTemplate",
     "PartnerAction",
+    "PartnerPerformance",
     "PartnerProfile",
+    "PerformanceUpdated",
     "Reason",
     "Topic",
 ]

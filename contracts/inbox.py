@@ -4,8 +4,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from contracts.events import LeadSnapshot, Stage
 from contracts.common import Contract, UtcDatetime
+from contracts.events import LeadSnapshot, Stage
 
 
 class LeadPage(Contract):

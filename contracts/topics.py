@@ -11,6 +11,7 @@ class Topic(StrEnum):
     EVENTS = "leads.events"
     NOTIFICATIONS = "leads.notifications"
     REJECTED = "leads.rejected"
+    PERFORMANCE = "partners.performance"
 
     def named(self, prefix: str) -> str:
         """The topic's name on the broker, with the deployment's prefix (e.g. `prod.`)."""
@@ -52,4 +53,4 @@ class NotificationTemplate(StrEnum):
 
 
 INBOUND_TOPICS = (Topic.INBOUND, Topic.PARTNER_ACTIONS, Topic.COMMANDS, Topic.PROFILES)
-OUTBOUND_TOPICS = (Topic.EVENTS, Topic.NOTIFICATIONS, Topic.REJECTED)
+OUTBOUND_TOPICS = (Topic.EVENTS, Topic.NOTIFICATIONS, Topic.REJECTED, Topic.PERFORMANCE)

@@ -92,7 +92,8 @@ def profile(
         "message_id": new_id("p"),
         "partner_id": partner_id,
         "name": f"{partner_id} Ltd",
-        "updated_at": (updated_at or datetime.now(UTC)).isoformat(),
+        # To the millisecond, as the service stores it.
+        "updated_at": (updated_at or datetime.now(UTC)).isoformat(timespec="milliseconds"),
         "locations": locations
         if locations is not None
         else [location("berlin", "DE", f"alerts@{partner_id}.example")],

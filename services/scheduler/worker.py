@@ -1,8 +1,10 @@
 """The deadline worker's composition root: settings in, a running APScheduler out.
 
 An interval job sweeps MongoDB for due deadlines and emits them on
-`leads.commands`. Every replica runs the job; the one holding the MongoDB lease
-sweeps, and another takes over within the lease time when it dies.
+`leads.commands`; another publishes changed partners' responsiveness figures
+on `partners.performance`. Every replica runs the jobs; the one holding the
+MongoDB lease does the work, and another takes over within the lease time when
+it dies.
 """
 
 import asyncio
@@ -15,11 +17,19 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[impo
 
 from contracts.topics import Topic
 from services.lifecycle.adapters.deadlines import DueDeadlines
-from services.lifecycle.adapters.kafka import KafkaCommands, KafkaPublisher, ensure_topics
+from services.lifecycle.adapters.inbox import MongoInbox
+from services.lifecycle.adapters.kafka import (
+    KafkaCommands,
+    KafkaPerformanceUpdates,
+    KafkaPublisher,
+    ensure_topics,
+)
 from services.lifecycle.adapters.lease import Lease
 from services.lifecycle.adapters.mongo import connect
+from services.lifecycle.adapters.performance import PerformanceRecords
 from services.lifecycle.domain.clock import Clock, SystemClock
 from services.lifecycle.settings import Settings
+from services.scheduler.feedback import Feedback
 from services.scheduler.sweep import Sweeper
 
 log = logging.getLogger("leads.scheduler")
@@ -48,6 +58,16 @@ class SchedulerWorker:
             batch_size=settings.sweep_batch,
             retry_after=settings.command_retry_after,
         )
+        self.performance = PerformanceRecords(database["partner_performance"])
+        self.feedback = Feedback(
+            self.performance,
+            MongoInbox(database),
+            KafkaPerformanceUpdates(
+                self.kafka, settings.topic_prefix, f"{settings.event_source}:scheduler"
+            ),
+            self.lease,
+            clock,
+        )
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._sweeping: asyncio.Task[None] | None = None
         # APScheduler logs every run at INFO; the sweep logs its own figures.
@@ -56,11 +76,12 @@ class SchedulerWorker:
     async def start(self) -> None:
         await ensure_topics(
             self.settings.kafka_bootstrap_servers,
-            [Topic.COMMANDS.named(self.settings.topic_prefix)],
+            [t.named(self.settings.topic_prefix) for t in (Topic.COMMANDS, Topic.PERFORMANCE)],
             self.settings.topic_partitions,
             self.settings.topic_replication_factor,
         )
         await self.deadlines.ensure_indexes()
+        await self.performance.ensure_indexes()
         await self.kafka.start()
         interval = self.settings.sweep_interval.total_seconds()
         self.scheduler.add_job(
@@ -72,6 +93,16 @@ class SchedulerWorker:
             coalesce=True,  # ...and the runs it missed collapse into one
             misfire_grace_time=max(1, int(interval)),
             next_run_time=datetime.now(UTC),  # catch up at once on start
+        )
+        feedback_interval = self.settings.performance_interval.total_seconds()
+        self.scheduler.add_job(
+            self.publish_feedback,
+            "interval",
+            seconds=feedback_interval,
+            id="performance",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, int(feedback_interval)),
         )
         self.scheduler.start()
         log.info(
@@ -94,6 +125,15 @@ class SchedulerWorker:
             self._sweeping = None
         if report.leader:
             log.info("sweep done", extra=report.log_fields())
+
+    async def publish_feedback(self) -> None:
+        try:
+            published = await self.feedback.run()
+        except Exception:
+            log.exception("performance feedback failed; the next run retries")
+            return
+        if published:
+            log.info("performance published", extra={"partners": published})
 
     async def stop(self) -> None:
         if self.scheduler.running:

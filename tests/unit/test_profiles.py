@@ -107,3 +107,9 @@ def test_a_profile_naming_nobody_alerts_the_partner_as_a_whole() -> None:
     decision = receive(profile())
     [notify] = decision.notifications
     assert (notify.recipient.id, notify.recipient.email) == (messages.PARTNER, None)
+
+
+def test_profile_times_are_compared_to_the_millisecond_they_are_stored_at() -> None:
+    stored = profile(updated_at=T0 + timedelta(microseconds=123000))
+    again = profile(updated_at=T0 + timedelta(microseconds=123456))
+    assert not supersedes(again, stored)

@@ -12,8 +12,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from contracts.commands import Command
+from contracts.performance import PerformanceUpdated
 from services.lifecycle.domain.clock import Clock
-from services.lifecycle.service_layer.outgoing import Outgoing, for_command
+from services.lifecycle.service_layer.outgoing import Outgoing, for_command, for_performance
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,20 @@ class KafkaPublisher:
             for row in rows
         ]
         await asyncio.gather(*deliveries)
+
+
+class KafkaPerformanceUpdates:
+    """`partner.performance_updated` on `partners.performance`, keyed by partner."""
+
+    def __init__(self, kafka: KafkaPublisher, topic_prefix: str, source: str) -> None:
+        self._kafka = kafka
+        self._prefix = topic_prefix
+        self._source = source
+
+    async def publish(self, updates: Sequence[PerformanceUpdated]) -> None:
+        await self._kafka.publish(
+            [KafkaRecord.of(for_performance(u), self._prefix, self._source) for u in updates]
+        )
 
 
 class KafkaCommands:

@@ -17,7 +17,7 @@ from pymongo.errors import DuplicateKeyError
 
 from contracts.profiles import PartnerProfile
 from contracts.topics import Topic
-from services.lifecycle.adapters import deadlines
+from services.lifecycle.adapters import deadlines, performance
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.domain.lead import Lead
 from services.lifecycle.service_layer.ports import (
@@ -69,6 +69,7 @@ class MongoStore:
         self._outbox = self._db["outbox"]
         self._deadlines = self._db["deadlines"]
         self._profiles = self._db["partner_profiles"]
+        self._performance = self._db["partner_performance"]
         self._clock = clock
         self._prefix = topic_prefix
         self._source = event_source
@@ -128,6 +129,7 @@ class MongoStore:
             raise AlreadyProcessed(change.dedupe_key) from None
         if change.lead is not None:
             await self._save(session, change.lead, change.expected_version)
+            await performance.mark_changed(self._performance, change.lead.partner_id, session)
         if change.outgoing:
             await self._outbox.insert_many(self._rows(change, now), session=session)
         if change.deadlines is not None:

@@ -3,11 +3,13 @@ alerts go to the contacts of the location that serves the customer."""
 
 from contracts.common import Contact
 from contracts.profiles import PartnerProfile
+from services.lifecycle.domain.clock import to_millis
 
 
 def supersedes(incoming: PartnerProfile, stored: PartnerProfile | None) -> bool:
-    """An equal `updated_at` is the same profile again: it changes nothing."""
-    return stored is None or incoming.updated_at > stored.updated_at
+    """An equal `updated_at` is the same profile again: it changes nothing. Times
+    are compared to the millisecond, as they are stored."""
+    return stored is None or to_millis(incoming.updated_at) > to_millis(stored.updated_at)
 
 
 def alert_contacts(profile: PartnerProfile | None, country: str) -> tuple[Contact, ...]:

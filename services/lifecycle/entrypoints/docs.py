@@ -13,6 +13,7 @@ from contracts.commands import Command
 from contracts.events import LeadEvent
 from contracts.inbound import InboundLead
 from contracts.notifications import NotificationRequested
+from contracts.performance import PerformanceUpdated
 from contracts.profiles import PartnerProfile
 from contracts.rejected import MessageRejected
 from contracts.topics import Topic
@@ -25,6 +26,8 @@ DESCRIPTIONS = {
     Topic.EVENTS: "Lifecycle facts, for CRM connectors and analytics.",
     Topic.NOTIFICATIONS: "Notification requests, for notification services.",
     Topic.REJECTED: "Every message the service refused, with the reason.",
+    Topic.PERFORMANCE: "partner.performance_updated: a partner's responsiveness figures "
+    "changed (coalesced per LEADS_PERFORMANCE_INTERVAL), from the scheduler worker.",
 }
 
 INPUT_MODELS: dict[Topic, Any] = {
@@ -37,6 +40,7 @@ OUTPUT_MODELS: dict[Topic, Any] = {
     Topic.EVENTS: LeadEvent,
     Topic.NOTIFICATIONS: NotificationRequested,
     Topic.REJECTED: MessageRejected,
+    Topic.PERFORMANCE: PerformanceUpdated,
 }
 
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from contracts.commands import Command
 from contracts.events import LeadEvent
 from contracts.notifications import NotificationRequested
+from contracts.performance import PerformanceUpdated
 from contracts.rejected import MessageRejected
 from contracts.topics import EventType, Topic
 from services.lifecycle.domain.lead import Decision, Lead, Notify
@@ -138,4 +139,16 @@ def for_command(command: Command, now: datetime) -> Outgoing:
         f"command.{command.command}",
         now,
         command,
+    )
+
+
+def for_performance(update: PerformanceUpdated) -> Outgoing:
+    """A partner's new figures, keyed by partner: its updates stay in order."""
+    return _outgoing(
+        Topic.PERFORMANCE,
+        update.partner_id,
+        update.event_id,
+        update.type,
+        update.occurred_at,
+        update,
     )

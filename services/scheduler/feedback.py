@@ -1,0 +1,70 @@
+"""Responsiveness feedback: recompute the figures of partners whose leads
+changed and publish `partner.performance_updated` when they differ.
+
+Coalesced: however many leads of a partner changed since the last run, it gets
+at most one update per run. Published before it is recorded, so a crash in
+between publishes it again, under the same id (derived from the change count).
+"""
+
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+from contracts.performance import PartnerPerformance, PerformanceUpdated
+from services.lifecycle.domain.clock import Clock
+from services.lifecycle.domain.performance import LeadFacts, performance
+from services.lifecycle.service_layer.outgoing import derived_id
+from services.lifecycle.service_layer.ports import Lease
+
+log = logging.getLogger("leads.scheduler")
+
+
+class Records(Protocol):
+    async def stale(self, limit: int) -> list[tuple[str, int, PartnerPerformance | None]]: ...
+    async def settle(
+        self, partner_id: str, changes: int, published: PartnerPerformance
+    ) -> bool: ...
+
+
+class Facts(Protocol):
+    async def facts(self, partner_id: str) -> list[LeadFacts]: ...
+
+
+class UpdatePublisher(Protocol):
+    async def publish(self, updates: Sequence[PerformanceUpdated]) -> None: ...
+
+
+class Feedback:
+    def __init__(
+        self,
+        records: Records,
+        leads: Facts,
+        publisher: UpdatePublisher,
+        lease: Lease,
+        clock: Clock,
+        batch_size: int = 100,
+    ) -> None:
+        self._records = records
+        self._leads = leads
+        self._publisher = publisher
+        self._lease = lease
+        self._clock = clock
+        self._batch_size = batch_size
+
+    async def run(self) -> int:
+        """One round; returns how many updates it published."""
+        if not await self._lease.acquire():
+            return 0
+        published = 0
+        for partner_id, changes, last in await self._records.stale(self._batch_size):
+            figures = performance(partner_id, await self._leads.facts(partner_id))
+            if figures != last:
+                update = PerformanceUpdated(
+                    **figures.model_dump(),
+                    event_id=derived_id("performance", partner_id, str(changes)),
+                    occurred_at=self._clock.now(),
+                )
+                await self._publisher.publish([update])
+                published += 1
+            await self._records.settle(partner_id, changes, figures)
+        return published
