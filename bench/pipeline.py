@@ -28,7 +28,8 @@ from contracts.topics import Topic
 from services.dev_servers import embedded_servers
 from services.lifecycle.settings import Settings
 from tests import messages
-from tests.e2e.conftest import ServiceProcess
+from tests.conftest import isolated_settings
+from tests.e2e.conftest import ServiceProcess, upstream_of
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -116,19 +117,20 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=200, help="leads in flight at once")
     args = parser.parse_args()
     with embedded_servers() as servers:
-        tag = uuid.uuid4().hex[:8]
-        settings = Settings(
-            kafka_bootstrap_servers=servers.kafka_bootstrap_servers,
-            mongodb_uri=servers.mongodb_uri,
-            mongodb_database=f"bench_{tag}",
-            topic_prefix=f"bench{tag}.",
-        )
+        settings = isolated_settings(servers, "bench")
         service = ServiceProcess(settings)
         service.start()
         try:
-            asyncio.run(drive(settings, service, args.leads, args.window))
+            asyncio.run(with_profiles(settings, service, args.leads, args.window))
         finally:
             service.stop()
+
+
+async def with_profiles(
+    settings: Settings, service: ServiceProcess, leads: int, window: int
+) -> None:
+    async with upstream_of(service):  # the partner's profile first: leads need one
+        await drive(settings, service, leads, window)
 
 
 if __name__ == "__main__":
