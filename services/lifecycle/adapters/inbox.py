@@ -52,16 +52,31 @@ class MongoInbox:
         self, partner_id: str, where: InboxFilter, after: Cursor | None, limit: int
     ) -> Page:
         query = _query(partner_id, where)
-        if after is not None:
-            query["$or"] = [
-                {"received_at": {"$lt": after.received_at}},
-                {"received_at": after.received_at, "_id": {"$lt": after.lead_id}},
-            ]
-        found = await self._leads.find(query).sort(_NEWEST_FIRST).limit(limit + 1).to_list()
+        found = await self._newest(query, after, limit + 1)
         leads = [from_document(document) for document in found[:limit]]
         more = len(found) > limit
         last = leads[-1] if more else None
         return Page(leads, Cursor(last.received_at, last.lead_id) if last else None)
+
+    async def _newest(
+        self, query: dict[str, Any], after: Cursor | None, limit: int
+    ) -> list[Document]:
+        """Up to `limit` leads, newest first, after the cursor.
+
+        Past the cursor means first its ties (same `received_at`, lower id), then
+        the older leads: two range reads on the index, rather than one `$or`,
+        which some servers answer with a collection scan."""
+        if after is None:
+            return await self._sorted(query, limit)
+        ties = {**query, "received_at": after.received_at, "_id": {"$lt": after.lead_id}}
+        found = await self._sorted(ties, limit)
+        if len(found) < limit:
+            older = {**query, "received_at": {"$lt": after.received_at}}
+            found += await self._sorted(older, limit - len(found))
+        return found
+
+    async def _sorted(self, query: dict[str, Any], limit: int) -> list[Document]:
+        return await self._leads.find(query).sort(_NEWEST_FIRST).limit(limit).to_list()
 
     async def counts(self, partner_id: str) -> dict[tuple[Tab, Stage], int]:
         groups = await self._leads.aggregate(
@@ -109,7 +124,7 @@ def _query(partner_id: str, where: InboxFilter) -> dict[str, Any]:
     if where.expiring_by is not None:
         # Only a lead still waiting for an answer can expire.
         if query.setdefault("stage", Stage.RECEIVED.value) != Stage.RECEIVED.value:
-            query["_id"] = {"$in": []}
+            query["stage"] = {"$in": []}
         query["respond_by"] = {"$lte": where.expiring_by}
     return query
 

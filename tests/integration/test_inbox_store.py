@@ -1,0 +1,71 @@
+"""The inbox on a real MongoDB: newest first, and pages that neither skip nor repeat a lead."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from contracts.events import Stage
+from contracts.topics import Topic
+from services.lifecycle.adapters.inbox import MongoInbox
+from services.lifecycle.service_layer.handler import LeadService
+from services.lifecycle.service_layer.inbox import Cursor, InboxFilter
+from services.lifecycle.settings import Settings
+from tests import messages
+from tests.integration.conftest import delivery
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+async def received(service: LeadService, lead_id: str, received_at: datetime) -> str:
+    lead = messages.inbound(lead_id, received_at=received_at.isoformat())
+    assert (await service.handle(delivery(Topic.INBOUND, lead))).outcome == "applied"
+    return lead_id
+
+
+async def every_page(inbox: MongoInbox, limit: int, where: InboxFilter) -> list[list[str]]:
+    pages, after = [], None
+    while True:
+        page = await inbox.page(messages.PARTNER, where, after, limit)
+        pages.append([lead.lead_id for lead in page.leads])
+        if (after := page.next_cursor) is None:
+            return pages
+
+
+async def test_pages_cut_through_leads_received_at_the_same_instant(
+    service: LeadService, mongo: Any, settings: Settings
+) -> None:
+    # Five leads share one instant, so the cursor must order them by id too.
+    same = NOW - timedelta(hours=1)
+    tied = [await received(service, f"lead-tied-{n}", same) for n in range(5)]
+    newer = await received(service, "lead-newer", NOW - timedelta(minutes=5))
+    older = await received(service, "lead-older", NOW - timedelta(hours=2))
+    inbox = MongoInbox(mongo[settings.mongodb_database])
+
+    newest_first = [newer, *sorted(tied, reverse=True), older]
+    for limit in (1, 2, 3, 7):
+        pages = await every_page(inbox, limit, InboxFilter())
+        assert [lead for page in pages for lead in page] == newest_first, f"limit {limit}"
+        assert all(len(page) == limit for page in pages[:-1])
+
+
+async def test_a_cursor_keeps_the_filter_it_was_made_with(
+    service: LeadService, mongo: Any, settings: Settings
+) -> None:
+    ids = [await received(service, f"lead-{n}", NOW - timedelta(hours=n)) for n in range(1, 6)]
+    accepted = messages.action(ids[1], "accept")
+    assert (await service.handle(delivery(Topic.PARTNER_ACTIONS, accepted))).outcome == "applied"
+    inbox = MongoInbox(mongo[settings.mongodb_database])
+
+    waiting = await every_page(inbox, 2, InboxFilter(stage=Stage.RECEIVED))
+    assert [lead for page in waiting for lead in page] == [ids[0], *ids[2:]]
+    soon = InboxFilter(stage=Stage.ACCEPTED, expiring_by=NOW + timedelta(days=30))
+    assert await every_page(inbox, 2, soon) == [[]]  # an accepted lead no longer expires
+
+
+async def test_a_cursor_past_the_last_lead_gives_an_empty_page(
+    service: LeadService, mongo: Any, settings: Settings
+) -> None:
+    await received(service, "lead-only", NOW - timedelta(hours=1))
+    inbox = MongoInbox(mongo[settings.mongodb_database])
+    past = Cursor(NOW - timedelta(hours=1), "lead-only")
+    page = await inbox.page(messages.PARTNER, InboxFilter(), past, 10)
+    assert (page.leads, page.next_cursor) == ([], None)
