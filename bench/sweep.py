@@ -14,7 +14,7 @@ import asyncio
 import json
 import sys
 import time
-from collections import Counter
+from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,7 @@ class Timed:
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
-        self.seconds: Counter[str] = Counter()
+        self.seconds: defaultdict[str, float] = defaultdict(float)
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._inner, name)

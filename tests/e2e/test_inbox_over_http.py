@@ -49,7 +49,7 @@ async def test_a_lead_before_its_partners_profile_is_refused_and_taken_once_it_e
     lead = messages.inbound(partner_id=partner)
     await upstream.send(Topic.INBOUND, lead)
     [refused] = (
-        await upstream.until(lambda o: o.rejections(lead["message_id"]), what="rejection")
+        await upstream.until(lambda o: bool(o.rejections(lead["message_id"])), what="rejection")
     ).rejections(lead["message_id"])
     assert refused["reason"] == "partner_profile_missing"
     assert partner in refused["detail"] and "grace" not in refused["detail"].lower()

@@ -1,11 +1,13 @@
 """A lead's whole life, as upstream systems and partners see it: only Kafka topics."""
 
+from typing import Any
+
 from contracts.topics import Topic
 from tests import messages
 from tests.e2e.conftest import Outputs, Upstream
 
 
-async def received(upstream: Upstream, **overrides: object) -> str:
+async def received(upstream: Upstream, **overrides: Any) -> str:
     lead = messages.inbound(**overrides)
     await upstream.send(Topic.INBOUND, lead)
     await upstream.until(

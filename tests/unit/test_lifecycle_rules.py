@@ -1,5 +1,6 @@
 """Every row of shared/spec/lifecycle.md, allowed and refused, on the pure domain."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -161,11 +162,7 @@ def test_decline_archives_erases_contact_data_and_tells_the_customer() -> None:
 
 @pytest.mark.parametrize("name", ["update", "add_contacts", "won", "lost"])
 def test_deal_actions_on_a_received_lead_are_invalid_transitions(name: str) -> None:
-    fields: dict[str, Any] = {
-        "update": {"changes": {"notes": "x"}},
-        "add_contacts": {"contacts": [{"name": "A", "email": "a@b.example"}]},
-    }.get(name, {})
-    assert refusal(lambda: act(receive(), name, **fields)) is Reason.INVALID_TRANSITION
+    assert refusal(lambda: act(receive(), name, **_fields(name))) is Reason.INVALID_TRANSITION
 
 
 # --- expiry ------------------------------------------------------------------------
@@ -334,10 +331,12 @@ ALL_ACTIONS = [
 
 
 def _fields(name: str) -> dict[str, Any]:
-    return {
+    """The fields an action needs beyond the common ones."""
+    needed: dict[str, dict[str, Any]] = {
         "update": {"changes": {"notes": "x"}},
         "add_contacts": {"contacts": [{"name": "A", "email": "a@b.example"}]},
-    }.get(name, {})
+    }
+    return needed.get(name, {})
 
 
 @pytest.mark.parametrize("name", ALL_ACTIONS)
@@ -378,11 +377,12 @@ def test_another_partners_lead_looks_like_no_lead(name: str) -> None:
 
 def test_refusal_details_never_echo_customer_data() -> None:
     lead = receive()
-    for call in (
+    calls: list[Callable[[], Decision]] = [
         lambda: act(lead, "won"),
         lambda: act(lead, "favorite", partner_id="partner-2"),
         lambda: act(act(lead, "decline").lead, "favorite"),
-    ):
+    ]
+    for call in calls:
         with pytest.raises(Refused) as refused:
             call()
         assert (

@@ -1,6 +1,7 @@
 """The sweep, with a fake clock and in-memory edges: what it emits, when, and how much at once."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from contracts.commands import Command
@@ -12,23 +13,30 @@ T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 RETRY = timedelta(minutes=5)
 
 
+@dataclass
+class Stored:
+    deadline: Deadline
+    emit_at: datetime
+    emissions: int = 0
+
+
 class InMemoryDeadlines:
     """The `deadlines` collection, reduced to what the sweep relies on."""
 
     def __init__(self, *deadlines: Deadline) -> None:
-        self.stored = {d.command_id: [d, d.due_at, 0] for d in deadlines}
+        self.stored = {d.command_id: Stored(d, d.due_at) for d in deadlines}
 
     async def due(self, now: datetime, limit: int) -> list[tuple[Deadline, int]]:
-        due = sorted((at, d.command_id) for d, at, _ in self.stored.values() if at <= now)
-        return [(self.stored[i][0], self.stored[i][2]) for _, i in due[:limit]]
+        due = sorted((s.emit_at, i) for i, s in self.stored.items() if s.emit_at <= now)
+        return [(self.stored[i].deadline, self.stored[i].emissions) for _, i in due[:limit]]
 
     async def postpone(self, next_emissions: Sequence[tuple[Deadline, datetime]]) -> None:
         for deadline, at in next_emissions:
             entry = self.stored[deadline.command_id]
-            entry[1], entry[2] = at, entry[2] + 1
+            entry.emit_at, entry.emissions = at, entry.emissions + 1
 
     async def count_due(self, now: datetime) -> int:
-        return sum(1 for _, at, _ in self.stored.values() if at <= now)
+        return sum(1 for s in self.stored.values() if s.emit_at <= now)
 
     def settle(self, deadline: Deadline) -> None:
         del self.stored[deadline.command_id]
