@@ -2,8 +2,9 @@
 changed and publish `partner.performance_updated` when they differ.
 
 Coalesced: however many leads of a partner changed since the last run, it gets
-at most one update per run. Published before it is recorded, so a crash in
-between publishes it again, under the same id (derived from the change count).
+at most one update per run, and every changed partner is visited each run.
+Published before it is recorded, so a crash in between publishes it again,
+under the same id (derived from the change count).
 """
 
 import logging
@@ -20,7 +21,9 @@ log = logging.getLogger("leads.scheduler")
 
 
 class Records(Protocol):
-    async def stale(self, limit: int) -> list[tuple[str, int, PartnerPerformance | None]]: ...
+    async def stale(
+        self, after: str | None, limit: int
+    ) -> list[tuple[str, int, PartnerPerformance | None]]: ...
     async def settle(
         self, partner_id: str, changes: int, published: PartnerPerformance
     ) -> bool: ...
@@ -52,19 +55,33 @@ class Feedback:
         self._batch_size = batch_size
 
     async def run(self) -> int:
-        """One round; returns how many updates it published."""
+        """One round over every partner whose leads changed, in batches by partner
+        id, so that partners changing all the time cannot starve the others.
+        Returns how many updates it published."""
         if not await self._lease.acquire():
             return 0
-        published = 0
-        for partner_id, changes, last in await self._records.stale(self._batch_size):
-            figures = performance(partner_id, await self._leads.facts(partner_id))
-            if figures != last:
-                update = PerformanceUpdated(
-                    **figures.model_dump(),
-                    event_id=derived_id("performance", partner_id, str(changes)),
-                    occurred_at=self._clock.now(),
-                )
-                await self._publisher.publish([update])
-                published += 1
-            await self._records.settle(partner_id, changes, figures)
+        published, after = 0, None
+        while batch := await self._records.stale(after, self._batch_size):
+            for partner_id, changes, last in batch:
+                published += await self._refresh(partner_id, changes, last)
+            after = batch[-1][0]
+            if len(batch) < self._batch_size:
+                break
+            if not await self._lease.acquire():
+                log.warning("scheduler lease lost mid-feedback; stopping")
+                break
         return published
+
+    async def _refresh(self, partner_id: str, changes: int, last: PartnerPerformance | None) -> int:
+        """Publish the partner's figures if they differ from the last; 1 if published."""
+        figures = performance(partner_id, await self._leads.facts(partner_id))
+        published = figures != last
+        if published:
+            update = PerformanceUpdated(
+                **figures.model_dump(),
+                event_id=derived_id("performance", partner_id, str(changes)),
+                occurred_at=self._clock.now(),
+            )
+            await self._publisher.publish([update])
+        await self._records.settle(partner_id, changes, figures)
+        return int(published)

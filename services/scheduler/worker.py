@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import logging
 import signal
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 
@@ -83,35 +84,39 @@ class SchedulerWorker:
         await self.deadlines.ensure_indexes()
         await self.performance.ensure_indexes()
         await self.kafka.start()
-        interval = self.settings.sweep_interval.total_seconds()
-        self.scheduler.add_job(
-            self.sweep,
-            "interval",
-            seconds=interval,
-            id="sweep",
-            max_instances=1,  # a long sweep is not overlapped by the next one...
-            coalesce=True,  # ...and the runs it missed collapse into one
-            misfire_grace_time=max(1, int(interval)),
-            next_run_time=datetime.now(UTC),  # catch up at once on start
-        )
-        feedback_interval = self.settings.performance_interval.total_seconds()
-        self.scheduler.add_job(
-            self.publish_feedback,
-            "interval",
-            seconds=feedback_interval,
-            id="performance",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=max(1, int(feedback_interval)),
-        )
+        # Catch up on deadlines at once on start; figures can wait an interval.
+        self._every(self.settings.sweep_interval, self.sweep, "sweep", datetime.now(UTC))
+        self._every(self.settings.performance_interval, self.publish_feedback, "performance")
         self.scheduler.start()
         log.info(
             "scheduler started",
             extra={
                 "instance_id": self.settings.instance_id,
-                "sweep_interval_s": interval,
+                "sweep_interval_s": self.settings.sweep_interval.total_seconds(),
+                "performance_interval_s": self.settings.performance_interval.total_seconds(),
                 "lease_s": self.settings.scheduler_lease.total_seconds(),
             },
+        )
+
+    def _every(
+        self,
+        interval: timedelta,
+        job: Callable[[], Awaitable[None]],
+        name: str,
+        first_run: datetime | None = None,
+    ) -> None:
+        seconds = interval.total_seconds()
+        # APScheduler pauses a job whose next_run_time is None: leave it unset instead.
+        first = {"next_run_time": first_run} if first_run is not None else {}
+        self.scheduler.add_job(
+            job,
+            "interval",
+            seconds=seconds,
+            id=name,
+            max_instances=1,  # a long run is not overlapped by the next one...
+            coalesce=True,  # ...and the runs it missed collapse into one
+            misfire_grace_time=max(1, int(seconds)),
+            **first,
         )
 
     async def sweep(self) -> None:

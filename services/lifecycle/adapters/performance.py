@@ -15,7 +15,11 @@ from contracts.performance import PartnerPerformance
 Document = dict[str, Any]
 
 INDEXES = [
-    IndexModel([("stale", ASCENDING)], name="stale", partialFilterExpression={"stale": True})
+    IndexModel(
+        [("stale", ASCENDING), ("_id", ASCENDING)],
+        name="stale_partners",
+        partialFilterExpression={"stale": True},
+    )
 ]
 
 
@@ -37,9 +41,15 @@ class PerformanceRecords:
     async def ensure_indexes(self) -> None:
         await self._records.create_indexes(INDEXES)
 
-    async def stale(self, limit: int) -> list[tuple[str, int, PartnerPerformance | None]]:
-        """Partners whose leads changed: id, change count, figures last published."""
-        found = await self._records.find({"stale": True}).limit(limit).to_list()
+    async def stale(
+        self, after: str | None, limit: int
+    ) -> list[tuple[str, int, PartnerPerformance | None]]:
+        """Partners whose leads changed, by id from `after` on: id, change count,
+        figures last published."""
+        query: Document = {"stale": True}
+        if after is not None:
+            query["_id"] = {"$gt": after}
+        found = await self._records.find(query).sort("_id", ASCENDING).limit(limit).to_list()
         return [
             (
                 record["_id"],

@@ -426,17 +426,11 @@ def _to_partner(
 ) -> tuple[Notify, ...]:
     """One notification per alert contact of the location serving the customer;
     the partner as a whole when its profile names nobody."""
-    contacts = alert_contacts(profile, lead.customer.country)
-    if not contacts:
-        return (Notify(template, Recipient(kind=RecipientKind.PARTNER, id=lead.partner_id), data),)
-    return tuple(
-        Notify(
-            template,
-            Recipient(kind=RecipientKind.PARTNER, id=lead.partner_id, email=c.email, name=c.name),
-            data,
-        )
-        for c in contacts
-    )
+    recipients = [
+        Recipient(kind=RecipientKind.PARTNER, id=lead.partner_id, email=c.email, name=c.name)
+        for c in alert_contacts(profile, lead.customer.country)
+    ] or [Recipient(kind=RecipientKind.PARTNER, id=lead.partner_id)]
+    return tuple(Notify(template, recipient, data) for recipient in recipients)
 
 
 def _lead_summary(lead: Lead) -> dict[str, Any]:
