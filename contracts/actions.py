@@ -60,6 +60,12 @@ class _Action(Contract):
     partner_id: Id
     actor: Actor
     occurred_at: UtcDatetime | None = None
+    expected_version: int | None = Field(
+        default=None,
+        ge=1,
+        description="The lead's version the sender saw (HTTP If-Match); if the lead has "
+        "moved on since, the action is refused `stale_version`",
+    )
 
 
 class Accept(_Action):

@@ -12,6 +12,7 @@ class Topic(StrEnum):
     NOTIFICATIONS = "leads.notifications"
     REJECTED = "leads.rejected"
     PERFORMANCE = "partners.performance"
+    DEAD_LETTER = "leads.dead-letter"
 
     def named(self, prefix: str) -> str:
         """The topic's name on the broker, with the deployment's prefix (e.g. `prod.`)."""
@@ -28,6 +29,10 @@ class Reason(StrEnum):
     LEAD_ARCHIVED = "lead_archived"
     DUPLICATE_LEAD = "duplicate_lead"
     PARTNER_PROFILE_MISSING = "partner_profile_missing"
+    STALE_VERSION = "stale_version"
+    """`expected_version` is no longer the lead's version: the sender acted on an old view."""
+    INTERNAL_ERROR = "internal_error"
+    """The message kept failing for a reason no rule foresaw: parked on `leads.dead-letter`."""
 
 
 class EventType(StrEnum):
@@ -53,4 +58,10 @@ class NotificationTemplate(StrEnum):
 
 
 INBOUND_TOPICS = (Topic.INBOUND, Topic.PARTNER_ACTIONS, Topic.COMMANDS, Topic.PROFILES)
-OUTBOUND_TOPICS = (Topic.EVENTS, Topic.NOTIFICATIONS, Topic.REJECTED, Topic.PERFORMANCE)
+OUTBOUND_TOPICS = (
+    Topic.EVENTS,
+    Topic.NOTIFICATIONS,
+    Topic.REJECTED,
+    Topic.PERFORMANCE,
+    Topic.DEAD_LETTER,
+)

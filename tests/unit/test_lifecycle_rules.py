@@ -388,3 +388,19 @@ def test_refusal_details_never_echo_customer_data() -> None:
         assert (
             "Grace" not in refused.value.detail and "fabrikam.example" not in refused.value.detail
         )
+
+
+def test_an_action_on_an_old_version_is_refused_stale_and_changes_nothing() -> None:
+    lead = receive()
+    favorited = act(lead, "favorite").lead
+    assert favorited.version == lead.version + 1
+    stale = refusal(lambda: act(favorited, "accept", expected_version=lead.version))
+    assert stale is Reason.STALE_VERSION
+    current = act(favorited, "accept", expected_version=favorited.version)
+    assert current.event is EventType.ACCEPTED
+
+
+def test_the_version_check_does_not_tell_another_partner_the_leads_version() -> None:
+    lead = receive()
+    refused = refusal(lambda: act(lead, "accept", partner_id="partner-2", expected_version=99))
+    assert refused is Reason.UNKNOWN_LEAD

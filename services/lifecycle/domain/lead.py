@@ -210,7 +210,8 @@ _ALLOWED_IN: dict[str, frozenset[Stage]] = {
 
 
 def act(lead: Lead | None, action: PartnerAction, now: datetime) -> Decision:
-    """A partner user's action: role, ownership, stage, then the action itself."""
+    """A partner user's action: role, ownership, the version the sender saw, stage,
+    then the action itself."""
     if action.actor.role not in PARTNER_ROLES:
         raise Refused(
             Reason.FORBIDDEN,
@@ -221,6 +222,12 @@ def act(lead: Lead | None, action: PartnerAction, now: datetime) -> Decision:
         # Another partner's lead is reported exactly like a missing one.
         raise Refused(
             Reason.UNKNOWN_LEAD, f"partner {action.partner_id} has no lead {action.lead_id}"
+        )
+    if action.expected_version is not None and action.expected_version != lead.version:
+        raise Refused(
+            Reason.STALE_VERSION,
+            f"lead {lead.lead_id} is at version {lead.version}, not {action.expected_version}; "
+            "read it again and decide on what it now is",
         )
     if lead.stage is Stage.ARCHIVED:
         raise Refused(

@@ -24,7 +24,6 @@ from services.lifecycle.adapters.mongo import MongoStore, connect
 from services.lifecycle.adapters.tokens import TokenVerifier
 from services.lifecycle.domain.clock import Clock, SystemClock
 from services.lifecycle.domain.lead import Windows
-from services.lifecycle.entrypoints.docs import DESCRIPTIONS, OUTPUT_MODELS
 from services.lifecycle.entrypoints.http import create_api
 from services.lifecycle.entrypoints.metrics import ServiceMetrics
 from services.lifecycle.service_layer.handler import Delivery, Handled, LeadService
@@ -129,7 +128,6 @@ class LifecycleApp:
             client_id=f"leads-{settings.instance_id}",
         )
         self._subscribe()
-        self._document_outputs()
         self.app = FastStream(self.broker, logger=log)
         self.app.on_startup(self._prepare)
         self.app.after_startup(self._start_relay)
@@ -180,17 +178,6 @@ class LifecycleApp:
             description="Leads, partner actions, scheduler commands and partner profiles, "
             "in one consumer group.",
         )(on_message)
-
-    def _document_outputs(self) -> None:
-        """Declare what the relay publishes, so the AsyncAPI document shows it."""
-
-        for topic in OUTBOUND_TOPICS:
-            self.broker.publisher(
-                self.topic_name(topic),
-                title=self.topic_name(topic),
-                description=DESCRIPTIONS[topic],
-                schema=OUTPUT_MODELS[topic],
-            )
 
     async def _prepare(self) -> None:
         created = await ensure_topics(

@@ -16,7 +16,8 @@ from contracts.notifications import NotificationRequested
 from contracts.performance import PerformanceUpdated
 from contracts.profiles import PartnerProfile
 from contracts.rejected import MessageRejected
-from contracts.topics import Topic
+from contracts.topics import OUTBOUND_TOPICS, Topic
+from services.lifecycle.settings import Settings
 
 DESCRIPTIONS = {
     Topic.INBOUND: "New leads from upstream referral systems.",
@@ -28,6 +29,9 @@ DESCRIPTIONS = {
     Topic.REJECTED: "Every message the service refused, with the reason.",
     Topic.PERFORMANCE: "partner.performance_updated: a partner's responsiveness figures "
     "changed (coalesced per LEADS_PERFORMANCE_INTERVAL), from the scheduler worker.",
+    Topic.DEAD_LETTER: "Messages parked after repeated unforeseen failures: the original value "
+    "and headers untouched, plus dlq_* headers naming the source topic, partition, offset "
+    "and error class. `leads dead-letters replay` sends them back once the cause is fixed.",
 }
 
 INPUT_MODELS: dict[Topic, Any] = {
@@ -51,16 +55,43 @@ def json_schemas() -> dict[Topic, dict[str, Any]]:
     }
 
 
-def asyncapi(app: Any) -> dict[str, Any]:
-    """The AsyncAPI 3.0 document of the running app's broker.
+def spec_broker(settings: Settings) -> Any:
+    """A broker that is never connected, declaring what the service consumes and
+    publishes: the source of the AsyncAPI document."""
+    from faststream.kafka import KafkaBroker
 
-    The subscribers take raw records (so that bad JSON can be answered, not
-    crash the decoder); their payload schemas are the contract models."""
+    broker = KafkaBroker(settings.kafka_bootstrap_servers)
+
+    async def lifecycle(record: bytes) -> None:
+        """Documentation only: the service's own consumer reads these topics."""
+
+    broker.subscriber(
+        *(topic.named(settings.topic_prefix) for topic in INPUT_MODELS),
+        group_id=settings.consumer_group,
+        title="lifecycle",
+        description="Leads, partner actions, scheduler commands and partner profiles, "
+        "in one consumer group.",
+    )(lifecycle)
+    for topic in OUTBOUND_TOPICS:
+        broker.publisher(
+            topic.named(settings.topic_prefix),
+            title=topic.named(settings.topic_prefix),
+            description=DESCRIPTIONS[topic],
+            schema=OUTPUT_MODELS.get(topic, bytes),
+        )
+    return broker
+
+
+def asyncapi(settings: Settings) -> dict[str, Any]:
+    """The AsyncAPI 3.0 document of what the service consumes and publishes.
+
+    The consumer takes raw records (so that bad JSON can be answered, not
+    crash a decoder); their payload schemas are the contract models."""
     from faststream.specification import AsyncAPI
 
     spec: dict[str, Any] = (
         AsyncAPI(
-            app.broker,
+            spec_broker(settings),
             title="Lead lifecycle service",
             version="1.0.0",
             description="Message contract v1: leads in, lifecycle events and notifications out.",
@@ -71,7 +102,7 @@ def asyncapi(app: Any) -> dict[str, Any]:
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     messages = spec["components"].setdefault("messages", {})
     for topic, model in INPUT_MODELS.items():
-        name = app.topic_name(topic)
+        name = topic.named(settings.topic_prefix)
         found = [m for key, m in messages.items() if key.endswith(f"{name}:SubscribeMessage")]
         if not found:
             continue  # not consumed yet
@@ -96,7 +127,7 @@ def write(app: Any, out: Path) -> list[Path]:
         path.write_text(json.dumps(schema, indent=2) + "\n")
         written.append(path)
     path = out / "asyncapi.json"
-    path.write_text(json.dumps(asyncapi(app), indent=2) + "\n")
+    path.write_text(json.dumps(asyncapi(app.settings), indent=2) + "\n")
     written.append(path)
     path = out / "openapi.json"
     path.write_text(json.dumps(app.api.openapi(), indent=2) + "\n")
