@@ -114,7 +114,7 @@ async def bench(settings: Settings, leads: int, due: int) -> None:
     await MongoStore(mongo, database, CLOCK).ensure_indexes()
     collection = mongo[database]["deadlines"]
     await store(collection, leads, due)
-    kafka = KafkaPublisher(settings.kafka_bootstrap_servers)
+    kafka = KafkaPublisher.of(settings, "test")
     await kafka.start()
     deadlines = DueDeadlines(collection)
     timed_store = Timed(deadlines)

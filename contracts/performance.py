@@ -61,6 +61,11 @@ class PartnerPerformance(Contract):
     by_lead_type: dict[LeadType, Figures] = Field(
         description="The same figures for each lead type the partner has received"
     )
+    computed_at: UtcDatetime | None = Field(
+        default=None,
+        description="When the figures were computed from the partner's leads; changes to "
+        "its leads show within LEADS_PERFORMANCE_INTERVAL. Null while none were computed.",
+    )
 
 
 class PerformanceUpdated(PartnerPerformance):

@@ -29,6 +29,8 @@ class ServerFailed(RuntimeError):
 class Servers:
     kafka_bootstrap_servers: str
     mongodb_uri: str
+    kafka_idempotence: bool = True
+    """Whether aiokafka's idempotent producer works there (Tansu refuses it)."""
 
 
 def free_port() -> int:
@@ -138,6 +140,7 @@ def embedded_servers(mongo_storage: str = ":memory:") -> Iterator[Servers]:
         yield Servers(
             kafka_bootstrap_servers=f"127.0.0.1:{kafka_port}",
             mongodb_uri=f"mongodb://127.0.0.1:{mongo_port}/?directConnection=true",
+            kafka_idempotence=False,
         )
     finally:
         for child in reversed(children):

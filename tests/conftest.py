@@ -75,7 +75,10 @@ def isolated_settings(servers: Servers, kind: str = "test") -> Settings:
         instance_id=f"{kind}-{tag}",
         relay_poll_interval="PT0.2S",
         relay_lease="PT3S",
+        early_action_grace="PT3S",
+        kafka_idempotence=servers.kafka_idempotence,
         http_port=free_port(),
+        scheduler_http_port=0,
         jwt_secret=uuid.uuid4().hex,
     )
 

@@ -26,7 +26,36 @@ class Settings(BaseSettings):
     relay_batch: int = Field(default=500, ge=1)
     relay_poll_interval: timedelta = timedelta(milliseconds=500)
     relay_lease: timedelta = timedelta(seconds=10)
+    relay_after: timedelta = Field(default=timedelta(seconds=2), gt=timedelta(0))
+    """The consumer publishes what it commits at once; rows still unsent this long after
+    their commit (a crash, the broker away) are the relay's."""
     outbox_retention: timedelta = timedelta(days=7)
+    # The consumer: batches per partition, partitions side by side.
+    batch_max: int = Field(default=500, ge=1)
+    """Records of one partition decided and committed in one transaction, at most."""
+    batch_wait: timedelta = Field(default=timedelta(milliseconds=5), ge=timedelta(0))
+    """How long a batch may wait to fill once its first record is there."""
+    kafka_fetch_max_wait: timedelta = Field(
+        default=timedelta(milliseconds=100), ge=timedelta(0), le=timedelta(seconds=1)
+    )
+    """How long the broker may hold a fetch while it has no new records."""
+    kafka_max_poll_records: int = Field(default=2000, ge=1)
+    """Records handed over per poll across all of this replica's partitions, at most."""
+    kafka_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
+    """Compression of every batch the service and the scheduler publish."""
+    kafka_idempotence: bool = True
+    """The idempotent producer: a retried send is never written twice. The embedded dev
+    broker (Tansu) refuses the version of InitProducerId aiokafka sends, so `leads dev`
+    and the tests on it turn this off."""
+    retry_max_backoff: timedelta = Field(default=timedelta(seconds=5), gt=timedelta(0))
+    """Ceiling of the wait between retries of a failure that may pass."""
+    unforeseen_attempts: int = Field(default=3, ge=1)
+    """Tries of a message that keeps failing for no foreseen reason before it is parked
+    on leads.dead-letter."""
+    early_action_grace: timedelta = Field(default=timedelta(minutes=10), gt=timedelta(0))
+    """How long a partner action waits for its lead before it is refused unknown_lead."""
+    shutdown_grace: timedelta = Field(default=timedelta(seconds=10), gt=timedelta(0))
+    """How long a stopping replica may take to finish the batch in hand and hand over."""
     instance_id: str = Field(default_factory=lambda: socket.gethostname())
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
@@ -40,6 +69,8 @@ class Settings(BaseSettings):
     )
     """How long before `respond_by` the partner is reminded; fixed for a lead when it arrives."""
     command_retry_after: timedelta = Field(default=timedelta(minutes=5), gt=timedelta(0))
+    scheduler_http_port: int = Field(default=8081, ge=0, le=65535)
+    """Where `leads scheduler` serves /healthz and /metrics (on LEADS_HTTP_HOST)."""
     # The read API (`leads serve`).
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)

@@ -1,5 +1,6 @@
-"""Responsiveness feedback: recompute the figures of partners whose leads
-changed and publish `partner.performance_updated` when they differ.
+"""Responsiveness feedback: recompute the figures of partners whose leads changed,
+store them for the read API, and publish `partner.performance_updated` when they
+differ from the last ones.
 
 Coalesced: however many leads of a partner changed since the last run, it gets
 at most one update per run, and every changed partner is visited each run.
@@ -9,6 +10,7 @@ under the same id (derived from the change count).
 
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Protocol
 
 from contracts.performance import PartnerPerformance, PerformanceUpdated
@@ -20,13 +22,17 @@ from services.lifecycle.service_layer.ports import Lease
 log = logging.getLogger("leads.scheduler")
 
 
+class Changes(Protocol):
+    async def stale(self, after: str | None, limit: int) -> list[tuple[str, dict[str, int]]]:
+        """Partners whose leads changed, with the change counts seen."""
+        ...
+
+    async def settle(self, seen: dict[str, int]) -> None: ...
+
+
 class Records(Protocol):
-    async def stale(
-        self, after: str | None, limit: int
-    ) -> list[tuple[str, int, PartnerPerformance | None]]: ...
-    async def settle(
-        self, partner_id: str, changes: int, published: PartnerPerformance
-    ) -> bool: ...
+    async def figures(self, partner_id: str) -> PartnerPerformance | None: ...
+    async def store(self, figures: PartnerPerformance, computed_at: datetime) -> None: ...
 
 
 class Facts(Protocol):
@@ -40,6 +46,7 @@ class UpdatePublisher(Protocol):
 class Feedback:
     def __init__(
         self,
+        changes: Changes,
         records: Records,
         leads: Facts,
         publisher: UpdatePublisher,
@@ -47,6 +54,7 @@ class Feedback:
         clock: Clock,
         batch_size: int = 100,
     ) -> None:
+        self._changes = changes
         self._records = records
         self._leads = leads
         self._publisher = publisher
@@ -61,9 +69,9 @@ class Feedback:
         if not await self._lease.acquire():
             return 0
         published, after = 0, None
-        while batch := await self._records.stale(after, self._batch_size):
-            for partner_id, changes, last in batch:
-                published += await self._refresh(partner_id, changes, last)
+        while batch := await self._changes.stale(after, self._batch_size):
+            for partner_id, seen in batch:
+                published += await self._refresh(partner_id, seen)
             after = batch[-1][0]
             if len(batch) < self._batch_size:
                 break
@@ -72,16 +80,21 @@ class Feedback:
                 break
         return published
 
-    async def _refresh(self, partner_id: str, changes: int, last: PartnerPerformance | None) -> int:
-        """Publish the partner's figures if they differ from the last; 1 if published."""
+    async def _refresh(self, partner_id: str, seen: dict[str, int]) -> int:
+        """Store the partner's figures, and publish them if they differ from the last;
+        1 if published."""
         figures = performance(partner_id, await self._leads.facts(partner_id))
-        published = figures != last
-        if published:
+        last = await self._records.figures(partner_id)
+        now = self._clock.now()
+        changed = last is None or figures != last.model_copy(update={"computed_at": None})
+        if changed:
             update = PerformanceUpdated(
-                **figures.model_dump(),
-                event_id=derived_id("performance", partner_id, str(changes)),
-                occurred_at=self._clock.now(),
+                **figures.model_dump(exclude={"computed_at"}),
+                computed_at=now,
+                event_id=derived_id("performance", partner_id, str(sum(seen.values()))),
+                occurred_at=now,
             )
             await self._publisher.publish([update])
-        await self._records.settle(partner_id, changes, figures)
-        return int(published)
+        await self._records.store(figures, now)
+        await self._changes.settle(seen)
+        return int(changed)

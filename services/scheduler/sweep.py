@@ -78,6 +78,11 @@ class Sweeper:
         self._clock = clock
         self._batch_size = batch_size
         self._retry_after = retry_after
+        self._stopping = False
+
+    def stop(self) -> None:
+        """End the sweep in progress after its current batch."""
+        self._stopping = True
 
     async def sweep(self) -> SweepReport:
         """Emit what is due now, if this replica holds the lease."""
@@ -88,7 +93,7 @@ class Sweeper:
         # even under a backlog; what falls due meanwhile waits for the next sweep.
         now = self._clock.now()
         report = SweepReport(leader=True, due=await self._deadlines.count_due(now))
-        while await self._emit_batch(now, report):
+        while not self._stopping and await self._emit_batch(now, report):
             if not await self._lease.acquire():
                 log.warning("scheduler lease lost mid-sweep; stopping", extra=report.log_fields())
                 break

@@ -1,22 +1,24 @@
 """The deadline worker's composition root: settings in, a running APScheduler out.
 
 An interval job sweeps MongoDB for due deadlines and emits them on
-`leads.commands`; another publishes changed partners' responsiveness figures
-on `partners.performance`. Every replica runs the jobs; the one holding the
-MongoDB lease does the work, and another takes over within the lease time when
-it dies.
+`leads.commands`, then refuses held actions whose lead never came; another
+publishes changed partners' responsiveness figures on `partners.performance`.
+Every replica runs the jobs; the one holding the MongoDB lease does the work,
+and another takes over within the lease time when it dies. Each replica serves
+/healthz and /metrics on LEADS_SCHEDULER_HTTP_PORT.
 """
 
 import asyncio
-import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
+from fastapi import FastAPI, Response
 
 from contracts.topics import Topic
+from services.lifecycle.adapters import held
 from services.lifecycle.adapters.deadlines import DueDeadlines
 from services.lifecycle.adapters.inbox import MongoInbox
 from services.lifecycle.adapters.kafka import (
@@ -26,11 +28,17 @@ from services.lifecycle.adapters.kafka import (
     ensure_topics,
 )
 from services.lifecycle.adapters.lease import Lease
-from services.lifecycle.adapters.mongo import connect
+from services.lifecycle.adapters.mongo import MongoStore, connect
 from services.lifecycle.adapters.performance import PerformanceRecords
+from services.lifecycle.adapters.tallies import PartnerTallies
 from services.lifecycle.domain.clock import Clock, SystemClock
+from services.lifecycle.domain.lead import Windows
+from services.lifecycle.entrypoints.metrics import CONTENT_TYPE, SchedulerMetrics
+from services.lifecycle.entrypoints.serving import EmbeddedServer
+from services.lifecycle.service_layer.handler import LeadService
 from services.lifecycle.settings import Settings
 from services.scheduler.feedback import Feedback
+from services.scheduler.held import HeldExpiry
 from services.scheduler.sweep import Sweeper
 
 log = logging.getLogger("leads.scheduler")
@@ -45,34 +53,65 @@ class SchedulerWorker:
         self.mongo = connect(settings.mongodb_uri)
         database = self.mongo[settings.mongodb_database]
         self.deadlines = DueDeadlines(database["deadlines"])
-        self.kafka = KafkaPublisher(settings.kafka_bootstrap_servers)
+        self.kafka = KafkaPublisher.of(settings, "scheduler")
         self.lease = Lease(
             database["leases"], LEASE_NAME, settings.instance_id, settings.scheduler_lease, clock
         )
+        source = f"{settings.event_source}:scheduler"
         self.sweeper = Sweeper(
             self.deadlines,
-            KafkaCommands(
-                self.kafka, settings.topic_prefix, f"{settings.event_source}:scheduler", clock
-            ),
+            KafkaCommands(self.kafka, settings.topic_prefix, source, clock),
             self.lease,
             clock,
             batch_size=settings.sweep_batch,
             retry_after=settings.command_retry_after,
         )
-        self.performance = PerformanceRecords(database["partner_performance"])
-        self.feedback = Feedback(
-            self.performance,
-            MongoInbox(database),
-            KafkaPerformanceUpdates(
-                self.kafka, settings.topic_prefix, f"{settings.event_source}:scheduler"
-            ),
+        self.store = store = MongoStore(
+            self.mongo,
+            settings.mongodb_database,
+            clock,
+            topic_prefix=settings.topic_prefix,
+            event_source=settings.event_source,
+        )
+        self.held = HeldExpiry(
+            lambda now, limit: held.expired(database["held_actions"], now, limit),
+            LeadService(store, clock, Windows(), settings.early_action_grace),
+            store,
+            self.kafka,
             self.lease,
             clock,
+            batch_size=settings.sweep_batch,
+        )
+        self.tallies = PartnerTallies(database["partner_tallies"])
+        self.feedback = Feedback(
+            self.tallies,
+            PerformanceRecords(database["partner_performance"]),
+            MongoInbox(database),
+            KafkaPerformanceUpdates(self.kafka, settings.topic_prefix, source),
+            self.lease,
+            clock,
+        )
+        self.metrics = SchedulerMetrics()
+        self.http = EmbeddedServer(
+            self._health_api(), settings.http_host, settings.scheduler_http_port
         )
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._sweeping: asyncio.Task[None] | None = None
         # APScheduler logs every run at INFO; the sweep logs its own figures.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+    def _health_api(self) -> FastAPI:
+        api = FastAPI(title="Lead lifecycle service: scheduler", docs_url=None, redoc_url=None)
+
+        @api.get("/healthz")
+        async def healthz() -> dict[str, str]:
+            return {"status": "ok"}
+
+        @api.get("/metrics")
+        async def prometheus() -> Response:
+            return Response(self.metrics.render(), media_type=CONTENT_TYPE)
+
+        return api
 
     async def start(self) -> None:
         await ensure_topics(
@@ -81,9 +120,9 @@ class SchedulerWorker:
             self.settings.topic_partitions,
             self.settings.topic_replication_factor,
         )
-        await self.deadlines.ensure_indexes()
-        await self.performance.ensure_indexes()
+        await self.store.ensure_indexes()
         await self.kafka.start()
+        await self.http.start()
         # Catch up on deadlines at once on start; figures can wait an interval.
         self._every(self.settings.sweep_interval, self.sweep, "sweep", datetime.now(UTC))
         self._every(self.settings.performance_interval, self.publish_feedback, "performance")
@@ -95,6 +134,7 @@ class SchedulerWorker:
                 "sweep_interval_s": self.settings.sweep_interval.total_seconds(),
                 "performance_interval_s": self.settings.performance_interval.total_seconds(),
                 "lease_s": self.settings.scheduler_lease.total_seconds(),
+                "http_port": self.http.port,
             },
         )
 
@@ -123,35 +163,46 @@ class SchedulerWorker:
         self._sweeping = asyncio.current_task()
         try:
             report = await self.sweeper.sweep()
-        except Exception:
-            log.exception("sweep failed; the next one retries")
+            refused = await self.held.run() if report.leader else 0
+        except Exception as error:
+            log.warning("sweep failed; the next one retries", extra={"error": type(error).__name__})
             return
         finally:
             self._sweeping = None
+        self.metrics.swept(report.leader, report.due, report.emitted, report.seconds)
         if report.leader:
-            log.info("sweep done", extra=report.log_fields())
+            log.info("sweep done", extra={**report.log_fields(), "held_refused": refused})
 
     async def publish_feedback(self) -> None:
         try:
             published = await self.feedback.run()
-        except Exception:
-            log.exception("performance feedback failed; the next run retries")
+        except Exception as error:
+            log.warning(
+                "performance feedback failed; the next run retries",
+                extra={"error": type(error).__name__},
+            )
             return
         if published:
             log.info("performance published", extra={"partners": published})
 
     async def stop(self) -> None:
+        """Stop between batches, release the lease (a standby takes over at once),
+        then close the producer and the database, in that order."""
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        self.sweeper.stop()
         if self._sweeping is not None:
             # What it sent but did not record is sent again: same ids, applied once.
-            self._sweeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeping
+            done, _ = await asyncio.wait(
+                {self._sweeping}, timeout=self.settings.shutdown_grace.total_seconds()
+            )
+            if not done:
+                self._sweeping.cancel()
         try:
-            await self.lease.release()  # a standby replica takes over at once
+            await self.lease.release()
         except Exception:
             log.warning("could not release the scheduler lease; it will lapse")
+        await self.http.stop()
         await self.kafka.stop()
         await self.mongo.close()
         log.info("scheduler stopped")

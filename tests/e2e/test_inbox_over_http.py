@@ -231,31 +231,40 @@ async def test_performance_follows_a_scripted_history_and_is_published_coalesced
         await upstream.send(Topic.COMMANDS, messages.command(expired, "expire"))
         await upstream.until(lambda o: "lead.expired" in o.event_types(expired))
 
-        figures = (await upstream.api.get("/v1/performance", partner)).json()
-        overall = figures["overall"]
-        assert {k: overall[k] for k in ("leads", "open", "answered", "accepted", "declined")} == {
-            "leads": 6,
-            "open": 1,
-            "answered": 4,
-            "accepted": 3,
-            "declined": 1,
-        }
-        assert (overall["expired"], overall["won"], overall["lost"]) == (1, 1, 1)
-        assert 20 * 3600 <= overall["median_response_seconds"] <= 20 * 3600 + 600
-        assert 80 * 3600 <= overall["p90_response_seconds"] <= 80 * 3600 + 600
-        assert overall["answered_within_24h"] == 0.4  # 2 of 5 settled
-        assert overall["answered_within_72h"] == 0.6
-        assert (overall["accept_rate"], overall["expiry_rate"], overall["win_rate"]) == (
-            0.75,
-            0.2,
-            0.5,
-        )
-        assert overall["decline_reasons"] == {"timeline_too_short": 1}
-        assert overall["won_value"] == [{"currency": "EUR", "amount": "125000.50"}]
-        assert set(figures["by_lead_type"]) == {"customer_inquiry", "sales_qualified"}
-        assert figures["by_lead_type"]["sales_qualified"]["win_rate"] == 0.0
-
         with scheduler_running(settings):
+            # Served as the scheduler last computed them: within an interval of the change.
+            answer = await upstream.api.until(
+                "/v1/performance",
+                lambda r: r.json()["overall"]["expired"] == 1,
+                partner=partner,
+            )
+            figures = answer.json()
+            overall = figures["overall"]
+            assert figures["computed_at"] is not None
+            assert {
+                k: overall[k] for k in ("leads", "open", "answered", "accepted", "declined")
+            } == {
+                "leads": 6,
+                "open": 1,
+                "answered": 4,
+                "accepted": 3,
+                "declined": 1,
+            }
+            assert (overall["expired"], overall["won"], overall["lost"]) == (1, 1, 1)
+            assert 20 * 3600 <= overall["median_response_seconds"] <= 20 * 3600 + 600
+            assert 80 * 3600 <= overall["p90_response_seconds"] <= 80 * 3600 + 600
+            assert overall["answered_within_24h"] == 0.4  # 2 of 5 settled
+            assert overall["answered_within_72h"] == 0.6
+            assert (overall["accept_rate"], overall["expiry_rate"], overall["win_rate"]) == (
+                0.75,
+                0.2,
+                0.5,
+            )
+            assert overall["decline_reasons"] == {"timeline_too_short": 1}
+            assert overall["won_value"] == [{"currency": "EUR", "amount": "125000.50"}]
+            assert set(figures["by_lead_type"]) == {"customer_inquiry", "sales_qualified"}
+            assert figures["by_lead_type"]["sales_qualified"]["win_rate"] == 0.0
+
             outputs = await upstream.until(
                 lambda o: any(
                     u["partner_id"] == partner and u["overall"] == overall

@@ -1,10 +1,12 @@
 """A lead's whole life, as upstream systems and partners see it: only Kafka topics."""
 
+import time
+from datetime import timedelta
 from typing import Any
 
 from contracts.topics import Topic
 from tests import messages
-from tests.e2e.conftest import Outputs, Upstream
+from tests.e2e.conftest import Outputs, ServiceProcess, Upstream, scheduler_running
 
 
 async def received(upstream: Upstream, **overrides: Any) -> str:
@@ -149,13 +151,50 @@ async def test_schema_invalid_message_is_answered_without_personal_data(upstream
     assert outputs.events(bad["lead_id"]) == []
 
 
-async def test_another_partners_lead_is_unknown(upstream: Upstream) -> None:
+async def test_an_action_before_its_lead_waits_for_it_and_is_applied_in_order(
+    upstream: Upstream,
+) -> None:
+    lead = messages.inbound()
+    accept = messages.action(lead["lead_id"], "accept")
+    won = messages.action(lead["lead_id"], "won")
+    await upstream.send(Topic.PARTNER_ACTIONS, accept)
+    await upstream.send(Topic.PARTNER_ACTIONS, won)
+    await upstream.send(Topic.INBOUND, lead)
+    outputs = await upstream.until(
+        lambda o: "lead.won" in o.event_types(lead["lead_id"]), what="lead.won"
+    )
+    events = outputs.events(lead["lead_id"])
+    assert [e["type"] for e in events] == ["lead.received", "lead.accepted", "lead.won"]
+    assert [e["causation_id"] for e in events[1:]] == [accept["message_id"], won["message_id"]]
+    assert outputs.rejections(accept["message_id"]) == outputs.rejections(won["message_id"]) == []
+
+
+async def test_another_partners_lead_is_answered_like_no_lead_when_the_grace_ends(
+    running_service: ServiceProcess, upstream: Upstream
+) -> None:
     lead_id = await received(upstream)
     snoop = messages.action(lead_id, "decline", partner_id="partner-2")
+    nothing = messages.action(messages.new_id("lead"), "decline", partner_id="partner-2")
+    sent = time.monotonic()
     await upstream.send(Topic.PARTNER_ACTIONS, snoop)
-    outputs = await upstream.until(lambda o: bool(o.rejections(snoop["message_id"])))
-    [rejected] = outputs.rejections(snoop["message_id"])
-    assert rejected["reason"] == "unknown_lead"
+    await upstream.send(Topic.PARTNER_ACTIONS, nothing)
+    sweeping = running_service.settings.model_copy(
+        update={"sweep_interval": timedelta(seconds=0.5)}
+    )
+    with scheduler_running(sweeping):
+        outputs = await upstream.until(
+            lambda o: bool(
+                o.rejections(snoop["message_id"]) and o.rejections(nothing["message_id"])
+            ),
+            what="both refused",
+        )
+    answered = time.monotonic() - sent
+    [other] = outputs.rejections(snoop["message_id"])
+    [none] = outputs.rejections(nothing["message_id"])
+    assert other["reason"] == none["reason"] == "unknown_lead"
+    # Held for the grace, then answered in the same sweep: no hint which one exists.
+    assert answered >= running_service.settings.early_action_grace.total_seconds()
+    assert other["detail"].replace(lead_id, "L") == none["detail"].replace(none["lead_id"], "L")
     assert outputs.event_types(lead_id) == ["lead.received"]
 
 

@@ -98,7 +98,7 @@ async def test_a_reminder_handled_twice_notifies_once_and_is_settled(
     outcomes = [await handle(service, Topic.COMMANDS, command) for _ in range(2)]
     assert outcomes == ["applied", "duplicate"]
     templates = [r["value"] async for r in store.database["outbox"].find({"lead_id": "nudged"})]
-    assert sum('"expiry_reminder"' in value for value in templates) == 1
+    assert sum(b'"expiry_reminder"' in value for value in templates) == 1
     assert [d.command for d, _ in await due.due(T0 + timedelta(hours=10), 10)] == [
         "remind",
         "expire",

@@ -10,6 +10,7 @@ from services.lifecycle.adapters.inbox import MongoInbox
 from services.lifecycle.adapters.lease import Lease
 from services.lifecycle.adapters.mongo import MongoStore
 from services.lifecycle.adapters.performance import PerformanceRecords
+from services.lifecycle.adapters.tallies import PartnerTallies
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.service_layer.handler import LeadService
 from services.scheduler.feedback import Feedback
@@ -47,10 +48,17 @@ async def test_a_run_visits_every_changed_partner_however_many_batches(
         leads[partner] = lead["lead_id"]
     database = store.database
     records = PerformanceRecords(database["partner_performance"])
-    await records.ensure_indexes()
     lease = Lease(database["leases"], "feedback-test", "me", timedelta(minutes=1), clock)
     publisher = RecordingPublisher()
-    feedback = Feedback(records, MongoInbox(database), publisher, lease, clock, batch_size=2)
+    feedback = Feedback(
+        PartnerTallies(database["partner_tallies"]),
+        records,
+        MongoInbox(database),
+        publisher,
+        lease,
+        clock,
+        batch_size=2,
+    )
 
     assert await feedback.run() == 5
     assert sorted(publisher.take()) == partners  # three batches of at most 2, each once
@@ -60,3 +68,6 @@ async def test_a_run_visits_every_changed_partner_however_many_batches(
     await handled(service, Topic.PARTNER_ACTIONS, accept)
     assert await feedback.run() == 1
     assert publisher.take() == ["partner-3"]
+    served = await records.figures("partner-3")  # what the read API answers
+    assert served is not None and served.computed_at is not None
+    assert (served.overall.leads, served.overall.accepted) == (1, 1)

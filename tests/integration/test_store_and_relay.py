@@ -8,15 +8,23 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from pymongo.errors import BulkWriteError
 
 from contracts.topics import OUTBOUND_TOPICS, Topic
 from services.lifecycle.adapters.kafka import KafkaPublisher, ensure_topics
 from services.lifecycle.adapters.lease import Lease
 from services.lifecycle.adapters.mongo import MongoStore
 from services.lifecycle.domain.clock import SystemClock
+from services.lifecycle.domain.deadlines import DeadlineChanges, deadlines_of
+from services.lifecycle.domain.lead import Windows
 from services.lifecycle.service_layer.handler import LeadService
-from services.lifecycle.service_layer.outgoing import Outgoing
-from services.lifecycle.service_layer.ports import Change, OutboxRow, VersionConflict
+from services.lifecycle.service_layer.ports import (
+    Change,
+    LeadWrite,
+    Marker,
+    OutboxRow,
+    VersionConflict,
+)
 from services.lifecycle.service_layer.relay import OutboxRelay
 from services.lifecycle.settings import Settings
 from tests import messages
@@ -44,7 +52,10 @@ async def test_a_version_conflict_after_the_marker_leaves_nothing(
     before = await counts(store)
     lead = await store.load("lead-a")
     assert lead is not None
-    stale = Change("stale-message", lead=lead.model_copy(update={"version": 9}), expected_version=7)
+    stale = Change(
+        markers={"stale-message": Marker("stale-message", "applied")},
+        leads={"lead-a": LeadWrite(lead.model_copy(update={"version": 9}), expected_version=7)},
+    )
     with pytest.raises(VersionConflict):
         await store.commit(stale)
     assert await counts(store) == before
@@ -58,12 +69,17 @@ async def test_a_failure_after_the_lead_was_written_rolls_everything_back(
     lead = await store.load("lead-b")
     assert lead is not None
     changed = lead.model_copy(update={"version": 2, "favorite": True})
-    # The outbox row is built after the lead is saved; an unknown topic breaks it there.
-    broken = Outgoing("no.such.topic", "lead-b", "id", "type", CLOCK.now(), b"{}")  # type: ignore[arg-type]
+    # The lead's own expiry deadline is stored already: adding it again fails the
+    # transaction after the marker and the lead were written.
+    [expiry] = [d for d in deadlines_of(lead, Windows()) if d.command == "expire"]
     before = await counts(store)
-    with pytest.raises(ValueError):
+    with pytest.raises(BulkWriteError):
         await store.commit(
-            Change("half-done", lead=changed, expected_version=1, outgoing=(broken,))
+            Change(
+                markers={"half-done": Marker("half-done", "applied")},
+                leads={"lead-b": LeadWrite(changed, expected_version=1)},
+                deadlines=[DeadlineChanges("lead-b", add=(expiry,))],
+            )
         )
     assert await counts(store) == before
     reloaded = await store.load("lead-b")
@@ -158,7 +174,7 @@ async def producer(settings: Settings) -> AsyncIterator[KafkaPublisher]:
         3,
         1,
     )
-    producer = KafkaPublisher(settings.kafka_bootstrap_servers)
+    producer = KafkaPublisher.of(settings, "test")
     await producer.start()
     yield producer
     await producer.stop()

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel, UpdateOne
+from pymongo import ASCENDING, DeleteMany, IndexModel, InsertOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
@@ -48,18 +48,24 @@ def from_document(document: Document) -> Deadline:
 
 
 async def apply(
-    deadlines: AsyncCollection[Document], changes: DeadlineChanges, session: AsyncClientSession
+    deadlines: AsyncCollection[Document],
+    changes: Sequence[DeadlineChanges],
+    session: AsyncClientSession,
 ) -> None:
-    """Part of the lifecycle store's transaction."""
-    if changes.add:
-        await deadlines.insert_many([to_document(d) for d in changes.add], session=session)
-    if changes.drop_commands:
-        await deadlines.delete_many(
-            {"lead_id": changes.lead_id, "command": {"$in": sorted(changes.drop_commands)}},
-            session=session,
-        )
-    if changes.drop_ids:
-        await deadlines.delete_many({"_id": {"$in": list(changes.drop_ids)}}, session=session)
+    """Part of the lifecycle store's transaction: every lead's changes, in order."""
+    operations: list[Any] = []
+    for change in changes:
+        operations += [InsertOne(to_document(d)) for d in change.add]
+        if change.drop_commands:
+            operations.append(
+                DeleteMany(
+                    {"lead_id": change.lead_id, "command": {"$in": sorted(change.drop_commands)}}
+                )
+            )
+        if change.drop_ids:
+            operations.append(DeleteMany({"_id": {"$in": list(change.drop_ids)}}))
+    if operations:
+        await deadlines.bulk_write(operations, session=session)
 
 
 class DueDeadlines:

@@ -9,7 +9,10 @@ from contracts.actions import Deal
 from contracts.common import DeclineReason
 from contracts.events import Outcome, Stage, Tab
 from contracts.inbound import LeadType
+from contracts.performance import PartnerPerformance
 from services.lifecycle.adapters.mongo import Document, from_document
+from services.lifecycle.adapters.performance import PerformanceRecords
+from services.lifecycle.adapters.tallies import PartnerTallies
 from services.lifecycle.domain.lead import Lead
 from services.lifecycle.domain.performance import LeadFacts
 from services.lifecycle.service_layer.inbox import Cursor, InboxFilter, Page
@@ -44,6 +47,8 @@ class MongoInbox:
 
     def __init__(self, database: AsyncDatabase[Document]) -> None:
         self._leads = database["leads"]
+        self._tallies = PartnerTallies(database["partner_tallies"])
+        self._performance = PerformanceRecords(database["partner_performance"])
 
     async def ensure_indexes(self) -> None:
         await self._leads.create_indexes(INDEXES)
@@ -79,26 +84,12 @@ class MongoInbox:
         return await self._leads.find(query).sort(_NEWEST_FIRST).limit(limit).to_list()
 
     async def counts(self, partner_id: str) -> dict[tuple[Tab, Stage], int]:
-        groups = await self._leads.aggregate(
-            [
-                {"$match": {"partner_id": partner_id}},
-                {
-                    "$group": {
-                        "_id": {"tab": "$tab", "stage": "$stage", "favorite": "$favorite"},
-                        "n": {"$sum": 1},
-                    }
-                },
-            ]
-        )
-        counts: dict[tuple[Tab, Stage], int] = {}
-        async for group in groups:
-            stage = Stage(group["_id"]["stage"])
-            tabs = [Tab(group["_id"]["tab"])] + (
-                [Tab.FAVORITES] if group["_id"]["favorite"] else []
-            )
-            for tab in tabs:
-                counts[(tab, stage)] = counts.get((tab, stage), 0) + group["n"]
-        return counts
+        """From the partner's tallies, kept with its leads: the same cost at any size."""
+        counts = await self._tallies.counts(partner_id)
+        return {_tab_stage(key): n for key, n in counts.items()}
+
+    async def performance(self, partner_id: str) -> PartnerPerformance | None:
+        return await self._performance.figures(partner_id)
 
     async def lead(self, partner_id: str, lead_id: str) -> Lead | None:
         document = await self._leads.find_one({"_id": lead_id, "partner_id": partner_id})
@@ -127,6 +118,11 @@ def _query(partner_id: str, where: InboxFilter) -> dict[str, Any]:
             query["stage"] = {"$in": []}
         query["respond_by"] = {"$lte": where.expiring_by}
     return query
+
+
+def _tab_stage(key: str) -> tuple[Tab, Stage]:
+    tab, stage = key.split(".")
+    return Tab(tab), Stage(stage)
 
 
 def _facts(document: Document) -> LeadFacts:

@@ -5,16 +5,17 @@ import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Literal, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import ProducerClosed, TopicAlreadyExistsError
 
 from contracts.commands import Command
 from contracts.performance import PerformanceUpdated
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.service_layer.outgoing import Outgoing, for_command, for_performance
+from services.lifecycle.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class Record(Protocol):
     @property
     def topic(self) -> str: ...
     @property
-    def key(self) -> str: ...
+    def key(self) -> bytes | None: ...
     @property
     def headers(self) -> list[tuple[str, bytes]]: ...
     @property
@@ -54,44 +55,77 @@ class Record(Protocol):
 @dataclass(frozen=True)
 class KafkaRecord:
     topic: str
-    key: str
+    key: bytes | None
     headers: list[tuple[str, bytes]]
     value: bytes
 
     @classmethod
     def of(cls, message: Outgoing, topic_prefix: str, source: str) -> "KafkaRecord":
         return cls(
-            message.topic.named(topic_prefix), message.key, message.headers(source), message.value
+            message.topic.named(topic_prefix),
+            message.key.encode() or None,
+            message.headers(source),
+            message.value,
         )
+
+
+Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
 
 
 class KafkaPublisher:
-    """Publishes records (outbox rows, commands) and waits until the broker has them all."""
+    """Publishes records (outbox rows, commands) and waits until the broker has them all.
 
-    def __init__(self, bootstrap_servers: str) -> None:
+    The idempotent producer with acks=all: a record is acknowledged only once every
+    in-sync replica has it, and a retried send is never written twice."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        compression: Compression = "lz4",
+        client_id: str = "leads",
+        idempotent: bool = True,
+    ) -> None:
         self._bootstrap_servers = bootstrap_servers
+        self._compression = compression
+        self._client_id = client_id
+        self._idempotent = idempotent
         self._producer: AIOKafkaProducer | None = None
 
-    async def start(self) -> None:
-        # acks=all: a row is marked sent only once the broker has it.
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap_servers, acks="all", linger_ms=2
+    @classmethod
+    def of(cls, settings: Settings, role: str) -> "KafkaPublisher":
+        return cls(
+            settings.kafka_bootstrap_servers,
+            settings.kafka_compression,
+            client_id=f"leads-{role}-{settings.instance_id}",
+            idempotent=settings.kafka_idempotence,
         )
+
+    def options(self) -> dict[str, Any]:
+        return {
+            "bootstrap_servers": self._bootstrap_servers,
+            "client_id": self._client_id,
+            "acks": "all",
+            "enable_idempotence": self._idempotent,
+            "compression_type": None if self._compression == "none" else self._compression,
+            "linger_ms": 2,
+        }
+
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(**self.options())
         await self._producer.start()
 
     async def stop(self) -> None:
+        """Sends already handed over are delivered first (the producer flushes on stop)."""
         if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
+            producer, self._producer = self._producer, None
+            await producer.stop()
 
     async def publish(self, rows: Sequence[Record]) -> None:
         if self._producer is None:
-            raise RuntimeError("the Kafka publisher is not started")
+            raise ProducerClosed("the Kafka publisher is stopped")
         # Sends are queued in call order, so rows of one key keep their order on its partition.
         deliveries = [
-            await self._producer.send(
-                row.topic, row.value, key=row.key.encode(), headers=row.headers
-            )
+            await self._producer.send(row.topic, row.value, key=row.key, headers=row.headers)
             for row in rows
         ]
         await asyncio.gather(*deliveries)

@@ -220,9 +220,7 @@ def act(lead: Lead | None, action: PartnerAction, now: datetime) -> Decision:
         )
     if lead is None or lead.partner_id != action.partner_id:
         # Another partner's lead is reported exactly like a missing one.
-        raise Refused(
-            Reason.UNKNOWN_LEAD, f"partner {action.partner_id} has no lead {action.lead_id}"
-        )
+        raise no_such_lead(action.partner_id, action.lead_id)
     if action.expected_version is not None and action.expected_version != lead.version:
         raise Refused(
             Reason.STALE_VERSION,
@@ -242,6 +240,11 @@ def act(lead: Lead | None, action: PartnerAction, now: datetime) -> Decision:
     actor = Actor(kind="user", id=action.actor.user_id, role=action.actor.role)
     decision: Decision = _APPLY[type(action)](lead, action, _Step(now, actor, action.action))
     return decision
+
+
+def no_such_lead(partner_id: str, lead_id: str) -> Refused:
+    """The partner has no lead with this id: none at all, or another partner's."""
+    return Refused(Reason.UNKNOWN_LEAD, f"partner {partner_id} has no lead {lead_id}")
 
 
 @dataclass(frozen=True)

@@ -1,63 +1,42 @@
 """The composition root: settings in, a running FastStream app out.
 
-Everything is wired here and only here: the MongoDB store, the lead service,
-the Kafka subscribers, the outbox relay and the read API's HTTP server.
+Everything is wired here and only here: the MongoDB store, the lead service and
+its pipeline, the Kafka consumer, the outbox relay and the read API's HTTP server.
 """
 
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
-import uvicorn
-from faststream import AckPolicy, FastStream
+from aiokafka import ConsumerRecord
+from faststream import FastStream
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 
 from contracts.topics import INBOUND_TOPICS, OUTBOUND_TOPICS, Topic
+from services.lifecycle.adapters import held
+from services.lifecycle.adapters.failures import classify
 from services.lifecycle.adapters.inbox import MongoInbox
 from services.lifecycle.adapters.kafka import KafkaPublisher, ensure_topics
+from services.lifecycle.adapters.kafka_consumer import BatchConsumer, ConsumerSettings
 from services.lifecycle.adapters.lease import Lease
 from services.lifecycle.adapters.mongo import MongoStore, connect
 from services.lifecycle.adapters.tokens import TokenVerifier
 from services.lifecycle.domain.clock import Clock, SystemClock
 from services.lifecycle.domain.lead import Windows
 from services.lifecycle.entrypoints.http import create_api
-from services.lifecycle.entrypoints.metrics import ServiceMetrics
-from services.lifecycle.service_layer.handler import Delivery, Handled, LeadService
+from services.lifecycle.entrypoints.metrics import Sampled, ServiceMetrics
+from services.lifecycle.entrypoints.serving import EmbeddedServer
+from services.lifecycle.service_layer.batch import Delivery
+from services.lifecycle.service_layer.handler import LeadService
 from services.lifecycle.service_layer.inbox import Inbox
+from services.lifecycle.service_layer.pipeline import Pipeline, RetryPolicy
 from services.lifecycle.service_layer.relay import OutboxRelay
 from services.lifecycle.settings import Settings
 
 log = logging.getLogger("leads.lifecycle")
 
 CONSUMED = (Topic.INBOUND, Topic.PARTNER_ACTIONS, Topic.COMMANDS, Topic.PROFILES)
-
-
-@dataclass
-class Retry:
-    """Backoff for failures that may pass (broker or database unavailable)."""
-
-    first_delay: float = 0.1
-    max_delay: float = 5.0
-    attempts: int = 10
-    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
-
-    async def run(self, work: Callable[[], Awaitable[Handled]]) -> Handled:
-        delay = self.first_delay
-        for attempt in range(1, self.attempts + 1):
-            try:
-                return await work()
-            except Exception:
-                if attempt == self.attempts:
-                    # Not acknowledged: Kafka redelivers it, nothing is lost.
-                    raise
-                log.warning("handling failed, retrying", exc_info=True, extra={"delay_s": delay})
-                await self.sleep(delay)
-                delay = min(delay * 2, self.max_delay)
-        raise AssertionError("unreachable")
 
 
 class LifecycleApp:
@@ -83,8 +62,9 @@ class LifecycleApp:
                 settings.contact_request_window,
                 settings.reminder_offsets,
             ),
+            settings.early_action_grace,
         )
-        self.producer = KafkaPublisher(settings.kafka_bootstrap_servers)
+        self.producer = KafkaPublisher.of(settings, "service")
         self.relay = OutboxRelay(
             self.store,
             self.producer,
@@ -97,10 +77,36 @@ class LifecycleApp:
             ),
             batch_size=settings.relay_batch,
             poll_interval=settings.relay_poll_interval.total_seconds(),
+            after=settings.relay_after,
         )
-        self.retry = Retry()
         self.metrics = ServiceMetrics()
+        self.pipeline = Pipeline(
+            self.service,
+            self.store,
+            self.producer,
+            classify,
+            self.metrics,
+            RetryPolicy(settings.retry_max_backoff.total_seconds(), settings.unforeseen_attempts),
+            on_unpublished=self.relay.wake,
+        )
+        self._topics = {topic.named(settings.topic_prefix): topic for topic in CONSUMED}
+        self.consumer = BatchConsumer(
+            ConsumerSettings(
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                topics=list(self._topics),
+                group_id=settings.consumer_group,
+                client_id=f"leads-{settings.instance_id}",
+                batch_max=settings.batch_max,
+                batch_wait_s=settings.batch_wait.total_seconds(),
+                fetch_max_wait_ms=int(settings.kafka_fetch_max_wait.total_seconds() * 1000),
+                max_poll_records=settings.kafka_max_poll_records,
+                hand_over_s=settings.shutdown_grace.total_seconds(),
+            ),
+            self._handle,
+            on_unreadable=self.metrics.unreadable,
+        )
         self.inbox = MongoInbox(self.store.database)
+        self._stopping = False
         self.api = create_api(
             Inbox(self.inbox, self.clock),
             TokenVerifier(settings),
@@ -108,81 +114,46 @@ class LifecycleApp:
             self._readiness,
             self._metrics,
         )
-        self.http = _EmbeddedServer(
-            uvicorn.Config(
-                self.api,
-                host=settings.http_host,
-                port=settings.http_port,
-                log_config=None,  # the service's JSON logging stays in charge
-                access_log=False,
-                lifespan="off",
-            )
+        self.http = EmbeddedServer(
+            self.api,
+            settings.http_host,
+            settings.http_port,
+            settings.shutdown_grace.total_seconds(),
         )
-        self._http_task: asyncio.Task[None] | None = None
+        self._relay_task: asyncio.Task[None] | None = None
+        # Owns the process's signals and lifecycle; answers readiness for Kafka.
         self.broker = KafkaBroker(
             settings.kafka_bootstrap_servers,
-            # Per-message access logs ("Received", "Processed") at DEBUG: the
-            # service logs its own line per message, with ids and outcome.
             logger=logging.getLogger("leads.kafka"),
             log_level=logging.DEBUG,
-            client_id=f"leads-{settings.instance_id}",
+            client_id=f"leads-{settings.instance_id}-broker",
         )
-        self._subscribe()
         self.app = FastStream(self.broker, logger=log)
         self.app.on_startup(self._prepare)
-        self.app.after_startup(self._start_relay)
-        self.app.after_startup(self._start_http)
+        self.app.after_startup(self._start)
         self.app.on_shutdown(self._stop)
-        self._relay_task: asyncio.Task[None] | None = None
 
-    def topic_name(self, topic: Topic) -> str:
-        return topic.named(self.settings.topic_prefix)
-
-    def _subscribe(self) -> None:
-        """One subscriber over the input topics: a single group member per
-        replica joins (and rebalances) once, instead of three times."""
-        topics = {self.topic_name(topic): topic for topic in CONSUMED}
-
-        async def on_message(msg: KafkaMessage) -> None:
-            record = msg.raw_message
-            assert not isinstance(record, tuple)
-            delivery = Delivery(
-                topics[record.topic],
-                record.topic,
-                record.partition,
-                record.offset,
-                record.value or b"",
-            )
-            started = time.perf_counter()
-            handled = await self.retry.run(lambda: self.service.handle(delivery))
-            self.relay.wake()
-            self.metrics.observe(delivery.topic.value, handled, time.perf_counter() - started)
-            log.info(
-                "message handled",
-                extra={
-                    "topic": record.topic,
-                    "partition": record.partition,
-                    "offset": record.offset,
-                    "outcome": handled.outcome,
-                    "reason": handled.reason,
-                },
-            )
-
-        self.broker.subscriber(
-            *topics,
-            group_id=self.settings.consumer_group,
-            auto_offset_reset="earliest",
-            # Commit the offset only after the transaction committed; never auto-commit.
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            title="lifecycle",
-            description="Leads, partner actions, scheduler commands and partner profiles, "
-            "in one consumer group.",
-        )(on_message)
+    async def _handle(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        topic = self._topics[records[0].topic]
+        await self.pipeline.handle(
+            [
+                Delivery(
+                    topic,
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    record.value or b"",
+                    record.key,
+                    tuple(record.headers),
+                )
+                for record in records
+            ]
+        )
 
     async def _prepare(self) -> None:
         created = await ensure_topics(
             self.settings.kafka_bootstrap_servers,
-            [self.topic_name(t) for t in (*INBOUND_TOPICS, *OUTBOUND_TOPICS)],
+            [t.named(self.settings.topic_prefix) for t in (*INBOUND_TOPICS, *OUTBOUND_TOPICS)],
             self.settings.topic_partitions,
             self.settings.topic_replication_factor,
         )
@@ -193,18 +164,15 @@ class LifecycleApp:
             extra={"topics_created": created, "database": self.settings.mongodb_database},
         )
 
-    async def _start_relay(self) -> None:
+    async def _start(self) -> None:
         await self.producer.start()
         self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
+        await self.consumer.start()
+        await self._start_http()
         log.info("service started", extra={"consumer_group": self.settings.consumer_group})
 
     async def _start_http(self) -> None:
-        self._http_task = asyncio.create_task(self.http.serve(), name="read-api")
-        while not self.http.started:
-            if self._http_task.done():
-                await self._http_task  # raises why it could not start
-                raise RuntimeError("the read API's HTTP server stopped at start-up")
-            await asyncio.sleep(0.01)
+        await self.http.start()
         log.info(
             "read API listening",
             extra={"host": self.settings.http_host, "port": self.http_port},
@@ -212,13 +180,14 @@ class LifecycleApp:
 
     @property
     def http_port(self) -> int:
-        """The bound port (LEADS_HTTP_PORT=0 picks a free one)."""
-        for server in self.http.servers:
-            for sock in server.sockets:
-                return int(sock.getsockname()[1])
-        return self.settings.http_port
+        return self.http.port or self.settings.http_port
 
     async def _readiness(self) -> dict[str, bool]:
+        if self._stopping:
+            return {"accepting": False}  # handing over: send requests elsewhere
+        return await self._dependencies()
+
+    async def _dependencies(self) -> dict[str, bool]:
         async def mongodb() -> bool:
             try:
                 await asyncio.wait_for(self.mongo.admin.command("ping"), 2.0)
@@ -230,15 +199,32 @@ class LifecycleApp:
         return {"kafka": kafka, "mongodb": mongo}
 
     async def _metrics(self) -> bytes:
-        return self.metrics.render(await self.store.unsent_count())
+        oldest = await self.store.oldest_unsent()
+        return self.metrics.render(
+            Sampled(
+                outbox_backlog=await self.store.unsent_count(),
+                outbox_oldest_unsent_s=(self.clock.now() - oldest).total_seconds() if oldest else 0,
+                consumer_lag=self.consumer.lag(),
+                held_actions=await held.count(self.store.database["held_actions"]),
+                dependencies=await self._dependencies(),
+            )
+        )
 
     async def _stop(self) -> None:
-        if self._http_task is not None:
-            self.http.should_exit = True
-            await asyncio.gather(self._http_task, return_exceptions=True)
+        """The hand-over, in order: readiness fails at once; no more fetching; the
+        batch in hand commits and its offsets with it (within LEADS_SHUTDOWN_GRACE);
+        the group is left, so its partitions move now; the relay's sends are flushed;
+        requests in flight are answered; then the producer and the database close."""
+        self._stopping = True
+        log.info(
+            "stopping: handing over",
+            extra={"grace_s": self.settings.shutdown_grace.total_seconds()},
+        )
+        await self.consumer.stop()
+        self.relay.stop()
         if self._relay_task is not None:
-            self._relay_task.cancel()
-            await asyncio.gather(self._relay_task, return_exceptions=True)
+            await _within(self._relay_task, self.settings.shutdown_grace.total_seconds())
+        await self.http.stop()
         await self.producer.stop()
         await self.mongo.close()
         log.info("service stopped")
@@ -247,9 +233,9 @@ class LifecycleApp:
         await self.app.run()
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """Uvicorn inside the FastStream app, which owns the process's signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+async def _within(task: asyncio.Task[None], seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(task), seconds)
+    if not task.done():
+        task.cancel()
+    await asyncio.gather(task, return_exceptions=True)

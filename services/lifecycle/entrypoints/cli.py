@@ -67,6 +67,26 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument(
         "--ttl", help="how long it is valid, ISO 8601 (default LEADS_TOKEN_TTL, PT8H)"
     )
+    parked = commands.add_parser(
+        "dead-letters",
+        help="list or replay messages parked on leads.dead-letter",
+        description="Messages that kept failing for a reason no rule foresaw are parked on "
+        "leads.dead-letter (and answered internal_error). List them, and replay them to "
+        "their source topic once the cause is fixed.",
+    )
+    parked_commands = parked.add_subparsers(dest="dead_letters", required=True, metavar="ACTION")
+    parked_commands.add_parser(
+        "list", help="show what is parked: ids, places, error classes (never the values)"
+    )
+    replay = parked_commands.add_parser(
+        "replay", help="publish parked messages back to their source topic, untouched"
+    )
+    replay.add_argument(
+        "--id",
+        dest="ids",
+        action="append",
+        help="replay this parked message (repeatable); default: every one not replayed yet",
+    )
     docs = commands.add_parser(
         "docs",
         help="write the JSON Schemas and the AsyncAPI document",
@@ -86,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         return _dev(settings, demo=args.demo)
     if args.command == "token":
         return _token(settings, args.partner, args.role, args.ttl)
+    if args.command == "dead-letters":
+        from services.lifecycle.entrypoints import dead_letters
+
+        if args.dead_letters == "list":
+            return dead_letters.list_parked(settings)
+        return dead_letters.replay(settings, args.ids)
     return _docs(settings, args.out)
 
 
@@ -141,6 +167,7 @@ def _dev(settings: Settings, demo: bool) -> int:
                     **(shortened if demo else {}),
                     "kafka_bootstrap_servers": servers.kafka_bootstrap_servers,
                     "mongodb_uri": servers.mongodb_uri,
+                    "kafka_idempotence": servers.kafka_idempotence,
                 }
             )
         )

@@ -1,4 +1,9 @@
-"""Turn raw Kafka values into contract messages, or a readable `malformed` refusal."""
+"""Turn a record's raw bytes into a contract message, or a readable `malformed` refusal.
+
+This is the only decoding a record gets: strict UTF-8 JSON (no BOM, no lone
+surrogates, bounded nesting) parsed and validated in one pass by pydantic.
+Whatever the bytes, the result is a message or `Malformed`, never another error.
+"""
 
 import json
 from typing import Any
@@ -33,15 +38,14 @@ class Malformed(Refused):
 
 def decode(topic: Topic, value: bytes) -> BaseModel:
     try:
-        document = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise Malformed(f"value is not UTF-8 JSON: {_json_error(error)}", None, None) from None
-    try:
-        message: BaseModel = ADAPTERS[topic].validate_python(document)
+        message: BaseModel = ADAPTERS[topic].validate_json(value)
     except ValidationError as error:
-        raise Malformed(
-            describe(error), _readable_id(document, "message_id"), _readable_id(document, "lead_id")
-        ) from None
+        if _not_json(error):
+            raise Malformed(
+                f"value is not UTF-8 JSON: {_json_problem(error)}", None, None
+            ) from None
+        message_id, lead_id = readable_ids(value)
+        raise Malformed(describe(error), message_id, lead_id) from None
     return message
 
 
@@ -56,14 +60,27 @@ def describe(error: ValidationError) -> str:
     return f"does not match the contract: {shown}" + (f"; and {more} more" if more > 0 else "")
 
 
-def _json_error(error: Exception) -> str:
-    if isinstance(error, json.JSONDecodeError):
-        return f"{error.msg} at line {error.lineno} column {error.colno}"
-    return "invalid UTF-8"
+def readable_ids(value: bytes) -> tuple[str | None, str | None]:
+    """The message_id and lead_id of a record that is JSON but not the contract,
+    when they are short plain strings worth quoting back."""
+    try:
+        document = json.loads(value.decode("utf-8"))
+    except (ValueError, RecursionError):
+        return None, None
+    return _readable_id(document, "message_id"), _readable_id(document, "lead_id")
+
+
+def _not_json(error: ValidationError) -> bool:
+    return any(e["type"] == "json_invalid" for e in error.errors(include_url=False))
+
+
+def _json_problem(error: ValidationError) -> str:
+    # "Invalid JSON: <what> at line L column C": where and what, never the bytes.
+    message = error.errors(include_input=False, include_url=False)[0]["msg"]
+    return message.removeprefix("Invalid JSON: ")
 
 
 def _readable_id(document: Any, name: str) -> str | None:
-    """An id worth quoting back in a rejection: a short, plain string, or nothing."""
     value = document.get(name) if isinstance(document, dict) else None
     if isinstance(value, str) and 0 < len(value) <= 128 and value.isprintable():
         return value

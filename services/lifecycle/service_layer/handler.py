@@ -1,186 +1,224 @@
-"""Handle one inbound message: decode, load, decide, commit, exactly once."""
+"""Handle a batch of inbound messages: decode, read, decide in order, commit once.
 
+Exactly once in effect: every message leaves a marker in the same transaction
+as its effects, and a batch decided on a view that changed meanwhile commits
+nothing and is decided again from fresh reads.
+"""
+
+import asyncio
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
+from contracts.commands import AgeContactRequest, Expire, Remind
+from contracts.inbound import InboundLead
 from contracts.profiles import PartnerProfile
-from contracts.topics import Reason, Topic
-from services.lifecycle.domain import deadlines, profiles
-from services.lifecycle.domain import lead as rules
+from contracts.topics import Reason
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.domain.errors import Refused
-from services.lifecycle.domain.lead import Decision, Lead, Windows
-from services.lifecycle.service_layer.decoding import Malformed, decode
-from services.lifecycle.service_layer.outgoing import Cause, for_decision, rejection
+from services.lifecycle.domain.lead import Lead, Windows, no_such_lead
+from services.lifecycle.service_layer.batch import BatchPlan, Delivery, Handled, dedupe_key
+from services.lifecycle.service_layer.decoding import Malformed, decode, readable_ids
+from services.lifecycle.service_layer.outgoing import derived_id, rejection
 from services.lifecycle.service_layer.ports import (
-    AlreadyProcessed,
     Change,
+    DeadLetter,
+    HeldAction,
     LeadStore,
-    ProfileUpdate,
+    Marker,
+    OutboxRow,
+    Publication,
+    Snapshot,
     VersionConflict,
+    in_publishing_order,
 )
 
 log = logging.getLogger(__name__)
 
 MAX_CONFLICT_RETRIES = 20
 
-# Refusals that a later message can cure: the same message sent again must be
-# handled then, so they are deduped by position, not by message_id.
-_CURABLE = frozenset({Reason.PARTNER_PROFILE_MISSING})
-
-Decide = Callable[[Lead | None, Any, datetime, PartnerProfile | None], Decision]
+__all__ = ["Committed", "Delivery", "Handled", "LeadService"]
 
 
 @dataclass(frozen=True)
-class Delivery:
-    """One Kafka record as the service received it."""
+class Committed:
+    """What a committed batch amounted to, and what it has to publish, in order."""
 
-    topic: Topic
-    topic_name: str
-    """The topic's name on the broker (with the deployment's prefix)."""
-    partition: int
-    offset: int
-    value: bytes
-
-    @property
-    def position_key(self) -> str:
-        """Dedupe key for a message whose own id cannot be read."""
-        return f"{self.topic.value}@{self.partition}:{self.offset}"
-
-
-@dataclass(frozen=True)
-class Handled:
-    """What handling one message amounted to (for logs, metrics and tests)."""
-
-    outcome: str
-    """`applied`, `no_change`, `duplicate` or `rejected`."""
-    reason: Reason | None = None
+    outcomes: list[Handled]
+    rows: list[OutboxRow] = field(default_factory=list)
 
 
 class LeadService:
-    def __init__(self, store: LeadStore, clock: Clock, windows: Windows) -> None:
+    def __init__(
+        self,
+        store: LeadStore,
+        clock: Clock,
+        windows: Windows,
+        early_action_grace: timedelta = timedelta(minutes=10),
+    ) -> None:
         self._store = store
         self._clock = clock
         self._windows = windows
-        self._decide: dict[Topic, Decide] = {
-            Topic.INBOUND: lambda lead, message, now, profile: rules.receive(
-                lead, message, now, windows, profile
-            ),
-            Topic.PARTNER_ACTIONS: lambda lead, action, now, _: rules.act(lead, action, now),
-            Topic.COMMANDS: rules.command,
-        }
+        self._grace = early_action_grace
 
     async def handle(self, delivery: Delivery) -> Handled:
-        try:
-            message: Any = decode(delivery.topic, delivery.value)
-        except Malformed as refusal:
-            # Deduped by position, not by message_id: a corrected message sent
-            # again under the same id must still be processed.
-            return await self._reject(
-                delivery, delivery.position_key, refusal, refusal.message_id, refusal.lead_id
-            )
-        key = _dedupe_key(delivery, message.message_id)
-        if await self._store.is_processed(key):
-            return Handled("duplicate")
-        if isinstance(message, PartnerProfile):
-            return await self._handle_profile(key, message)
-        return await self._handle_message(delivery, key, message)
+        """One message on its own (a batch of one)."""
+        return (await self.handle_batch([delivery])).outcomes[0]
 
-    async def _handle_profile(self, key: str, profile: PartnerProfile) -> Handled:
+    async def handle_batch(self, deliveries: Sequence[Delivery]) -> Committed:
+        """Decide the records of one partition in order and commit them together."""
+        messages = [_decoded(delivery) for delivery in deliveries]
         for _ in range(MAX_CONFLICT_RETRIES):
-            stored = await self._store.load_profile(profile.partner_id)
-            newer = profiles.supersedes(profile, stored)
-            update = ProfileUpdate(profile, stored.updated_at if stored else None)
+            snapshot = await self._read(deliveries, messages)
+            plan = BatchPlan(snapshot, self._clock.now(), self._windows, self._grace)
+            for delivery, message in zip(deliveries, messages, strict=True):
+                plan.take(delivery, message)
+            if plan.change.empty:
+                return Committed(plan.outcomes)
             try:
-                await self._store.commit(Change(key, profile=update if newer else None))
-            except VersionConflict:
+                rows = await self._store.commit(plan.change)
+            except VersionConflict as conflict:
+                log.info("batch decided on a view that changed, deciding again: %s", conflict)
                 continue
-            except AlreadyProcessed:
-                return Handled("duplicate")
-            return Handled("applied" if newer else "no_change")
-        raise VersionConflict(f"profile of {profile.partner_id} kept changing")
+            return Committed(plan.outcomes, in_publishing_order([*snapshot.unsent, *rows]))
+        raise VersionConflict(f"the batch kept conflicting over {MAX_CONFLICT_RETRIES} tries")
 
-    async def _handle_message(self, delivery: Delivery, key: str, message: Any) -> Handled:
-        cause = Cause(message.message_id, key)
-        for _ in range(MAX_CONFLICT_RETRIES):
-            lead = await self._store.load(message.lead_id)
-            profile = await self._profile_for(delivery.topic, lead, message)
-            now = self._clock.now()
-            try:
-                decision = self._decide[delivery.topic](lead, message, now, profile)
-            except Refused as refusal:
-                refused_key = delivery.position_key if refusal.reason in _CURABLE else key
-                return await self._reject(
-                    delivery, refused_key, refusal, message.message_id, message.lead_id
-                )
-            change = Change(
-                dedupe_key=key,
-                lead=decision.lead if decision.changed else None,
-                expected_version=lead.version if lead else None,
-                outgoing=tuple(for_decision(decision, cause, now)),
-                deadlines=self._deadline_changes(lead, decision, delivery.topic, message),
-            )
-            if _is_idle_command(delivery.topic, change):
-                # No marker: the scheduler sends an early or late timer again
-                # under the same id, and by then it may be due.
-                return Handled("no_change")
-            try:
-                await self._store.commit(change)
-            except VersionConflict:
-                log.info("version conflict, deciding again", extra={"lead_id": message.lead_id})
-                continue
-            except AlreadyProcessed:
-                return Handled("duplicate")
-            return Handled("applied" if change.outgoing else "no_change")
-        raise VersionConflict(
-            f"lead {message.lead_id} kept changing under {MAX_CONFLICT_RETRIES} tries"
+    async def _read(self, deliveries: Sequence[Delivery], messages: Sequence[Any]) -> Snapshot:
+        """Everything the batch is decided on, in two rounds of concurrent reads."""
+        keys = [_key(d, m) for d, m in zip(deliveries, messages, strict=True)]
+        lead_ids = sorted({m.lead_id for m in messages if getattr(m, "lead_id", None)})
+        processed, leads, unsent = await asyncio.gather(
+            self._store.processed_among(keys),
+            self._store.load_many(lead_ids),
+            self._store.unsent_of(lead_ids),
+        )
+        arriving = sorted(
+            {m.lead_id for m in messages if isinstance(m, InboundLead) and m.lead_id not in leads}
+        )
+        profiles, held = await asyncio.gather(
+            self._store.load_profiles(_partners_needed(messages, leads)),
+            self._store.held_for(arriving),
+        )
+        return Snapshot(processed, leads, profiles, held, unsent)
+
+    async def park(self, delivery: Delivery, error: BaseException) -> Committed:
+        """Park a message that keeps failing for no foreseen reason on the dead-letter
+        topic, untouched, and answer it `internal_error`. Deduped by position, so
+        that once replayed (at a new offset) it is handled anew."""
+        now = self._clock.now()
+        key = delivery.position_key
+        message_id, lead_id = readable_ids(delivery.value)
+        letter = DeadLetter(
+            id=derived_id(key, "dead-letter"),
+            topic_name=delivery.topic_name,
+            partition=delivery.partition,
+            offset=delivery.offset,
+            key=delivery.key,
+            value=delivery.value,
+            headers=delivery.headers,
+            error_class=type(error).__name__,
+            error=where_it_failed(error),
+            message_id=message_id,
+            lead_id=lead_id,
+            parked_at=now,
+        )
+        detail = (
+            f"the message kept failing ({letter.error_class}) and is parked on the dead-letter "
+            f"topic as {letter.id}; it is replayed once the cause is fixed"
+        )
+        answer = rejection(
+            delivery.topic_name, key, message_id, lead_id, Reason.INTERNAL_ERROR, detail, now
+        )
+        marker = Marker(
+            key, "rejected", message_id, lead_id, reason=Reason.INTERNAL_ERROR, detail=detail
+        )
+        change = Change(
+            slot=delivery.slot,
+            markers={key: marker},
+            outgoing=[Publication(answer, (0, 0))],
+            parked=[letter],
+        )
+        if await self._store.processed_among([key]):
+            return Committed([Handled("duplicate")])
+        return Committed(
+            [Handled("rejected", Reason.INTERNAL_ERROR)], await self._store.commit(change)
         )
 
-    async def _profile_for(
-        self, topic: Topic, lead: Lead | None, message: Any
-    ) -> PartnerProfile | None:
-        """The partner profile a rule needs: to receive a new lead, and to alert
-        the partner's contacts on a command. Partner actions need none."""
-        if topic is Topic.INBOUND and lead is None:
-            return await self._store.load_profile(message.partner_id)
-        if topic is Topic.COMMANDS and lead is not None:
-            return await self._store.load_profile(lead.partner_id)
-        return None
-
-    def _deadline_changes(
-        self, before: Lead | None, decision: Decision, topic: Topic, message: Any
-    ) -> deadlines.DeadlineChanges | None:
-        if not decision.changed and topic is not Topic.COMMANDS:
-            return None
-        answered = message if topic is Topic.COMMANDS else None
-        return deadlines.changes(before, decision.lead, self._windows, answered)
-
-    async def _reject(
-        self,
-        delivery: Delivery,
-        key: str,
-        refusal: Refused,
-        message_id: str | None,
-        lead_id: str | None,
-    ) -> Handled:
+    async def refuse_expired(self, held: HeldAction) -> list[OutboxRow]:
+        """An action whose lead did not come within its grace: refused `unknown_lead`
+        now, exactly as for a lead of another partner."""
+        refusal: Refused = no_such_lead(held.partner_id, held.lead_id)
+        message_id = held.action.get("message_id")
         now = self._clock.now()
         answer = rejection(
-            delivery.topic_name, key, message_id, lead_id, refusal.reason, refusal.detail, now
+            held.source_topic,
+            held.key,
+            message_id,
+            held.lead_id,
+            refusal.reason,
+            refusal.detail,
+            now,
         )
-        try:
-            await self._store.commit(Change(dedupe_key=key, outgoing=(answer,)))
-        except AlreadyProcessed:
-            return Handled("duplicate")
-        return Handled("rejected", refusal.reason)
+        marker = Marker(
+            held.key,
+            "rejected",
+            message_id,
+            held.lead_id,
+            held.partner_id,
+            reason=refusal.reason,
+            detail=refusal.detail,
+        )
+        change = Change(
+            slot="held",
+            settled={held.key: marker},
+            outgoing=[Publication(answer, (0, 0))],
+            release=[held.key],
+        )
+        return await self._store.commit(change)
 
 
-def _is_idle_command(topic: Topic, change: Change) -> bool:
-    return topic is Topic.COMMANDS and not (change.lead or change.outgoing or change.deadlines)
+def _decoded(delivery: Delivery) -> Any:
+    try:
+        return decode(delivery.topic, delivery.value)
+    except Malformed as malformed:
+        return malformed
 
 
-def _dedupe_key(delivery: Delivery, message_id: str) -> str:
-    # message ids are unique per sending system, so per topic.
-    return f"{delivery.topic.value}:{message_id}"
+def _key(delivery: Delivery, message: Any) -> str:
+    if isinstance(message, Malformed):
+        return delivery.position_key
+    return dedupe_key(delivery.topic, message.message_id)
+
+
+def _partners_needed(messages: Sequence[Any], leads: dict[str, Lead]) -> list[str]:
+    """Partner profiles the rules need: to receive a new lead, to alert the partner's
+    contacts on a command, and to compare a profile with the stored one."""
+    needed: set[str] = set()
+    for message in messages:
+        if isinstance(message, InboundLead | PartnerProfile):
+            needed.add(message.partner_id)
+        elif isinstance(message, Expire | Remind | AgeContactRequest) and (
+            lead := leads.get(message.lead_id)
+        ):
+            needed.add(lead.partner_id)
+    return sorted(needed)
+
+
+def where_it_failed(error: BaseException) -> str:
+    """The error's class and the innermost place it was raised, never its message
+    (which may quote the input)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return type(error).__name__
+    last = frames[-1]
+    return f"{type(error).__name__} in {last.name} ({_short(last.filename)}:{last.lineno})"
+
+
+def _short(path: str) -> str:
+    for root in ("services/", "contracts/", "site-packages/"):
+        if root in path:
+            return path[path.index(root) :]
+    return path.rsplit("/", 1)[-1]

@@ -15,7 +15,7 @@ from contracts.inbound import LeadType
 from contracts.performance import PartnerPerformance
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.domain.lead import Lead
-from services.lifecycle.domain.performance import LeadFacts, performance
+from services.lifecycle.domain.performance import performance
 
 
 class BadCursor(ValueError):
@@ -70,7 +70,9 @@ class InboxReader(Protocol):
 
     async def lead(self, partner_id: str, lead_id: str) -> Lead | None: ...
 
-    async def facts(self, partner_id: str) -> list[LeadFacts]: ...
+    async def performance(self, partner_id: str) -> PartnerPerformance | None:
+        """The figures as last computed (by the scheduler), if any yet."""
+        ...
 
 
 class Inbox:
@@ -99,4 +101,6 @@ class Inbox:
         return await self._reader.lead(partner_id, lead_id)
 
     async def performance(self, partner_id: str) -> PartnerPerformance:
-        return performance(partner_id, await self._reader.facts(partner_id))
+        """As last computed; before the first computation, figures of no leads."""
+        stored = await self._reader.performance(partner_id)
+        return stored or performance(partner_id, [])

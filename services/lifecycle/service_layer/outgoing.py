@@ -1,6 +1,7 @@
 """Outgoing messages as the outbox stores them: topic, key, CloudEvents headers, JSON value."""
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -152,3 +153,28 @@ def for_performance(update: PerformanceUpdated) -> Outgoing:
         update.occurred_at,
         update,
     )
+
+
+def dead_letter_headers(
+    original: Sequence[tuple[str, bytes]],
+    *,
+    letter_id: str,
+    topic_name: str,
+    partition: int,
+    offset: int,
+    error_class: str,
+    error: str,
+    parked_at: datetime,
+) -> list[tuple[str, bytes]]:
+    """A parked record keeps its own headers untouched; these say where it came
+    from and why it is parked (no personal data: the error names a class and a place)."""
+    return [
+        *original,
+        ("dlq_id", letter_id.encode()),
+        ("dlq_original_topic", topic_name.encode()),
+        ("dlq_original_partition", str(partition).encode()),
+        ("dlq_original_offset", str(offset).encode()),
+        ("dlq_error_class", error_class.encode()),
+        ("dlq_error_message", error.encode()),
+        ("dlq_parked_at", parked_at.isoformat().encode()),
+    ]

@@ -1,34 +1,50 @@
-"""What the service layer needs from storage. The MongoDB adapter implements it."""
+"""What the service layer needs from storage and the broker. The adapters implement it."""
 
-from dataclasses import dataclass
-from datetime import datetime
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from contracts.profiles import PartnerProfile
+from contracts.topics import Reason
 from services.lifecycle.domain.deadlines import DeadlineChanges
 from services.lifecycle.domain.lead import Lead
 from services.lifecycle.service_layer.outgoing import Outgoing
 
 
 class VersionConflict(Exception):
-    """Someone else changed (or created) the lead since it was loaded: load and decide again."""
+    """Someone else changed (or created) what a decision was based on since it was
+    read: read again and decide again."""
 
 
-class AlreadyProcessed(Exception):
-    """The message's dedupe marker is already stored: its effects are already committed."""
+class AlreadyProcessed(VersionConflict):
+    """A message's dedupe marker is already stored: its effects are already committed."""
 
 
 @dataclass(frozen=True)
-class Change:
-    """Everything one handled message commits, all or nothing."""
+class Marker:
+    """A handled message, remembered under its dedupe key in the same transaction as
+    its effects; also what its sender can ask about it."""
 
-    dedupe_key: str
-    lead: Lead | None = None
-    expected_version: int | None = None
-    """The version the lead was loaded at; None when the lead is new."""
-    outgoing: tuple[Outgoing, ...] = ()
-    deadlines: DeadlineChanges | None = None
-    profile: "ProfileUpdate | None" = None
+    key: str
+    outcome: str
+    """`applied`, `no_change`, `rejected` or `held` (waiting for its lead)."""
+    message_id: str | None = None
+    lead_id: str | None = None
+    partner_id: str | None = None
+    event: str | None = None
+    version: int | None = None
+    """The lead's version after the change it caused."""
+    reason: Reason | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class LeadWrite:
+    lead: Lead
+    expected_version: int | None
+    """The version the lead was read at; None when it is new."""
 
 
 @dataclass(frozen=True)
@@ -38,16 +54,130 @@ class ProfileUpdate:
     """`updated_at` of the stored profile it replaces; None when there was none."""
 
 
+@dataclass(frozen=True)
+class HeldAction:
+    """A partner action that came before its lead could be seen, waiting for it."""
+
+    key: str
+    """Its dedupe key, also its marker's."""
+    lead_id: str
+    partner_id: str
+    action: dict[str, Any]
+    """The action as decoded, in JSON form: decoded again when its lead arrives."""
+    held_at: datetime
+    expires_at: datetime
+    arrival: tuple[int, int]
+    """(partition, offset): with `held_at`, the order the actions came in."""
+    source_topic: str
+    """The topic's name on the broker, quoted back if it is refused."""
+
+
+@dataclass(frozen=True)
+class Publication:
+    """An outgoing message and where it falls in its lead's order of publication."""
+
+    message: Outgoing
+    order: tuple[int, int]
+    """(lead version, position): rows of one lead are published in this order."""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message parked after repeated unforeseen failures, untouched, for replay."""
+
+    id: str
+    topic_name: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+    error_class: str
+    error: str
+    """What failed and where, free of personal data."""
+    message_id: str | None
+    lead_id: str | None
+    parked_at: datetime
+
+
+@dataclass
+class Change:
+    """Everything one batch of messages commits, all or nothing."""
+
+    slot: str = ""
+    """The input (topic and partition) the batch came from: its share of the partner tallies."""
+    markers: dict[str, Marker] = field(default_factory=dict)
+    settled: dict[str, Marker] = field(default_factory=dict)
+    """Markers of held actions whose outcome is now known."""
+    leads: dict[str, LeadWrite] = field(default_factory=dict)
+    outgoing: list[Publication] = field(default_factory=list)
+    deadlines: list[DeadlineChanges] = field(default_factory=list)
+    hold: dict[str, HeldAction] = field(default_factory=dict)
+    release: list[str] = field(default_factory=list)
+    """Keys of held actions now applied or refused: they must still be held."""
+    claims: list[str] = field(default_factory=list)
+    """Lead ids an action is held for while no such lead exists: the hold and that
+    lead's arrival must not commit side by side, each unaware of the other."""
+    arrivals: dict[str, frozenset[str]] = field(default_factory=dict)
+    """New leads, with the keys of the actions held for them when decided: if others
+    are held by the time this commits, it was decided on an old view."""
+    profiles: dict[str, ProfileUpdate] = field(default_factory=dict)
+    tallies: dict[str, Counter[str]] = field(default_factory=dict)
+    """Per partner whose leads changed: how its badge counts move (`tab.stage` -> delta);
+    its performance figures are due again."""
+    parked: list[DeadLetter] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.markers or self.settled or self.outgoing or self.deadlines)
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """A committed outgoing message, waiting to be published."""
+
+    id: Any
+    topic: str
+    key: bytes | None
+    headers: list[tuple[str, bytes]]
+    value: bytes
+    lead_id: str
+    order: tuple[int, int]
+    """(lead version, position in its transaction): publishing order within a lead."""
+
+
+def in_publishing_order(rows: Iterable[OutboxRow]) -> list[OutboxRow]:
+    """Each lead's rows in the order they were committed (version, then position)."""
+    return sorted(rows, key=lambda r: (r.lead_id, *r.order, r.id))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a batch is decided on, read before its transaction."""
+
+    processed: frozenset[str]
+    leads: Mapping[str, Lead]
+    profiles: Mapping[str, PartnerProfile]
+    held: Mapping[str, Sequence[HeldAction]]
+    """Per lead id: actions held for it, in arrival order."""
+    unsent: Sequence[OutboxRow] = ()
+    """Rows of the same leads committed earlier and not yet published: they go first."""
+
+
 class LeadStore(Protocol):
-    async def is_processed(self, dedupe_key: str) -> bool: ...
+    async def processed_among(self, keys: Sequence[str]) -> frozenset[str]: ...
 
-    async def load(self, lead_id: str) -> Lead | None: ...
+    async def load_many(self, lead_ids: Sequence[str]) -> dict[str, Lead]: ...
 
-    async def load_profile(self, partner_id: str) -> PartnerProfile | None: ...
+    async def load_profiles(self, partner_ids: Sequence[str]) -> dict[str, PartnerProfile]: ...
 
-    async def commit(self, change: Change) -> None:
-        """Store marker, lead, outbox rows and deadline changes in one transaction.
-        Raises VersionConflict or AlreadyProcessed, committing nothing."""
+    async def held_for(self, lead_ids: Sequence[str]) -> dict[str, list[HeldAction]]: ...
+
+    async def unsent_of(self, lead_ids: Sequence[str]) -> list[OutboxRow]: ...
+
+    async def commit(self, change: Change) -> list[OutboxRow]:
+        """Store everything in `change` in one transaction and return its outbox rows.
+        Raises VersionConflict (AlreadyProcessed among them), committing nothing."""
         ...
 
 
@@ -58,15 +188,16 @@ class Lease(Protocol):
     async def release(self) -> None: ...
 
 
-@dataclass(frozen=True)
-class OutboxRow:
-    """A committed outgoing message, waiting for the relay."""
+class Publisher(Protocol):
+    async def publish(self, rows: Sequence[OutboxRow]) -> None:
+        """Returns once the broker has every row."""
+        ...
 
-    id: Any
-    topic: str
-    key: str
-    headers: list[tuple[str, bytes]]
-    value: bytes
-    lead_id: str
-    order: tuple[int, int]
-    """(lead version, position in its transaction): publishing order within a lead."""
+
+class Outbox(Protocol):
+    async def pending(self, limit: int, older_than: timedelta) -> list[OutboxRow]:
+        """Unsent rows committed at least `older_than` ago, oldest first, with every
+        older unsent row of the same leads, in publishing order."""
+        ...
+
+    async def mark_sent(self, ids: Sequence[Any]) -> None: ...

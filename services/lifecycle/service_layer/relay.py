@@ -1,30 +1,20 @@
-"""The outbox relay: publishes committed outbox rows to Kafka and marks them sent.
+"""The outbox relay: the recovery path for committed rows nobody published.
 
-A crash between publishing and marking re-publishes the same rows with the same
-ids after a restart: at least once, never under a new id. One replica relays
-at a time (a lease), so rows are not raced out of order by two relays.
+The consumer publishes what a batch committed at once; rows still unsent
+`after` their commit (a crash between commit and publish, the broker away) are
+published here and marked sent. A crash between publishing and marking
+re-publishes the same rows with the same ids: at least once, never under a new
+id. One replica relays at a time (a lease), so rows are not raced out of order.
 """
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
-from typing import Protocol
+from datetime import timedelta
 
-from bson import ObjectId
-
-from services.lifecycle.service_layer.ports import Lease, OutboxRow
+from services.lifecycle.service_layer.ports import Lease, Outbox, Publisher
 
 log = logging.getLogger(__name__)
-
-
-class Outbox(Protocol):
-    async def pending(self, limit: int) -> list[OutboxRow]: ...
-    async def mark_sent(self, ids: Sequence[ObjectId]) -> None: ...
-
-
-class Publisher(Protocol):
-    async def publish(self, rows: Sequence[OutboxRow]) -> None: ...
 
 
 class OutboxRelay:
@@ -35,6 +25,7 @@ class OutboxRelay:
         lease: Lease,
         batch_size: int,
         poll_interval: float,
+        after: timedelta = timedelta(0),
         max_backoff: float = 5.0,
     ) -> None:
         self._outbox = outbox
@@ -42,45 +33,55 @@ class OutboxRelay:
         self._lease = lease
         self._batch_size = batch_size
         self._poll_interval = poll_interval
+        self._after = after
         self._max_backoff = max_backoff
         self._wake = asyncio.Event()
+        self._stopping = False
 
     def wake(self) -> None:
-        """New rows were committed here: relay them now rather than at the next poll."""
+        """Rows were left unsent here: relay them at the next chance."""
         self._wake.set()
 
     async def relay_once(self) -> int:
         """Publish one batch; return how many rows were sent."""
-        rows = await self._outbox.pending(self._batch_size)
+        rows = await self._outbox.pending(self._batch_size, self._after)
         if rows:
             await self._publisher.publish(rows)
             await self._outbox.mark_sent([row.id for row in rows])
         return len(rows)
 
     async def run(self) -> None:
-        """Relay until cancelled, backing off while Kafka or MongoDB are unavailable."""
+        """Relay until stopped (or cancelled), backing off while Kafka or MongoDB are away."""
         backoff = self._poll_interval
         try:
-            while True:
+            while not self._stopping:
                 self._wake.clear()
                 try:
                     sent = await self.relay_once() if await self._lease.acquire() else 0
                     backoff = self._poll_interval
                 except asyncio.CancelledError:
                     raise
-                except Exception:
-                    log.exception("outbox relay failed; retrying", extra={"backoff_s": backoff})
-                    await asyncio.sleep(backoff)
+                except Exception as error:
+                    log.warning(
+                        "outbox relay failed; retrying",
+                        extra={"error": type(error).__name__, "backoff_s": backoff},
+                    )
+                    await self._idle(backoff)
                     backoff = min(backoff * 2, self._max_backoff)
                     continue
                 if sent == 0:
-                    await self._idle()
+                    await self._idle(self._poll_interval)
         finally:
             await asyncio.shield(self._release())
 
-    async def _idle(self) -> None:
+    def stop(self) -> None:
+        """Finish the batch in hand (its sends are flushed and marked), then end `run`."""
+        self._stopping = True
+        self._wake.set()
+
+    async def _idle(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+            await asyncio.wait_for(self._wake.wait(), seconds)
 
     async def _release(self) -> None:
         try:

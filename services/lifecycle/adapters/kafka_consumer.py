@@ -1,0 +1,265 @@
+"""The input topics, read in batches per partition with partitions side by side.
+
+aiokafka directly, for the mechanics the service needs from its consumer: raw
+bytes (decoded once, by the service), one batch per partition and round, an
+offset committed per partition only once its batch is committed, read-committed
+isolation, a partition whose records cannot even be read set aside (reported,
+retried each minute) while the others go on, and a clean hand-over on stop
+(finish the batch in hand, commit it, leave the group).
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, ConsumerStoppedError, KafkaError
+
+from services.lifecycle.service_layer.failures import Stopping
+
+log = logging.getLogger("leads.kafka")
+
+Handle = Callable[[Sequence[ConsumerRecord[bytes, bytes]]], Awaitable[None]]
+"""Handles one partition's records, in order; returns once they are committed."""
+
+UNREADABLE_RETRY_S = 60.0
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    bootstrap_servers: str
+    topics: Sequence[str]
+    group_id: str
+    client_id: str
+    batch_max: int
+    batch_wait_s: float
+    fetch_max_wait_ms: int
+    max_poll_records: int
+    hand_over_s: float
+    """How long partitions moving away (a rebalance, a stop) wait for the batch in hand."""
+
+
+class BatchConsumer:
+    def __init__(
+        self,
+        settings: ConsumerSettings,
+        handle: Handle,
+        on_unreadable: Callable[[str, int], None] = lambda topic, partition: None,
+    ) -> None:
+        self._settings = settings
+        self._handle = handle
+        self._on_unreadable = on_unreadable
+        self._consumer: AIOKafkaConsumer | None = None
+        self._loop: asyncio.Task[None] | None = None
+        self._round: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._next: dict[TopicPartition, int] = {}
+        """Per partition, the offset after the last record handled here."""
+        self._unreadable: dict[TopicPartition, float] = {}
+        """Partitions set aside because their records cannot be read, since when."""
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            raise ConsumerStoppedError()
+        return self._consumer
+
+    async def start(self) -> None:
+        settings = self._settings
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            group_id=settings.group_id,
+            client_id=settings.client_id,
+            enable_auto_commit=False,  # an offset is committed once its batch is
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",  # never an aborted upstream transaction
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            max_poll_records=settings.max_poll_records,
+        )
+        self._consumer.subscribe(list(settings.topics), listener=_HandOver(self))
+        await self._consumer.start()
+        self._loop = asyncio.create_task(self._run(), name="kafka-consumer")
+
+    async def stop(self) -> None:
+        """Stop fetching, let the batches in hand commit (within the hand-over time, else
+        they are abandoned uncommitted and delivered again), then leave the group."""
+        self._stopping = True
+        if self._round is not None and not await _finished(self._round, self._settings.hand_over_s):
+            log.warning("the batch in hand did not finish in time; left uncommitted")
+        if self._loop is not None:
+            self._loop.cancel()
+            await asyncio.gather(self._loop, return_exceptions=True)
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            await consumer.stop()  # leaves the group: the partitions move at once
+
+    def lag(self) -> dict[str, int]:
+        """Records not yet handled, per topic, as of the last fetch."""
+        behind: dict[str, int] = {}
+        if self._consumer is None:
+            return behind
+        for tp in self._consumer.assignment():
+            end = self._consumer.highwater(tp)
+            position = self._next.get(tp)
+            if end is not None and position is not None:
+                behind[tp.topic] = behind.get(tp.topic, 0) + max(0, end - position)
+        return behind
+
+    # --- the loop ----------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                await self._one_round()
+            except (asyncio.CancelledError, ConsumerStoppedError):
+                raise
+            except Exception:
+                log.exception("the consumer loop failed; going on")
+                await asyncio.sleep(1.0)
+
+    async def _one_round(self) -> None:
+        self._retry_unreadable()
+        records = await self._fetch()
+        if records and not self._stopping:
+            self._round = asyncio.create_task(self._handle_round(records))
+            # Shielded: a stop lets the round finish (within the grace) before it goes.
+            await asyncio.shield(self._round)
+
+    async def _fetch(self) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        settings = self._settings
+        try:
+            records: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+            records = await self.consumer.getmany(timeout_ms=500)
+            if records and settings.batch_wait_s > 0:
+                # Once something is there, give the batch a moment to fill.
+                more = await self.consumer.getmany(timeout_ms=int(settings.batch_wait_s * 1000))
+                for tp, extra in more.items():
+                    records.setdefault(tp, []).extend(extra)
+            return records
+        except Exception as error:
+            if isinstance(error, ConsumerStoppedError):
+                raise
+            # Records of other partitions drained before the failure were taken but
+            # never handed over: go back to what was handled, then read partition
+            # by partition to find the one that cannot be read.
+            log.warning("a fetch could not be read; reading partition by partition")
+            await self._rewind()
+            return await self._fetch_each()
+
+    async def _fetch_each(self) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        await asyncio.sleep(self._settings.fetch_max_wait_ms / 1000)
+        found: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
+        for tp in sorted(self.consumer.assignment() - self.consumer.paused()):
+            try:
+                got = await self.consumer.getmany(tp, timeout_ms=0)
+            except Exception as error:
+                self._set_aside(tp, error)
+                continue
+            if got.get(tp):
+                found[tp] = got[tp]
+        return found
+
+    async def _rewind(self) -> None:
+        consumer = self.consumer
+        for tp in consumer.assignment():
+            if tp in self._next:
+                consumer.seek(tp, self._next[tp])
+            elif (committed := await consumer.committed(tp)) is not None:
+                consumer.seek(tp, committed)
+            else:
+                await consumer.seek_to_beginning(tp)
+
+    def _set_aside(self, tp: TopicPartition, error: Exception) -> None:
+        """Records that cannot be read (an unknown codec, a corrupt batch) must not
+        stop the other partitions: pause this one, say so, try it again in a minute."""
+        self.consumer.pause(tp)
+        self._unreadable[tp] = time.monotonic()
+        self._on_unreadable(tp.topic, tp.partition)
+        log.error(
+            "records of a partition cannot be read; it is set aside and retried each minute",
+            extra={
+                "topic": tp.topic,
+                "partition": tp.partition,
+                "offset": self._next.get(tp),
+                "error": f"{type(error).__name__}: {error}",
+            },
+        )
+
+    def _retry_unreadable(self) -> None:
+        now = time.monotonic()
+        for tp, since in list(self._unreadable.items()):
+            if now - since >= UNREADABLE_RETRY_S:
+                del self._unreadable[tp]
+                if tp in self.consumer.assignment():
+                    self.consumer.resume(tp)
+
+    async def _handle_round(
+        self, records: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> None:
+        await asyncio.gather(*(self._handle_partition(tp, rs) for tp, rs in records.items()))
+
+    async def _handle_partition(
+        self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
+    ) -> None:
+        size = self._settings.batch_max
+        for start in range(0, len(records), size):
+            batch = records[start : start + size]
+            try:
+                await self._handle(batch)
+            except Stopping:
+                return
+            except Exception:
+                # The pipeline answers every failure itself; this is a bug in it.
+                # Read the batch again later rather than skip it.
+                log.exception("a batch could not be handled; it is read again")
+                self.consumer.seek(tp, batch[0].offset)
+                await asyncio.sleep(1.0)
+                return
+            self._next[tp] = batch[-1].offset + 1
+            await self._commit(tp, self._next[tp])
+
+    async def _commit(self, tp: TopicPartition, offset: int) -> None:
+        try:
+            await self.consumer.commit({tp: offset})
+        except (CommitFailedError, KafkaError) as error:
+            # Rebalanced away meanwhile: the new owner reads it again and finds it done.
+            log.info(
+                "offset commit failed; the batch will be found done",
+                extra={"topic": tp.topic, "partition": tp.partition, "error": type(error).__name__},
+            )
+
+    async def _wait_round(self) -> None:
+        if self._round is not None:
+            await _finished(self._round, self._settings.hand_over_s)
+
+    def _assigned(self, partitions: set[TopicPartition]) -> None:
+        for tp in partitions:
+            self._next.pop(tp, None)
+            self._unreadable.pop(tp, None)
+
+
+class _HandOver(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Before partitions move away, the batch in hand commits its offsets."""
+
+    def __init__(self, consumer: BatchConsumer) -> None:
+        self._consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._consumer._wait_round()
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._consumer._assigned(assigned)
+
+
+async def _finished(task: asyncio.Task[None], timeout: float) -> bool:
+    """Wait for `task` up to `timeout`; cancel it if it is not done by then."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(task), timeout)
+    if not task.done():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return False
+    return True

@@ -1,0 +1,47 @@
+"""What to do when handling fails: wait out what may pass, stop when stopping,
+and give up on the rest after a few tries.
+
+Which errors are which is the adapters' knowledge (`adapters.failures`): the
+service layer only sees the three kinds.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Failure(StrEnum):
+    TRANSIENT = "transient"
+    """The broker or the database is away, slow or busy, or a write conflicted: retry
+    for as long as it lasts."""
+    STOPPING = "stopping"
+    """The process is stopping and its clients are closing: abandon the work in hand
+    uncommitted (Kafka delivers it again)."""
+    UNFORESEEN = "unforeseen"
+    """A bug, or an input no rule foresaw: retried a few times, then parked."""
+
+
+Classify = Callable[[BaseException], Failure]
+
+
+class Stopping(Exception):
+    """Raised to abandon work in hand because the process is stopping."""
+
+
+@dataclass
+class Backoff:
+    """Waits that double from `first` up to `ceiling`."""
+
+    first: float = 0.1
+    ceiling: float = 5.0
+    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
+    next_delay: float = -1.0
+
+    def __post_init__(self) -> None:
+        self.next_delay = min(self.first, self.ceiling)
+
+    async def wait(self) -> None:
+        delay = self.next_delay
+        self.next_delay = min(delay * 2, self.ceiling)
+        await self.sleep(delay)

@@ -1,0 +1,185 @@
+"""One partition's batch through the service: commit it, then publish what it committed.
+
+The policy for failures lives here. What may pass (the broker or the database
+away, a write conflict) is retried with a capped backoff for as long as it lasts,
+never parked. Anything else that fails a batch is retried message by message, so
+the message at fault is found; it is tried a few times and then parked on the
+dead-letter topic and answered `internal_error`, and the partition moves on.
+"""
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from services.lifecycle.service_layer.batch import Delivery, Handled
+from services.lifecycle.service_layer.failures import Backoff, Classify, Failure, Stopping
+from services.lifecycle.service_layer.handler import Committed, where_it_failed
+from services.lifecycle.service_layer.ports import (
+    Outbox,
+    OutboxRow,
+    Publisher,
+    in_publishing_order,
+)
+
+log = logging.getLogger("leads.lifecycle")
+
+
+class BatchHandler(Protocol):
+    """What the pipeline drives: the lead service."""
+
+    async def handle_batch(self, deliveries: Sequence[Delivery]) -> Committed: ...
+    async def park(self, delivery: Delivery, error: BaseException) -> Committed: ...
+
+
+class Observer(Protocol):
+    """Where the pipeline reports what happened (metrics)."""
+
+    def handled_batch(self, topic: str, outcomes: Sequence[Handled], seconds: float) -> None: ...
+    def retried(self, kind: Failure) -> None: ...
+    def parked(self, error_class: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_backoff: float = 5.0
+    unforeseen_attempts: int = 3
+    first_backoff: float = 0.1
+
+
+class Pipeline:
+    def __init__(
+        self,
+        service: BatchHandler,
+        outbox: Outbox,
+        publisher: Publisher,
+        classify: Classify,
+        observer: Observer,
+        policy: RetryPolicy,
+        on_unpublished: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._service = service
+        self._outbox = outbox
+        self._publisher = publisher
+        self._classify = classify
+        self._observer = observer
+        self._policy = policy
+        self._on_unpublished = on_unpublished
+
+    async def handle(self, deliveries: Sequence[Delivery]) -> None:
+        """Returns once the batch is committed (or parked): its offsets may be committed.
+        Raises `Stopping` when the process stops first: nothing was committed."""
+        started = time.perf_counter()
+        committed = await self._commit(deliveries)
+        await self._publish(committed.rows)
+        seconds = time.perf_counter() - started
+        self._observer.handled_batch(deliveries[0].topic.value, committed.outcomes, seconds)
+        log.debug(
+            "batch handled",
+            extra={
+                "topic": deliveries[0].topic_name,
+                "partition": deliveries[0].partition,
+                "offsets": [deliveries[0].offset, deliveries[-1].offset],
+                "outcomes": [h.outcome for h in committed.outcomes],
+            },
+        )
+
+    async def _commit(self, deliveries: Sequence[Delivery]) -> Committed:
+        backoff = self._backoff()
+        while True:
+            try:
+                return await self._service.handle_batch(deliveries)
+            except Exception as error:
+                kind = self._failure(error)
+                if kind is Failure.UNFORESEEN:
+                    if len(deliveries) > 1:
+                        return await self._one_by_one(deliveries)
+                    return await self._retry_or_park(deliveries[0], error)
+                await self._retry_later(deliveries, error, kind, backoff)
+
+    async def _one_by_one(self, deliveries: Sequence[Delivery]) -> Committed:
+        """Find the message at fault: each on its own, in order."""
+        outcomes: list[Handled] = []
+        rows: list[OutboxRow] = []
+        for delivery in deliveries:
+            committed = await self._commit([delivery])
+            outcomes += committed.outcomes
+            rows += committed.rows
+        return Committed(outcomes, in_publishing_order({r.id: r for r in rows}.values()))
+
+    async def _retry_or_park(self, delivery: Delivery, first: Exception) -> Committed:
+        backoff = self._backoff()
+        error: Exception = first
+        for _ in range(self._policy.unforeseen_attempts - 1):
+            await self._retry_later([delivery], error, Failure.UNFORESEEN, backoff)
+            try:
+                return await self._service.handle_batch([delivery])
+            except Exception as again:
+                kind = self._failure(again)
+                if kind is not Failure.UNFORESEEN:
+                    return await self._commit([delivery])  # it may pass after all
+                error = again
+        return await self._park(delivery, error)
+
+    async def _park(self, delivery: Delivery, error: Exception) -> Committed:
+        backoff = self._backoff()
+        while True:
+            try:
+                committed = await self._service.park(delivery, error)
+            except Exception as failure:
+                # Parking must not lose the message either: keep trying.
+                await self._retry_later([delivery], failure, self._failure(failure), backoff)
+                continue
+            self._observer.parked(type(error).__name__)
+            log.error(
+                "message parked on the dead-letter topic",
+                extra={
+                    "topic": delivery.topic_name,
+                    "partition": delivery.partition,
+                    "offset": delivery.offset,
+                    "error": where_it_failed(error),
+                    "attempts": self._policy.unforeseen_attempts,
+                },
+            )
+            return committed
+
+    def _failure(self, error: Exception) -> Failure:
+        kind = self._classify(error)
+        if kind is Failure.STOPPING:
+            raise Stopping("the process is stopping; the batch is left uncommitted") from error
+        return kind
+
+    async def _retry_later(
+        self, deliveries: Sequence[Delivery], error: Exception, kind: Failure, backoff: Backoff
+    ) -> None:
+        self._observer.retried(kind)
+        log.warning(
+            "handling failed, retrying",
+            extra={
+                "failure": kind.value,
+                "error": where_it_failed(error),
+                "topic": deliveries[0].topic_name,
+                "partition": deliveries[0].partition,
+                "offsets": [deliveries[0].offset, deliveries[-1].offset],
+                "retry_in_s": backoff.next_delay,
+            },
+        )
+        await backoff.wait()
+
+    async def _publish(self, rows: Sequence[OutboxRow]) -> None:
+        """Out at once, now that they are committed; what cannot go now goes with the relay."""
+        if not rows:
+            return
+        try:
+            await self._publisher.publish(rows)
+            await self._outbox.mark_sent([row.id for row in rows])
+        except Exception as error:
+            log.warning(
+                "publishing after commit failed; the relay sends it",
+                extra={"error": where_it_failed(error), "rows": len(rows)},
+            )
+            self._on_unpublished()
+
+    def _backoff(self) -> Backoff:
+        return Backoff(self._policy.first_backoff, self._policy.max_backoff)

@@ -1,0 +1,34 @@
+"""The contract documents `leads docs` writes."""
+
+import json
+from pathlib import Path
+
+from services.lifecycle.entrypoints.cli import main
+
+
+def test_leads_docs_writes_schemas_and_an_asyncapi_document(tmp_path: Path) -> None:
+    assert main(["docs", "--out", str(tmp_path)]) == 0
+    written = {p.name for p in tmp_path.iterdir()}
+    assert {"leads.inbound.schema.json", "leads.events.schema.json", "asyncapi.json"} <= written
+    assert len(written) == 10  # eight topics with a schema, the AsyncAPI and the OpenAPI documents
+    spec = json.loads((tmp_path / "asyncapi.json").read_text())
+    payloads = {
+        key: message["payload"]["$ref"] for key, message in spec["components"]["messages"].items()
+    }
+    assert any(
+        k.endswith("leads.inbound:SubscribeMessage") and v.endswith("/InboundLead")
+        for k, v in payloads.items()
+    )
+    assert any(
+        k.startswith("leads.events") and v.endswith("/LeadEvent") for k, v in payloads.items()
+    )
+    assert any(
+        k.startswith("partners.performance") and v.endswith("/PerformanceUpdated")
+        for k, v in payloads.items()
+    )
+    openapi = json.loads((tmp_path / "openapi.json").read_text())
+    assert {"/v1/leads", "/v1/leads/counts", "/v1/leads/{lead_id}", "/v1/performance"} <= set(
+        openapi["paths"]
+    )
+    inbound = json.loads((tmp_path / "leads.inbound.schema.json").read_text())
+    assert "lead_id" in inbound["required"]
