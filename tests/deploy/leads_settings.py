@@ -1,0 +1,65 @@
+"""What the deployment files may set: LEADS_* variables and the scheduler's HTTP paths."""
+
+import os
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from pathlib import Path
+from unittest import mock
+
+from fastapi.routing import APIRoute
+from pydantic import TypeAdapter
+
+from services.lifecycle.entrypoints.app import LifecycleApp
+from services.lifecycle.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+PREFIX = "LEADS_"
+
+# Settings the deployment files set before the service has them: they are being
+# added on another branch (the scheduler's HTTP server and graceful shutdown).
+# Remove each name once services/lifecycle/settings.py has the field.
+PENDING_SETTINGS = frozenset({"LEADS_SHUTDOWN_GRACE", "LEADS_SCHEDULER_HTTP_PORT"})
+
+# What `leads scheduler` serves on LEADS_SCHEDULER_HTTP_PORT once that lands (same
+# branch); tests/e2e/test_metrics_exported.py checks it against a running worker.
+SCHEDULER_PATHS = frozenset({"/healthz", "/metrics"})
+
+SECRET_SETTINGS = frozenset({"LEADS_MONGODB_URI", "LEADS_JWT_SECRET", "LEADS_JWT_PUBLIC_KEY"})
+"""Never in a ConfigMap or a file in the repository."""
+
+
+def variable(field: str) -> str:
+    return f"{PREFIX}{field.upper()}"
+
+
+def unknown_settings(names: Iterable[str]) -> list[str]:
+    """The LEADS_* names among `names` that the service does not read."""
+    known = {variable(field) for field in Settings.model_fields} | PENDING_SETTINGS
+    return sorted(n for n in names if n.startswith(PREFIX) and n not in known)
+
+
+def settings_from(env: Mapping[str, str]) -> Settings:
+    """Settings as `leads serve` reads them from this environment (pending ones aside)."""
+    given = {name: value for name, value in env.items() if name.startswith(PREFIX)}
+    with mock.patch.dict(os.environ, given, clear=True):
+        return Settings()
+
+
+def effective(env: Mapping[str, str], name: str) -> str:
+    """The value the process runs with: the one set, else the setting's default."""
+    if name in env:
+        return env[name]
+    assert name not in PENDING_SETTINGS, f"set {name} explicitly until the service has it"
+    return str(getattr(settings_from({}), name.removeprefix(PREFIX).lower()))
+
+
+def duration(value: str) -> timedelta:
+    """An ISO 8601 duration, read the way the service reads its settings."""
+    return TypeAdapter(timedelta).validate_python(value)
+
+
+def served_paths() -> set[str]:
+    """The paths `leads serve` answers over HTTP: its FastAPI app's routes."""
+    app = LifecycleApp(Settings(jwt_secret="deploy-tests-only"))
+    return {route.path for route in app.api.routes if isinstance(route, APIRoute)}
