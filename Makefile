@@ -13,7 +13,7 @@ CHECK_LOCK = @$(UV) lock --check --quiet || { \
 	echo "uv.lock is out of sync with pyproject.toml: run 'make lock' and commit uv.lock" >&2; \
 	exit 1; }
 
-.PHONY: install lock lock-check run test lint docs bench clean
+.PHONY: install lock run test lint docs bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -30,13 +30,10 @@ install: $(STAMP)
 lock: | $(UV)
 	$(UV) lock
 
-lock-check: | $(UV)
-	$(CHECK_LOCK)
-
 run: $(STAMP)
 	$(BIN)/leads dev --demo
 
-test: lock-check $(STAMP)
+test: $(STAMP)
 	$(BIN)/ruff format --check contracts services tests bench
 	$(BIN)/ruff check contracts services tests bench
 	$(BIN)/mypy

@@ -14,6 +14,7 @@ from services.lifecycle.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
+DOCKERFILE = DEPLOY / "Dockerfile"
 PREFIX = "LEADS_"
 
 # Settings the deployment files set before the service has them: they are being
@@ -22,7 +23,7 @@ PREFIX = "LEADS_"
 PENDING_SETTINGS = frozenset({"LEADS_SHUTDOWN_GRACE", "LEADS_SCHEDULER_HTTP_PORT"})
 
 # What `leads scheduler` serves on LEADS_SCHEDULER_HTTP_PORT once that lands (same
-# branch); tests/e2e/test_metrics_exported.py checks it against a running worker.
+# branch); tests/e2e/test_metrics_exported.py reads both from a running worker.
 SCHEDULER_PATHS = frozenset({"/healthz", "/metrics"})
 
 SECRET_SETTINGS = frozenset({"LEADS_MONGODB_URI", "LEADS_JWT_SECRET", "LEADS_JWT_PUBLIC_KEY"})

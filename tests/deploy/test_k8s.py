@@ -2,6 +2,7 @@
 validated against the Kubernetes OpenAPI schemas and KEDA's CRD, and checked
 against what the service really reads and serves."""
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from contracts.topics import INBOUND_TOPICS
 from tests.deploy import kustomize
 from tests.deploy.leads_settings import (
     DEPLOY,
+    DOCKERFILE,
     SCHEDULER_PATHS,
     SECRET_SETTINGS,
     duration,
@@ -180,9 +182,13 @@ def test_a_stopping_replica_drains_within_the_termination_grace(rendered: Render
 
 
 def test_pods_run_restricted_with_bounded_resources(rendered: Rendered) -> None:
+    # The image's numeric user, which runAsNonRoot can verify.
+    (image_user,) = re.findall(r"^USER (\d+):(\d+)$", DOCKERFILE.read_text(), re.M)
     for deployment in (SERVE, SCHEDULER):
         pod = rendered.pod(deployment)
         assert pod["securityContext"]["runAsNonRoot"] is True
+        user = pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]
+        assert tuple(map(str, user)) == image_user
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
         assert pod["automountServiceAccountToken"] is False
         container = rendered.container(deployment)
