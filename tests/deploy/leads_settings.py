@@ -3,6 +3,7 @@
 import os
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
+from functools import cache
 from pathlib import Path
 from unittest import mock
 
@@ -60,7 +61,8 @@ def duration(value: str) -> timedelta:
     return TypeAdapter(timedelta).validate_python(value)
 
 
-def served_paths() -> set[str]:
+@cache
+def served_paths() -> frozenset[str]:
     """The paths `leads serve` answers over HTTP: its FastAPI app's routes."""
     app = LifecycleApp(Settings(jwt_secret="deploy-tests-only"))
-    return {route.path for route in app.api.routes if isinstance(route, APIRoute)}
+    return frozenset(route.path for route in app.api.routes if isinstance(route, APIRoute))
