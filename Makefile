@@ -1,18 +1,34 @@
-# Two commands: `make run` and `make test`. Each installs what it needs first.
+# Two commands: `make run` and `make test`. Each installs what it needs first:
+# exactly the versions pinned in uv.lock, into .venv.
 PYTHON ?= python3
+# uv comes from PyPI with pip; uv.lock pins the same version (a dev dependency),
+# and tests/deploy checks that this line, the lock and deploy/Dockerfile agree.
+UV_VERSION := 0.13.9
 VENV := .venv
 BIN := $(VENV)/bin
+UV := $(BIN)/uv
 STAMP := $(VENV)/.installed
+# Fails clearly when pyproject.toml changed but uv.lock was not re-locked.
+CHECK_LOCK = @$(UV) lock --check --quiet || { \
+	echo "uv.lock is out of sync with pyproject.toml: run 'make lock' and commit uv.lock" >&2; \
+	exit 1; }
 
-.PHONY: install run test lint docs bench clean
+.PHONY: install lock run test lint docs bench clean
 
-$(STAMP): pyproject.toml
+$(UV):
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(CHECK_LOCK)
+	$(UV) sync --locked --extra dev
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-lock after changing dependencies in pyproject.toml (keeps the other pins).
+lock: | $(UV)
+	$(UV) lock
 
 run: $(STAMP)
 	$(BIN)/leads dev --demo
