@@ -24,10 +24,11 @@ from services.lifecycle.adapters.mongo import MongoStore, connect
 from services.lifecycle.adapters.tokens import TokenVerifier
 from services.lifecycle.domain.clock import Clock, SystemClock
 from services.lifecycle.domain.lead import Windows
+from services.lifecycle.entrypoints.docs import asyncapi
 from services.lifecycle.entrypoints.http import create_api
 from services.lifecycle.entrypoints.metrics import ServiceMetrics
 from services.lifecycle.service_layer.handler import Delivery, Handled, LeadService
-from services.lifecycle.service_layer.inbox import Inbox
+from services.lifecycle.service_layer.inbox import CursorSeal, Inbox
 from services.lifecycle.service_layer.relay import OutboxRelay
 from services.lifecycle.settings import Settings
 
@@ -102,11 +103,12 @@ class LifecycleApp:
         self.metrics = ServiceMetrics()
         self.inbox = MongoInbox(self.store.database)
         self.api = create_api(
-            Inbox(self.inbox, self.clock),
+            Inbox(self.inbox, self.clock, CursorSeal.of(settings.cursor_secret)),
             TokenVerifier(settings),
             self.store.load_profile,
             self._readiness,
             self._metrics,
+            asyncapi(settings),
         )
         self.http = _EmbeddedServer(
             uvicorn.Config(
