@@ -23,7 +23,8 @@ from schemathesis.core.result import Err
 
 from contracts.topics import OUTBOUND_TOPICS, Topic
 from tests import messages
-from tests.e2e.conftest import ServiceProcess, Upstream, scheduler_running, upstream_of
+from tests.e2e.conftest import ServiceProcess, scheduler_running, upstream_of
+from tests.e2e.test_inbox_over_http import received
 
 # schemathesis's own strategies draw from `random`: its warning is not about this service.
 pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
@@ -36,13 +37,6 @@ CHECKS = [
     negative_data_rejection,
 ]
 EXAMPLES_PER_OPERATION = 25
-
-
-async def received(upstream: Upstream, **fields: Any) -> str:
-    lead = messages.inbound(**fields)
-    await upstream.send(Topic.INBOUND, lead)
-    await upstream.until(lambda o: "lead.received" in o.event_types(lead["lead_id"]))
-    return str(lead["lead_id"])
 
 
 def fuzz(base_url: str, token: str, known_lead: str) -> list[str]:
@@ -90,8 +84,8 @@ async def test_every_operation_answers_as_its_openapi_document_says(
     running_service: ServiceProcess,
 ) -> None:
     async with upstream_of(running_service) as upstream:
-        lead_id = await received(upstream)
-        await received(upstream, contact_requested=True)
+        lead_id = await received(upstream, messages.PARTNER)
+        await received(upstream, messages.PARTNER, contact_requested=True)
         base_url = f"http://127.0.0.1:{running_service.settings.http_port}"
         covered = await asyncio.to_thread(fuzz, base_url, upstream.api.token(), lead_id)
     assert {
@@ -121,8 +115,8 @@ async def test_every_published_record_is_read_by_the_cloudevents_sdk(
         update={"performance_interval": timedelta(seconds=1)}
     )
     async with upstream_of(running_service) as upstream:
-        overdue = await received(upstream, received_at=messages.overdue())
-        mine = {await received(upstream), overdue}
+        overdue = await received(upstream, messages.PARTNER, received_at=messages.overdue())
+        mine = {await received(upstream, messages.PARTNER), overdue}
         unknown = messages.action(messages.new_id("lead"), "favorite")
         await upstream.send(Topic.PARTNER_ACTIONS, unknown)
         await upstream.send(Topic.INBOUND, b"\xff\xfe not JSON at all", key="")
