@@ -18,8 +18,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic import SecretStr
 
+from contracts.profiles import PartnerProfile
 from services.dev_servers import free_port
+from services.lifecycle.adapters.tokens import TokenVerifier, issue
 from services.lifecycle.entrypoints.app import LifecycleApp
+from services.lifecycle.entrypoints.http import create_api
+from services.lifecycle.service_layer.inbox import Inbox
 from services.lifecycle.settings import Settings
 
 PARTNER = "partner-1"
@@ -217,8 +221,6 @@ async def hs_api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def token_for(settings: Settings, partner: str) -> dict[str, str]:
-    from services.lifecycle.adapters.tokens import issue
-
     return bearer(issue(settings, partner, "referrals_admin", datetime.now(UTC)))
 
 
@@ -275,3 +277,24 @@ async def test_a_database_that_does_not_answer_is_503_with_retry_after(
         answer = await client.get("/v1/leads/counts", headers=token_for(gone, PARTNER))
         assert_problem(answer, 503)
         assert answer.headers["retry-after"].isdigit()
+
+
+async def test_even_a_bug_is_answered_as_a_problem(settings: Settings) -> None:
+    app = LifecycleApp(settings)
+
+    async def broken_profile(partner_id: str) -> PartnerProfile | None:
+        raise RuntimeError("a bug")
+
+    async def nothing_ready() -> dict[str, bool]:
+        return {}
+
+    async def no_metrics() -> bytes:
+        return b""
+
+    inbox = Inbox(app.inbox, app.clock)
+    api = create_api(inbox, TokenVerifier(settings), broken_profile, nothing_ready, no_metrics)
+    transport = httpx.ASGITransport(app=api, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://leads") as client:
+        answer = await client.get("/v1/profile", headers=token_for(settings, PARTNER))
+    assert_problem(answer, 500, "a bug")
+    await app.mongo.close()

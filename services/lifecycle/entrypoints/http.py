@@ -397,6 +397,11 @@ def _answer_problems(api: FastAPI) -> None:
         fields = [_field(e) for e in error.errors()]
         return problem(422, "a parameter is not valid: see `errors`", None, fields)
 
+    @api.exception_handler(Exception)
+    async def unforeseen(request: Request, error: Exception) -> Response:
+        # A bug: answered as a problem too; Starlette re-raises it so that it is logged.
+        return problem(500, "an unforeseen error; it has been logged")
+
     @api.exception_handler(ConnectionFailure)
     async def unavailable(request: Request, error: ConnectionFailure) -> Response:
         log.warning("read API: MongoDB unavailable", extra={"error_class": type(error).__name__})
