@@ -13,7 +13,11 @@ CHECK_LOCK = @$(UV) lock --check --quiet || { \
 	echo "uv.lock is out of sync with pyproject.toml: run 'make lock' and commit uv.lock" >&2; \
 	exit 1; }
 
-.PHONY: install lock run test lint docs bench clean
+# The contract validators integrators use (npm): reinstalled only when the lock changes.
+VALIDATORS := tools/validators
+VALIDATORS_STAMP := $(VALIDATORS)/node_modules/.installed
+
+.PHONY: install lock validators run test lint docs bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -30,10 +34,16 @@ install: $(STAMP)
 lock: | $(UV)
 	$(UV) lock
 
+$(VALIDATORS_STAMP): $(VALIDATORS)/package.json $(VALIDATORS)/package-lock.json
+	cd $(VALIDATORS) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $@
+
+validators: $(VALIDATORS_STAMP)
+
 run: $(STAMP)
 	$(BIN)/leads dev --demo
 
-test: $(STAMP)
+test: $(STAMP) $(VALIDATORS_STAMP)
 	$(BIN)/ruff format --check contracts services tests bench
 	$(BIN)/ruff check contracts services tests bench
 	$(BIN)/mypy
@@ -46,4 +56,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py --leads 2000
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(VALIDATORS)/node_modules

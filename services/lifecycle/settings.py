@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     # Responsiveness feedback (`leads scheduler`).
     performance_interval: timedelta = Field(default=timedelta(minutes=1), gt=timedelta(0))
     """How often changed partners' figures are recomputed and published, at most."""
+    # The read API's cursors (`leads serve`).
+    cursor_secret: SecretStr | None = None
+    """HMAC key of `next_cursor`; random per process when unset (replicas need one shared)."""
 
     @field_validator("reminder_offsets", mode="before")
     @classmethod
@@ -106,8 +109,10 @@ class Settings(BaseSettings):
         """These settings as the LEADS_* variables that reproduce them in another process."""
         values = self.model_dump(mode="json")
         values["reminder_offsets"] = ",".join(values["reminder_offsets"])
-        if self.jwt_secret is not None:
-            values["jwt_secret"] = self.jwt_secret.get_secret_value()
+        for name in ("jwt_secret", "cursor_secret"):
+            secret = getattr(self, name)
+            if secret is not None:
+                values[name] = secret.get_secret_value()
         return {
             f"LEADS_{name.upper()}": str(value)
             for name, value in values.items()

@@ -135,11 +135,19 @@ class ReadApi:
     ) -> httpx.Response:
         """Poll `path` until `condition` holds for its answer, failing after `timeout`."""
         deadline = time.monotonic() + timeout
-        while not condition(answer := await self.get(path, partner, **params)):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out on {path}: {answer.status_code} {answer.text}")
+        while True:
+            try:
+                answer = await self.get(path, partner, **params)
+            except httpx.ConnectError:
+                # "service started" is logged just before the read API listens.
+                if time.monotonic() > deadline:
+                    raise
+            else:
+                if condition(answer):
+                    return answer
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"timed out on {path}: {answer.status_code} {answer.text}")
             await asyncio.sleep(0.05)
-        return answer
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -1,16 +1,20 @@
 """Bearer tokens (JWT): who is calling the read API, for which partner, in which role."""
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from pydantic import StrictStr, TypeAdapter, ValidationError
 
-from contracts.common import ID_PATTERN
+from contracts.common import Id
 from services.lifecycle.settings import Settings
 
-_PUBLIC_KEY_ALGORITHMS = ["RS256", "ES256"]
+# Ids in tokens are checked exactly like ids in messages, on the whole string.
+_PARTNER_ID: TypeAdapter[str] = TypeAdapter(Id)
+_ROLE: TypeAdapter[str] = TypeAdapter(StrictStr)
 
 
 class Unauthenticated(Exception):
@@ -18,7 +22,7 @@ class Unauthenticated(Exception):
 
 
 class NoTokenKey(Exception):
-    """Neither LEADS_JWT_SECRET nor LEADS_JWT_PUBLIC_KEY is set."""
+    """Neither LEADS_JWT_SECRET nor LEADS_JWT_PUBLIC_KEY is set, or the key is unusable."""
 
 
 @dataclass(frozen=True)
@@ -28,16 +32,29 @@ class Principal:
     subject: str | None
 
 
+def _public_key(pem: str) -> tuple[Any, str]:
+    """The key and the one algorithm it verifies: an RSA key only RS256, a P-256
+    key only ES256, so a token cannot pick another family for the same key."""
+    try:
+        key = load_pem_public_key(pem.encode())
+    except ValueError as error:
+        raise NoTokenKey("LEADS_JWT_PUBLIC_KEY is not a PEM public key") from error
+    if isinstance(key, rsa.RSAPublicKey):
+        return key, "RS256"
+    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
+        return key, "ES256"
+    raise NoTokenKey("LEADS_JWT_PUBLIC_KEY must be an RSA or a P-256 (ES256) public key")
+
+
 class TokenVerifier:
     def __init__(self, settings: Settings) -> None:
         if settings.jwt_public_key:
-            self._key: Any = settings.jwt_public_key
-            self._algorithms = _PUBLIC_KEY_ALGORITHMS
+            self._key, algorithm = _public_key(settings.jwt_public_key)
         elif settings.jwt_secret is not None:
-            self._key = settings.jwt_secret.get_secret_value()
-            self._algorithms = ["HS256"]
+            self._key, algorithm = settings.jwt_secret.get_secret_value(), "HS256"
         else:
             raise NoTokenKey("set LEADS_JWT_SECRET (HS256) or LEADS_JWT_PUBLIC_KEY")
+        self._algorithms = [algorithm]
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
 
@@ -53,14 +70,16 @@ class TokenVerifier:
             )
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("token expired") from None
-        except jwt.InvalidTokenError:
+        except (jwt.PyJWTError, ValueError, TypeError, OverflowError):
+            # Whatever the library raises (bad header, key type, claims): not trusted.
             raise Unauthenticated("token invalid") from None
-        partner_id, role = claims["partner_id"], claims["role"]
-        if not isinstance(partner_id, str) or not re.match(ID_PATTERN, partner_id):
-            raise Unauthenticated("token names no valid partner_id")
-        if not isinstance(role, str):
-            raise Unauthenticated("token names no valid role")
-        return Principal(partner_id, role, claims.get("sub"))
+        try:
+            partner_id = _PARTNER_ID.validate_python(claims["partner_id"], strict=True)
+            role = _ROLE.validate_python(claims["role"])
+        except ValidationError:
+            raise Unauthenticated("token names no valid partner_id or role") from None
+        subject = claims.get("sub")
+        return Principal(partner_id, role, subject if isinstance(subject, str) else None)
 
 
 def issue(

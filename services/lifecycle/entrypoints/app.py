@@ -24,12 +24,13 @@ from services.lifecycle.adapters.mongo import MongoStore, connect
 from services.lifecycle.adapters.tokens import TokenVerifier
 from services.lifecycle.domain.clock import Clock, SystemClock
 from services.lifecycle.domain.lead import Windows
+from services.lifecycle.entrypoints.docs import asyncapi
 from services.lifecycle.entrypoints.http import create_api
 from services.lifecycle.entrypoints.metrics import Sampled, ServiceMetrics
 from services.lifecycle.entrypoints.serving import EmbeddedServer
 from services.lifecycle.service_layer.batch import Delivery
 from services.lifecycle.service_layer.handler import LeadService
-from services.lifecycle.service_layer.inbox import Inbox
+from services.lifecycle.service_layer.inbox import CursorSeal, Inbox
 from services.lifecycle.service_layer.pipeline import Pipeline, RetryPolicy
 from services.lifecycle.service_layer.relay import OutboxRelay
 from services.lifecycle.settings import Settings
@@ -108,11 +109,12 @@ class LifecycleApp:
         self.inbox = MongoInbox(self.store.database)
         self._stopping = False
         self.api = create_api(
-            Inbox(self.inbox, self.clock),
+            Inbox(self.inbox, self.clock, CursorSeal.of(settings.cursor_secret)),
             TokenVerifier(settings),
             self.store.load_profile,
             self._readiness,
             self._metrics,
+            asyncapi(settings),
         )
         self.http = EmbeddedServer(
             self.api,

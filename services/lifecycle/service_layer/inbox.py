@@ -4,12 +4,17 @@ Reads only; every query is scoped to the partner the caller is authenticated as.
 """
 
 import base64
-import binascii
+import hashlib
+import hmac
 import json
+import secrets
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from pydantic import SecretStr, TypeAdapter
+
+from contracts.common import Id
 from contracts.events import Stage, Tab
 from contracts.inbound import LeadType
 from contracts.performance import PartnerPerformance
@@ -19,7 +24,10 @@ from services.lifecycle.domain.performance import performance
 
 
 class BadCursor(ValueError):
-    """A cursor this service did not hand out."""
+    """A cursor this service did not hand out, or handed out to another partner."""
+
+
+_ID: TypeAdapter[str] = TypeAdapter(Id)
 
 
 @dataclass(frozen=True)
@@ -29,18 +37,61 @@ class Cursor:
     received_at: datetime
     lead_id: str
 
-    def encode(self) -> str:
-        raw = json.dumps([self.received_at.isoformat(), self.lead_id]).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+class CursorSeal:
+    """Makes cursors opaque and tamper-evident: the position, signed (HMAC-SHA256)
+    with a server key together with the partner it is handed to. A cursor that
+    was not signed here, or for another partner, is refused before any query.
+
+    Without a key, one is drawn at random: cursors then last as long as the
+    process, and replicas behind one address need a shared key."""
+
+    def __init__(self, key: bytes | None = None) -> None:
+        self._key = key or secrets.token_bytes(32)
 
     @classmethod
-    def decode(cls, text: str) -> "Cursor":
+    def of(cls, secret: SecretStr | None) -> "CursorSeal":
+        return cls(secret.get_secret_value().encode() if secret else None)
+
+    def seal(self, cursor: Cursor, partner_id: str) -> str:
+        position = _b64encode(json.dumps([cursor.received_at.isoformat(), cursor.lead_id]))
+        return f"{position}.{_b64encode(self._mac(position, partner_id))}"
+
+    def open(self, text: str, partner_id: str) -> Cursor:
+        position, _, mac = text.partition(".")
         try:
-            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-            received_at, lead_id = json.loads(raw)
-            return cls(datetime.fromisoformat(received_at), str(lead_id))
-        except (binascii.Error, ValueError, TypeError) as error:
-            raise BadCursor("cursor is not one this service handed out") from error
+            if not hmac.compare_digest(_b64decode(mac), self._mac(position, partner_id)):
+                raise BadCursor(_NOT_OURS)
+            received_at, lead_id = json.loads(_b64decode(position))
+            return Cursor(_utc(received_at), _ID.validate_python(lead_id, strict=True))
+        except (ValueError, TypeError, OverflowError) as error:  # ValidationError too
+            raise BadCursor(_NOT_OURS) from error
+
+    def _mac(self, position: str, partner_id: str) -> bytes:
+        signed = f"{partner_id}\x1f{position}".encode()
+        return hmac.digest(self._key, signed, hashlib.sha256)
+
+
+_NOT_OURS = "cursor is not one this service handed out to this partner"
+
+
+def _b64encode(raw: str | bytes) -> str:
+    data = raw.encode() if isinstance(raw, str) else raw
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _b64decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _utc(value: object) -> datetime:
+    """A time with its offset, in UTC: anything else, or out of range, is refused."""
+    if not isinstance(value, str):
+        raise TypeError("not a time")
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError("no offset")
+    return parsed.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -57,6 +108,14 @@ class InboxFilter:
 class Page:
     leads: list[Lead]
     next_cursor: Cursor | None
+
+
+@dataclass(frozen=True)
+class SealedPage:
+    """A page as handed to the partner: the next cursor sealed for it."""
+
+    leads: list[Lead]
+    next_cursor: str | None
 
 
 class InboxReader(Protocol):
@@ -76,9 +135,12 @@ class InboxReader(Protocol):
 
 
 class Inbox:
-    def __init__(self, reader: InboxReader, clock: Clock) -> None:
+    def __init__(
+        self, reader: InboxReader, clock: Clock, cursors: CursorSeal | None = None
+    ) -> None:
         self._reader = reader
         self._clock = clock
+        self._cursors = cursors or CursorSeal()
 
     async def page(
         self,
@@ -87,11 +149,13 @@ class Inbox:
         expiring_within: timedelta | None,
         cursor: str | None,
         limit: int,
-    ) -> Page:
+    ) -> SealedPage:
+        after = self._cursors.open(cursor, partner_id) if cursor else None
         if expiring_within is not None:
             where = replace(where, expiring_by=self._clock.now() + expiring_within)
-        after = Cursor.decode(cursor) if cursor else None
-        return await self._reader.page(partner_id, where, after, limit)
+        page = await self._reader.page(partner_id, where, after, limit)
+        sealed = self._cursors.seal(page.next_cursor, partner_id) if page.next_cursor else None
+        return SealedPage(page.leads, sealed)
 
     async def counts(self, partner_id: str) -> dict[Tab, dict[Stage, int]]:
         found = await self._reader.counts(partner_id)

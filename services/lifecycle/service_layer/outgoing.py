@@ -34,16 +34,18 @@ class Outgoing:
     value: bytes
 
     def headers(self, source: str) -> list[tuple[str, bytes]]:
-        """CloudEvents 1.0, Kafka binary mode."""
-        return [
-            ("ce_specversion", b"1.0"),
-            ("ce_id", self.id.encode()),
-            ("ce_type", self.type.encode()),
-            ("ce_source", source.encode()),
-            ("ce_time", self.time.isoformat().encode()),
-            ("ce_subject", self.key.encode()),
-            ("content-type", b"application/json"),
+        """CloudEvents 1.0, Kafka binary mode. An attribute without a value is left
+        out, never sent empty: the spec forbids an empty `subject`."""
+        attributes = [
+            ("ce_specversion", "1.0"),
+            ("ce_id", self.id),
+            ("ce_type", self.type),
+            ("ce_source", source),
+            ("ce_time", self.time.isoformat()),
+            ("ce_subject", self.key),
+            ("content-type", "application/json"),
         ]
+        return [(name, value.encode()) for name, value in attributes if value]
 
 
 def _outgoing(
