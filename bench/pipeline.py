@@ -1,9 +1,15 @@
-"""Pipeline benchmark on the embedded servers.
+"""Pipeline benchmark on the embedded servers, all figures from one run.
 
-Pushes N leads, each followed by accept and won actions, through a running
-`leads serve` process, and prints throughput, end-to-end latency percentiles
-(publish of a message to arrival of the event it caused) and the service
-process's CPU time per handled message.
+1. The floor: a bare aiokafka consume -> JSON -> produce loop (bench/bare_loop.py)
+   on the same broker, its CPU per message.
+2. Under load: N leads, each received, accepted and won, pushed through a running
+   `leads serve` (each lead's next message goes once the previous one's event is
+   out; `--window` leads in flight): throughput, publish -> event latency, the
+   service's CPU per message and its ratio to the floor.
+3. One at a time: accept -> `lead.accepted` latency, one accept in flight.
+4. The store's own ceiling: the very documents the service writes for those
+   leads (built by its own code, in batches of the size it committed), written
+   with bulk writes in one transaction per batch and nothing else; our share of it.
 
     python bench/pipeline.py --leads 2000
 """
@@ -12,24 +18,39 @@ import argparse
 import asyncio
 import json
 import statistics
+import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from contracts.profiles import PartnerProfile
 from contracts.topics import Topic
 from services.dev_servers import embedded_servers
+from services.lifecycle.adapters import outbox
+from services.lifecycle.adapters.kafka import ensure_topics
+from services.lifecycle.adapters.mongo import MongoStore, connect
+from services.lifecycle.domain.clock import SystemClock
+from services.lifecycle.domain.lead import Lead, Windows
+from services.lifecycle.service_layer.batch import BatchPlan, Delivery
+from services.lifecycle.service_layer.decoding import decode
+from services.lifecycle.service_layer.ports import Snapshot
 from services.lifecycle.settings import Settings
 from tests import messages
 from tests.conftest import isolated_settings
 from tests.e2e.conftest import ServiceProcess, upstream_of
+
+Send = Callable[[Topic, dict[str, Any]], Any]
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -37,100 +58,275 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-async def drive(settings: Settings, service: ServiceProcess, leads: int, window: int) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=2)
-    consumer = AIOKafkaConsumer(
-        Topic.EVENTS.named(settings.topic_prefix),
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        auto_offset_reset="earliest",
-        group_id=None,
+def latencies(label: str, seconds: list[float]) -> str:
+    ms = [1000 * s for s in seconds]
+    return (
+        f"{label:<34} p50 {percentile(ms, 50):7.1f} ms  p90 {percentile(ms, 90):7.1f} ms  "
+        f"p99 {percentile(ms, 99):7.1f} ms  max {max(ms):7.1f} ms"
     )
-    await producer.start()
-    await consumer.start()
-    sent_at: dict[str, float] = {}
-    latencies: list[float] = []
-    expected = leads * 3
-    progress = tqdm(total=expected, unit="msg", desc="handled", file=sys.stderr)
-    done = asyncio.Event()
-    pending: dict[str, list[dict[str, Any]]] = {}
 
-    async def publish(topic: Topic, message: dict[str, Any]) -> None:
-        sent_at[message["message_id"]] = time.perf_counter()
-        await producer.send(
-            topic.named(settings.topic_prefix),
+
+# --- 1. the floor ----------------------------------------------------------------------
+
+
+async def bare_loop(settings: Settings, count: int) -> dict[str, float]:
+    source, target = f"{settings.topic_prefix}bare.in", f"{settings.topic_prefix}bare.out"
+    await ensure_topics(settings.kafka_bootstrap_servers, [source, target], 3, 1)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=5)
+    await producer.start()
+    try:
+        for _ in range(count):
+            lead = messages.inbound()
+            await producer.send(source, json.dumps(lead).encode(), key=lead["lead_id"].encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+    argv = [
+        sys.executable,
+        str(Path(__file__).with_name("bare_loop.py")),
+        "--bootstrap",
+        settings.kafka_bootstrap_servers,
+        "--source",
+        source,
+        "--target",
+        target,
+        "--count",
+        str(count),
+    ]
+    done = await asyncio.to_thread(subprocess.run, argv, capture_output=True, check=True)
+    result: dict[str, float] = json.loads(done.stdout)
+    return result
+
+
+# --- 2 and 3. the service --------------------------------------------------------------
+
+
+class Driver:
+    """Publishes to the service and times each message until the event it caused."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.sent_at: dict[str, float] = {}
+        self.waiting: dict[str, asyncio.Future[float]] = {}
+        self.after_event: Callable[[dict[str, Any]], Awaitable[None]] = _nothing
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=1
+        )
+        self.consumer = AIOKafkaConsumer(
+            Topic.EVENTS.named(settings.topic_prefix),
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            auto_offset_reset="earliest",
+            group_id=None,
+            fetch_max_wait_ms=10,  # the embedded broker holds a fetch ~200 ms at the default
+        )
+
+    async def __aenter__(self) -> "Driver":
+        await self.producer.start()
+        await self.consumer.start()
+        self._reader = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self._reader.cancel()
+        await self.producer.stop()
+        await self.consumer.stop()
+
+    async def send(self, topic: Topic, message: dict[str, Any]) -> asyncio.Future[float]:
+        """Publish; the future resolves to the seconds until the caused event arrived."""
+        caused = asyncio.get_running_loop().create_future()
+        self.waiting[message["message_id"]] = caused
+        self.sent_at[message["message_id"]] = time.perf_counter()
+        await self.producer.send(
+            topic.named(self.settings.topic_prefix),
             json.dumps(message).encode(),
             key=message["lead_id"].encode(),
         )
+        return caused
 
-    async def read() -> None:
-        async for record in consumer:
+    async def _read(self) -> None:
+        async for record in self.consumer:
             event = json.loads(record.value)
-            latencies.append(time.perf_counter() - sent_at[event["causation_id"]])
-            progress.update(1)
-            follow = pending.get(event["lead_id"])
-            if follow:  # the next action of a lead goes out once the previous one is applied
-                await publish(Topic.PARTNER_ACTIONS, follow.pop(0))
-            if len(latencies) == expected:
-                done.set()
-                return
+            caused = self.waiting.pop(event["causation_id"], None)
+            if caused is not None and not caused.done():
+                caused.set_result(time.perf_counter() - self.sent_at.pop(event["causation_id"]))
+                await self.after_event(event)
 
-    reader = asyncio.create_task(read())
-    cpu_before = sum(service_cpu(service))
+
+async def under_load(driver: Driver, leads: int, window: int) -> tuple[float, list[float]]:
+    """Every lead received, accepted and won; returns (seconds, latencies)."""
+    seconds: list[float] = []
+    progress = tqdm(total=leads * 3, unit="msg", desc="handled", file=sys.stderr)
+    follow: dict[str, list[dict[str, Any]]] = {}
+    in_flight = asyncio.Semaphore(window)
+    finished = asyncio.Event()
+
+    def timed(future: asyncio.Future[float]) -> None:
+        seconds.append(future.result())
+        progress.update(1)
+        if len(seconds) == leads * 3:
+            finished.set()
+
+    async def next_step(event: dict[str, Any]) -> None:
+        steps = follow.get(event["lead_id"])
+        if steps:
+            (await driver.send(Topic.PARTNER_ACTIONS, steps.pop(0))).add_done_callback(timed)
+        elif steps is not None:
+            del follow[event["lead_id"]]
+            in_flight.release()
+
+    driver.after_event = next_step
     started = time.perf_counter()
-    for n in range(leads):
+    for _ in range(leads):
+        await in_flight.acquire()
         lead = messages.inbound(lead_id=f"bench-{uuid.uuid4().hex[:12]}")
-        pending[lead["lead_id"]] = [
+        follow[lead["lead_id"]] = [
             messages.action(lead["lead_id"], "accept"),
             messages.action(lead["lead_id"], "won"),
         ]
-        await publish(Topic.INBOUND, lead)
-        while n - len(latencies) // 3 > window:  # keep at most `window` leads in flight
-            await asyncio.sleep(0.005)
-    await done.wait()
-    elapsed = time.perf_counter() - started
-    cpu = sum(service_cpu(service)) - cpu_before
+        (await driver.send(Topic.INBOUND, lead)).add_done_callback(timed)
+    await finished.wait()
     progress.close()
-    reader.cancel()
-    await producer.stop()
-    await consumer.stop()
-    print(f"messages handled     {expected} ({leads} leads x receive, accept, won)")
-    print(f"wall time            {elapsed:.1f} s")
-    print(f"throughput           {expected / elapsed:.0f} messages/s")
-    print(
-        "latency publish->event  p50 {:.1f} ms  p90 {:.1f} ms  p99 {:.1f} ms  max {:.1f} ms".format(
-            *(1000 * percentile(latencies, p) for p in (50, 90, 99, 100))
+    return time.perf_counter() - started, seconds
+
+
+async def one_at_a_time(driver: Driver, samples: int) -> list[float]:
+    driver.after_event = _nothing
+    lead_ids = []
+    for _ in range(samples):
+        lead = messages.inbound(lead_id=f"single-{uuid.uuid4().hex[:12]}")
+        lead_ids.append(lead["lead_id"])
+        await driver.send(Topic.INBOUND, lead)
+    await asyncio.sleep(0)
+    seconds = []
+    for lead_id in lead_ids:
+        await asyncio.sleep(0.02)  # a modest rate: one accept at a time, a little apart
+        seconds.append(
+            await (await driver.send(Topic.PARTNER_ACTIONS, messages.action(lead_id, "accept")))
         )
-    )
-    print(f"                     mean {1000 * statistics.mean(latencies):.1f} ms")
-    print(f"service CPU time     {1000 * cpu / expected:.2f} ms per handled message")
+    return seconds
 
 
-def service_cpu(service: ServiceProcess) -> tuple[float, float]:
+async def _nothing(event: dict[str, Any]) -> None:
+    return None
+
+
+def service_cpu(service: ServiceProcess) -> float:
     assert service.process is not None
-    times = psutil.Process(service.process.pid).cpu_times()
-    return times.user, times.system
+    process = psutil.Process(service.process.pid)
+    own = process.cpu_times()
+    return own.user + own.system
+
+
+def committed_batches(settings: Settings) -> tuple[float, float]:
+    """(messages, batches) the service committed, from its /metrics."""
+    text = httpx.get(f"http://127.0.0.1:{settings.http_port}/metrics", timeout=5).text
+    handled = batches = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "leads_messages_handled_total":
+                handled += sample.value
+            if sample.name == "leads_message_handling_seconds_count":
+                batches += sample.value
+    return handled, batches
+
+
+# --- 4. the store's ceiling ------------------------------------------------------------
+
+
+async def store_ceiling(settings: Settings, leads: int, batch: int) -> float:
+    """Messages per second MongoDB takes for the service's own documents, bulk-written
+    in one transaction per batch with no reads and no checks."""
+    client = connect(settings.mongodb_uri)
+    clock = SystemClock()
+    store = MongoStore(client, f"ceiling_{uuid.uuid4().hex[:8]}", clock, settings.topic_prefix)
+    await store.ensure_indexes()
+    profile = PartnerProfile.model_validate(messages.profile())
+    stream = [messages.inbound(lead_id=f"ceiling-{n}") for n in range(leads)]
+    phases: list[tuple[Topic, list[dict[str, Any]]]] = [
+        (Topic.INBOUND, stream),
+        (Topic.PARTNER_ACTIONS, [messages.action(m["lead_id"], "accept") for m in stream]),
+        (Topic.PARTNER_ACTIONS, [messages.action(m["lead_id"], "won") for m in stream]),
+    ]
+    state: dict[str, Lead] = {}
+    written = 0.0
+    try:
+        for topic, values in phases:
+            for chunk in chunks(values, batch):
+                plan = BatchPlan(
+                    Snapshot(frozenset(), state, {profile.partner_id: profile}, {}),
+                    clock.now(),
+                    Windows(),
+                    settings.early_action_grace,
+                )
+                for offset, value in enumerate(chunk):
+                    raw = json.dumps(value).encode()
+                    plan.take(Delivery(topic, topic.value, 0, offset, raw), decode(topic, raw))
+                state.update({w.lead.lead_id: w.lead for w in plan.change.leads.values()})
+                documents = outbox.pack(store.outbox_rows(plan.change), clock.now())
+                writes = store.writes(plan.change, documents, clock.now())
+                started = time.perf_counter()
+                async with client.start_session() as session, await session.start_transaction():
+                    for write in writes:
+                        if write.operations:
+                            await write.collection.bulk_write(write.operations, session=session)
+                await store.mark_sent([d["_id"] for d in documents])
+                written += time.perf_counter() - started
+    finally:
+        await client.drop_database(store.database.name)
+        await client.close()
+    return 3 * leads / written
+
+
+def chunks(values: list[dict[str, Any]], size: int) -> Iterable[list[dict[str, Any]]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+# --- the run ---------------------------------------------------------------------------
+
+
+async def run(settings: Settings, service: ServiceProcess, args: argparse.Namespace) -> None:
+    floor = await bare_loop(settings, 3 * args.leads)
+    async with upstream_of(service), Driver(settings) as driver:
+        cpu_before = service_cpu(service)
+        elapsed, loaded = await under_load(driver, args.leads, args.window)
+        cpu = service_cpu(service) - cpu_before
+        handled, batches = committed_batches(settings)
+        single = await one_at_a_time(driver, args.samples)
+    average_batch = handled / batches if batches else 1.0
+    ceiling = await store_ceiling(settings, min(args.leads, 2000), max(1, round(average_batch)))
+    throughput = 3 * args.leads / elapsed
+    ours, bare = 1000 * cpu / (3 * args.leads), 1000 * floor["cpu_s"] / floor["count"]
+    rows = [
+        ("messages handled", f"{3 * args.leads} ({args.leads} leads x receive, accept, won)"),
+        ("bare aiokafka loop CPU", f"{bare:.3f} ms per message"),
+        ("service CPU", f"{ours:.3f} ms per message ({ours / bare:.1f}x the bare loop)"),
+        ("throughput", f"{throughput:.0f} messages/s in {elapsed:.1f} s"),
+        ("batches committed", f"{batches:.0f}, {average_batch:.1f} messages each on average"),
+        ("store ceiling, same documents", f"{ceiling:.0f} messages/s (bulk writes, no service)"),
+        ("share of the store's ceiling", f"{100 * throughput / ceiling:.0f} %"),
+    ]
+    for label, value in rows:
+        print(f"{label:<34} {value}")
+    print(latencies(f"publish -> event, {args.window} in flight", loaded))
+    print(latencies("accept -> lead.accepted, one by one", single))
+    print(f"{'':<34} mean {1000 * statistics.mean(single):.1f} ms")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--leads", type=int, default=2000, help="how many leads to push")
-    parser.add_argument("--window", type=int, default=200, help="leads in flight at once")
+    parser.add_argument("--window", type=int, default=1000, help="leads in flight at once")
+    parser.add_argument("--samples", type=int, default=200, help="one-at-a-time accepts")
     args = parser.parse_args()
     with embedded_servers() as servers:
         settings = isolated_settings(servers, "bench")
         service = ServiceProcess(settings)
         service.start()
         try:
-            asyncio.run(with_profiles(settings, service, args.leads, args.window))
+            asyncio.run(run(settings, service, args))
         finally:
             service.stop()
-
-
-async def with_profiles(
-    settings: Settings, service: ServiceProcess, leads: int, window: int
-) -> None:
-    async with upstream_of(service):  # the partner's profile first: leads need one
-        await drive(settings, service, leads, window)
 
 
 if __name__ == "__main__":

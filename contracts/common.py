@@ -1,18 +1,19 @@
 """Field types shared by the messages: ids, text, money, places, people."""
 
+import functools
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
 import pycountry
+from pydantic.networks import validate_email
 from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    EmailStr,
     Field,
     PlainSerializer,
     StringConstraints,
@@ -36,7 +37,19 @@ MessageId = Annotated[
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Notes = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()./-]{3,32}$")]
-Email = Annotated[EmailStr, StringConstraints(max_length=254)]
+@functools.lru_cache(maxsize=65536)
+def _email(value: str) -> str:
+    # email-validator is thorough, and slow: an address comes back with every
+    # message of its lead, so each one is checked (and normalized) once.
+    return validate_email(value)[1]
+
+
+Email = Annotated[
+    str,
+    StringConstraints(max_length=254),
+    AfterValidator(_email),
+    WithJsonSchema({"type": "string", "format": "email", "maxLength": 254}),
+]
 
 
 def _to_utc(value: datetime) -> datetime:

@@ -33,21 +33,28 @@ class ServiceProcess:
     through LEADS_* variables; started once it logs its `ready` message."""
 
     def __init__(
-        self, settings: Settings, command: str = "serve", ready: str = "service started"
+        self,
+        settings: Settings,
+        command: str = "serve",
+        ready: str = "service started",
+        module: str = "services.lifecycle.entrypoints.cli",
+        env: dict[str, str] | None = None,
     ) -> None:
         self.settings = settings
         self.command = command
+        self.module = module
+        self.extra_env = env or {}
         self.ready = f'"{ready}"'
         self.process: subprocess.Popen[bytes] | None = None
         self.lines: list[str] = []
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, **self.settings.environment()}
+        return {**os.environ, **self.settings.environment(), **self.extra_env}
 
     def start(self) -> None:
         self.lines = []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.lifecycle.entrypoints.cli", self.command],
+            [sys.executable, "-m", self.module, self.command],
             env=self.env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -207,14 +214,52 @@ class Upstream:
         if self._consumer:
             await self._consumer.stop()
 
+    async def settled(self, timeout: float = 60.0) -> Outputs:
+        """Everything the service has published, once nothing it committed is left
+        unpublished: read afresh from the start of every output topic to its end."""
+        await self.api.until(
+            "/metrics", lambda r: "\nleads_outbox_backlog 0.0" in r.text, timeout=timeout
+        )
+        topics = [t.named(self.settings.topic_prefix) for t in (*OUTBOUND_TOPICS, Topic.COMMANDS)]
+        reader = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            auto_offset_reset="earliest",
+            group_id=None,
+        )
+        await reader.start()
+        try:
+            ends = await reader.end_offsets(list(reader.assignment()))
+            records: list[Any] = []
+            deadline = time.monotonic() + timeout
+            while any(await reader.position(tp) < end for tp, end in ends.items()):
+                assert time.monotonic() < deadline, "could not read the topics to their end"
+                batch = await reader.getmany(timeout_ms=200)
+                records += [r for rs in batch.values() for r in rs]
+        finally:
+            await reader.stop()
+        return Outputs(records)
+
+    @staticmethod
+    def sent_value(message: dict[str, Any]) -> bytes:
+        """The bytes `send` publishes for a message."""
+        return json.dumps(message).encode()
+
     async def send(
-        self, topic: Topic, value: dict[str, Any] | bytes, key: str | None = None
+        self,
+        topic: Topic,
+        value: dict[str, Any] | bytes,
+        key: str | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
         assert self._producer is not None
-        payload = value if isinstance(value, bytes) else json.dumps(value).encode()
+        payload = value if isinstance(value, bytes) else self.sent_value(value)
         lead_key = key or (value.get("lead_id", "") if isinstance(value, dict) else "")
         await self._producer.send_and_wait(
-            topic.named(self.settings.topic_prefix), payload, key=lead_key.encode()
+            topic.named(self.settings.topic_prefix),
+            payload,
+            key=lead_key.encode(),
+            headers=headers,
         )
 
     async def until(

@@ -7,10 +7,12 @@ from typing import Any
 import pytest
 
 from contracts.topics import Topic
+from services.lifecycle.adapters import outbox
 from services.lifecycle.adapters.mongo import MongoStore
 from services.lifecycle.domain.clock import Clock, SystemClock
 from services.lifecycle.domain.lead import Windows
 from services.lifecycle.service_layer.handler import Delivery, LeadService
+from services.lifecycle.service_layer.ports import OutboxRow
 from services.lifecycle.settings import Settings
 from tests import messages
 
@@ -21,6 +23,12 @@ def delivery(topic: Topic, value: dict[str, Any] | bytes, offset: int | None = N
     """A Kafka record as the consumer hands it over, each at an offset of its own."""
     raw = value if isinstance(value, bytes) else json.dumps(value).encode()
     return Delivery(topic, topic.value, 0, next(_offsets) if offset is None else offset, raw)
+
+
+async def outbox_rows(store: MongoStore, lead_id: str | None = None) -> list[OutboxRow]:
+    """Every row the outbox holds (sent or not), of one lead or of all."""
+    rows = [row async for d in store.database["outbox"].find() for row in outbox.rows_of(d)]
+    return [row for row in rows if lead_id is None or row.lead_id == lead_id]
 
 
 @pytest.fixture

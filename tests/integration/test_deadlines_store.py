@@ -14,7 +14,7 @@ from services.lifecycle.domain.deadlines import Deadline
 from services.lifecycle.domain.lead import Windows
 from services.lifecycle.service_layer.handler import LeadService
 from tests import messages
-from tests.integration.conftest import delivery
+from tests.integration.conftest import delivery, outbox_rows
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 WINDOWS = Windows(
@@ -97,7 +97,7 @@ async def test_a_reminder_handled_twice_notifies_once_and_is_settled(
     command = COMMAND.dump_python(reminder.to_command(), mode="json")
     outcomes = [await handle(service, Topic.COMMANDS, command) for _ in range(2)]
     assert outcomes == ["applied", "duplicate"]
-    templates = [r["value"] async for r in store.database["outbox"].find({"lead_id": "nudged"})]
+    templates = [row.value for row in await outbox_rows(store, "nudged")]
     assert sum(b'"expiry_reminder"' in value for value in templates) == 1
     assert [d.command for d, _ in await due.due(T0 + timedelta(hours=10), 10)] == [
         "remind",

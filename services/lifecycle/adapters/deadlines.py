@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DeleteMany, IndexModel, InsertOne, UpdateOne
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
 from services.lifecycle.domain.deadlines import Deadline, DeadlineChanges
@@ -47,25 +46,17 @@ def from_document(document: Document) -> Deadline:
     )
 
 
-async def apply(
-    deadlines: AsyncCollection[Document],
-    changes: Sequence[DeadlineChanges],
-    session: AsyncClientSession,
-) -> None:
-    """Part of the lifecycle store's transaction: every lead's changes, in order."""
+def writes(changes: Sequence[DeadlineChanges]) -> list[Any]:
+    """Every lead's deadline changes, in order: part of the lifecycle store's transaction."""
     operations: list[Any] = []
     for change in changes:
         operations += [InsertOne(to_document(d)) for d in change.add]
         if change.drop_commands:
-            operations.append(
-                DeleteMany(
-                    {"lead_id": change.lead_id, "command": {"$in": sorted(change.drop_commands)}}
-                )
-            )
+            dropped = {"lead_id": change.lead_id, "command": {"$in": sorted(change.drop_commands)}}
+            operations.append(DeleteMany(dropped))
         if change.drop_ids:
             operations.append(DeleteMany({"_id": {"$in": list(change.drop_ids)}}))
-    if operations:
-        await deadlines.bulk_write(operations, session=session)
+    return operations
 
 
 class DueDeadlines:

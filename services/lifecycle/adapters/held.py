@@ -84,17 +84,10 @@ async def check_unchanged(
         raise VersionConflict("an action was held for a new lead meanwhile")
 
 
-async def apply(
-    collection: AsyncCollection[Document],
-    hold: Iterable[HeldAction],
-    release: Sequence[str],
-    session: AsyncClientSession,
-) -> None:
+def writes(hold: Iterable[HeldAction], release: Sequence[str]) -> list[Any]:
+    """Release (delete) the settled actions, hold the new ones."""
     operations: list[Any] = [DeleteOne({"_id": key}) for key in release]
-    operations += [InsertOne(to_document(action)) for action in hold]
-    result = await collection.bulk_write(operations, session=session)
-    if result.deleted_count != len(release):
-        raise VersionConflict("a held action was settled meanwhile")
+    return operations + [InsertOne(to_document(action)) for action in hold]
 
 
 async def expired(

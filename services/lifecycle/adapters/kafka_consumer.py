@@ -9,7 +9,6 @@ retried each minute) while the others go on, and a clean hand-over on stop
 """
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -54,7 +53,9 @@ class BatchConsumer:
         self._on_unreadable = on_unreadable
         self._consumer: AIOKafkaConsumer | None = None
         self._loop: asyncio.Task[None] | None = None
-        self._round: asyncio.Task[None] | None = None
+        self._busy: dict[TopicPartition, asyncio.Task[None]] = {}
+        """Partitions whose batch is being handled: not fetched for until it is done."""
+        self._freed = asyncio.Event()
         self._stopping = False
         self._next: dict[TopicPartition, int] = {}
         """Per partition, the offset after the last record handled here."""
@@ -87,8 +88,8 @@ class BatchConsumer:
         """Stop fetching, let the batches in hand commit (within the hand-over time, else
         they are abandoned uncommitted and delivered again), then leave the group."""
         self._stopping = True
-        if self._round is not None and not await _finished(self._round, self._settings.hand_over_s):
-            log.warning("the batch in hand did not finish in time; left uncommitted")
+        self._freed.set()  # the loop may be waiting for a busy partition
+        await self._finish_batches()
         if self._loop is not None:
             self._loop.cancel()
             await asyncio.gather(self._loop, return_exceptions=True)
@@ -113,29 +114,51 @@ class BatchConsumer:
     async def _run(self) -> None:
         while not self._stopping:
             try:
-                await self._one_round()
+                await self._dispatch()
             except (asyncio.CancelledError, ConsumerStoppedError):
                 raise
             except Exception:
                 log.exception("the consumer loop failed; going on")
                 await asyncio.sleep(1.0)
 
-    async def _one_round(self) -> None:
+    async def _dispatch(self) -> None:
+        """Fetch for the partitions not busy with a batch, and start on what came."""
         self._retry_unreadable()
-        records = await self._fetch()
-        if records and not self._stopping:
-            self._round = asyncio.create_task(self._handle_round(records))
-            # Shielded: a stop lets the round finish (within the grace) before it goes.
-            await asyncio.shield(self._round)
+        self._freed.clear()
+        idle = self.consumer.assignment() - self.consumer.paused() - set(self._busy)
+        if idle:
+            records = await self._fetch(idle)
+        elif self._busy:
+            records = {}
+            await self._freed.wait()
+        else:
+            records = {}
+            await asyncio.sleep(0.1)  # no partition assigned yet
+        for tp, batch in records.items():
+            if not self._stopping:
+                self._busy[tp] = asyncio.create_task(self._handle_partition(tp, batch))
 
-    async def _fetch(self) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
-        settings = self._settings
+    async def _handle_partition(
+        self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
+    ) -> None:
         try:
-            records: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-            records = await self.consumer.getmany(timeout_ms=500)
-            if records and settings.batch_wait_s > 0:
-                # Once something is there, give the batch a moment to fill.
-                more = await self.consumer.getmany(timeout_ms=int(settings.batch_wait_s * 1000))
+            await self._handle_batches(tp, records)
+        finally:
+            self._busy.pop(tp, None)
+            self._freed.set()
+
+    async def _fetch(
+        self, idle: set[TopicPartition]
+    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        """Records of idle partitions: as soon as some are there, or a busy partition
+        becomes free (then it is fetched for too)."""
+        try:
+            records = await self._first_of(idle)
+            if records and self._settings.batch_wait_s > 0:
+                # Once something is there, give the batches a moment to fill.
+                more = await self.consumer.getmany(
+                    *idle, timeout_ms=int(self._settings.batch_wait_s * 1000)
+                )
                 for tp, extra in more.items():
                     records.setdefault(tp, []).extend(extra)
             return records
@@ -146,13 +169,32 @@ class BatchConsumer:
             # never handed over: go back to what was handled, then read partition
             # by partition to find the one that cannot be read.
             log.warning("a fetch could not be read; reading partition by partition")
-            await self._rewind()
-            return await self._fetch_each()
+            await self._rewind(idle)
+            return await self._fetch_each(idle)
 
-    async def _fetch_each(self) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+    async def _first_of(
+        self, idle: set[TopicPartition]
+    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        fetch = asyncio.ensure_future(self.consumer.getmany(*idle, timeout_ms=500))
+        freed = asyncio.ensure_future(self._freed.wait())
+        await asyncio.wait({fetch, freed}, return_when=asyncio.FIRST_COMPLETED)
+        freed.cancel()
+        if not fetch.done():
+            # Records are taken from the buffer and handed back without a pause in
+            # between: cancelled while waiting, a fetch has taken none.
+            fetch.cancel()
+            await asyncio.wait({fetch})
+        if fetch.cancelled():
+            return {}
+        records: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = fetch.result()
+        return records
+
+    async def _fetch_each(
+        self, idle: set[TopicPartition]
+    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
         await asyncio.sleep(self._settings.fetch_max_wait_ms / 1000)
         found: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
-        for tp in sorted(self.consumer.assignment() - self.consumer.paused()):
+        for tp in sorted(idle):
             try:
                 got = await self.consumer.getmany(tp, timeout_ms=0)
             except Exception as error:
@@ -162,9 +204,9 @@ class BatchConsumer:
                 found[tp] = got[tp]
         return found
 
-    async def _rewind(self) -> None:
+    async def _rewind(self, partitions: set[TopicPartition]) -> None:
         consumer = self.consumer
-        for tp in consumer.assignment():
+        for tp in partitions:
             if tp in self._next:
                 consumer.seek(tp, self._next[tp])
             elif (committed := await consumer.committed(tp)) is not None:
@@ -196,12 +238,7 @@ class BatchConsumer:
                 if tp in self.consumer.assignment():
                     self.consumer.resume(tp)
 
-    async def _handle_round(
-        self, records: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-    ) -> None:
-        await asyncio.gather(*(self._handle_partition(tp, rs) for tp, rs in records.items()))
-
-    async def _handle_partition(
+    async def _handle_batches(
         self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
     ) -> None:
         size = self._settings.batch_max
@@ -231,9 +268,12 @@ class BatchConsumer:
                 extra={"topic": tp.topic, "partition": tp.partition, "error": type(error).__name__},
             )
 
-    async def _wait_round(self) -> None:
-        if self._round is not None:
-            await _finished(self._round, self._settings.hand_over_s)
+    async def _finish_batches(self, partitions: set[TopicPartition] | None = None) -> None:
+        """Let the batches in hand (of these partitions) commit, within the hand-over
+        time; what is not done by then is abandoned uncommitted."""
+        busy = [t for tp, t in self._busy.items() if partitions is None or tp in partitions]
+        if busy and not await _finished(busy, self._settings.hand_over_s):
+            log.warning("batches in hand did not finish in time; left uncommitted")
 
     def _assigned(self, partitions: set[TopicPartition]) -> None:
         for tp in partitions:
@@ -248,18 +288,17 @@ class _HandOver(ConsumerRebalanceListener):  # type: ignore[misc]
         self._consumer = consumer
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._consumer._wait_round()
+        await self._consumer._finish_batches(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self._consumer._assigned(assigned)
 
 
-async def _finished(task: asyncio.Task[None], timeout: float) -> bool:
-    """Wait for `task` up to `timeout`; cancel it if it is not done by then."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.shield(task), timeout)
-    if not task.done():
+async def _finished(tasks: list[asyncio.Task[None]], timeout: float) -> bool:
+    """Wait for `tasks` up to `timeout`; cancel those not done by then."""
+    _, pending = await asyncio.wait(tasks, timeout=timeout)
+    for task in pending:
         task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        return False
-    return True
+    if pending:
+        await asyncio.wait(pending)
+    return not pending

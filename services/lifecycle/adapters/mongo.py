@@ -8,26 +8,26 @@ writer anywhere leaves all or nothing, and a stale decision commits nothing.
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from bson import ObjectId
 from pymongo import (
-    ASCENDING,
     AsyncMongoClient,
     DeleteOne,
-    IndexModel,
     InsertOne,
     ReplaceOne,
     UpdateOne,
 )
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 from contracts.profiles import PartnerProfile
 from contracts.topics import Topic
-from services.lifecycle.adapters import dead_letters, deadlines, held, tallies
+from services.lifecycle.adapters import dead_letters, deadlines, held, outbox, tallies
+from services.lifecycle.adapters.outbox import MongoOutbox
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.domain.lead import Lead
 from services.lifecycle.service_layer.outgoing import dead_letter_headers
@@ -40,7 +40,6 @@ from services.lifecycle.service_layer.ports import (
     OutboxRow,
     ProfileUpdate,
     VersionConflict,
-    in_publishing_order,
 )
 
 Document = dict[str, Any]
@@ -66,6 +65,35 @@ def from_document(document: Document) -> Lead:
     return Lead.model_validate(document)
 
 
+@dataclass(frozen=True)
+class Write:
+    """One bulk write of a batch's transaction, and what it must find to hold."""
+
+    collection: AsyncCollection[Document]
+    operations: list[Any]
+    matched: int | None = None
+    """Guarded updates, each of which must match a document (else the view was stale)."""
+    deleted: int | None = None
+    """Deletes, each of which must find its document."""
+    duplicate: type[VersionConflict] | None = None
+    """What a duplicate key means here: someone committed the same thing meanwhile."""
+
+    async def run(self, session: AsyncClientSession | None = None) -> None:
+        if not self.operations:
+            return
+        try:
+            result = await self.collection.bulk_write(self.operations, session=session)
+        except BulkWriteError as error:
+            if self.duplicate is not None and _duplicate(error):
+                raise self.duplicate(f"{self.collection.name}: written meanwhile") from None
+            raise
+        stale = (self.matched is not None and result.matched_count != self.matched) or (
+            self.deleted is not None and result.deleted_count != self.deleted
+        )
+        if stale:
+            raise VersionConflict(f"{self.collection.name}: changed meanwhile")
+
+
 class MongoStore:
     """The `LeadStore` port, plus the outbox the relay drains."""
 
@@ -88,6 +116,7 @@ class MongoStore:
         self._held = self._db["held_actions"]
         self._tallies = self._db["partner_tallies"]
         self._dead_letters = self._db["dead_letters"]
+        self.outbox = MongoOutbox(self._outbox, clock.now)
         self._clock = clock
         self._prefix = topic_prefix
         self._source = event_source
@@ -103,26 +132,7 @@ class MongoStore:
         await self._deadlines.create_indexes(deadlines.INDEXES)
         await self._held.create_indexes(held.INDEXES)
         await self._tallies.create_indexes(tallies.INDEXES)
-        await self._outbox.create_indexes(
-            [
-                IndexModel(
-                    [("sent", ASCENDING), ("_id", ASCENDING)],
-                    name="unsent",
-                    partialFilterExpression={"sent": False},
-                ),
-                IndexModel(
-                    [("sent", ASCENDING), ("lead_id", ASCENDING)],
-                    name="unsent_by_lead",
-                    partialFilterExpression={"sent": False},
-                ),
-                # Sent rows may hold a declined customer's e-mail: they do not stay.
-                IndexModel(
-                    "sent_at",
-                    name="sent_expiry",
-                    expireAfterSeconds=int(self._retention.total_seconds()),
-                ),
-            ]
-        )
+        await self._outbox.create_indexes(outbox.indexes(self._retention))
         await self._dead_letters.create_indexes(dead_letters.INDEXES)
 
     # --- reads a batch is decided on ---------------------------------------------------
@@ -158,64 +168,51 @@ class MongoStore:
         return await held.of_leads(self._held, lead_ids)
 
     async def unsent_of(self, lead_ids: Sequence[str]) -> list[OutboxRow]:
-        if not lead_ids:
-            return []
-        found = self._outbox.find({"sent": False, "lead_id": {"$in": list(lead_ids)}})
-        return [_row(document) async for document in found]
+        return await self.outbox.unsent_of(lead_ids)
 
     # --- the batch's transaction -------------------------------------------------------
 
     async def commit(self, change: Change) -> list[OutboxRow]:
         now = self._clock.now()
-        rows = self._rows(change, now)
+        documents = outbox.pack(self.outbox_rows(change), now)
+        steps = self.writes(change, documents, now)
         async with self._client.start_session() as session:
             # A transient error retries the whole callback: every check runs again.
-            await session.with_transaction(lambda s: self._write(s, change, rows, now))
-        return [_row(row) for row in rows]
+            await session.with_transaction(lambda s: self._write(s, change, steps))
+        return [row for document in documents for row in outbox.rows_of(document)]
 
-    async def _write(
-        self, session: AsyncClientSession, change: Change, rows: list[Document], now: datetime
-    ) -> None:
-        await self._write_markers(session, change, now)
-        await self._write_leads(session, change)
-        if change.arrivals:
-            await held.check_unchanged(self._held, change.arrivals, session)
-        if change.hold or change.release:
-            await held.apply(self._held, change.hold.values(), change.release, session)
-        if rows:
-            await self._outbox.insert_many(rows, session=session)
-        if change.deadlines:
-            await deadlines.apply(self._deadlines, change.deadlines, session)
-        await tallies.apply(self._tallies, change, session)
-        for update in change.profiles.values():
-            await self._save_profile(session, update)
-        if change.parked:
-            await self._dead_letters.insert_many(
-                [dead_letters.to_document(letter) for letter in change.parked], session=session
-            )
-
-    async def _write_markers(
-        self, session: AsyncClientSession, change: Change, now: datetime
-    ) -> None:
-        operations: list[Any] = [
-            InsertOne(_marker_document(marker, now)) for marker in change.markers.values()
+    def writes(self, change: Change, documents: list[Document], now: datetime) -> list[Write]:
+        """The bulk writes of a batch, in the order they run, each with its check."""
+        markers: list[Any] = [InsertOne(_marker(m, now)) for m in change.markers.values()]
+        markers += [
+            UpdateOne({"_id": m.key, "outcome": "held"}, {"$set": _outcome(m, now)})
+            for m in change.settled.values()
         ]
-        operations += [
-            UpdateOne({"_id": marker.key, "outcome": "held"}, {"$set": _outcome(marker, now)})
-            for marker in change.settled.values()
+        leads, replaced = self._lead_writes(change)
+        profiles = [_profile_write(update) for update in change.profiles.values()]
+        settled, released = len(change.settled), len(change.release)
+        profiles_replaced = sum(u.replaces is not None for u in change.profiles.values())
+        parked = [InsertOne(dead_letters.to_document(d)) for d in change.parked]
+        return [
+            Write(self._processed, markers, matched=settled, duplicate=AlreadyProcessed),
+            Write(self._leads, leads, replaced, len(change.claims), VersionConflict),
+            Write(self._held, held.writes(change.hold.values(), change.release), deleted=released),
+            Write(self._outbox, [InsertOne(d) for d in documents]),
+            Write(self._deadlines, deadlines.writes(change.deadlines)),
+            Write(self._tallies, tallies.writes(change)),
+            Write(self._profiles, profiles, profiles_replaced, duplicate=VersionConflict),
+            Write(self._dead_letters, parked),
         ]
-        if not operations:
-            return
-        try:
-            result = await self._processed.bulk_write(operations, session=session)
-        except BulkWriteError as error:
-            if _duplicate(error):
-                raise AlreadyProcessed("a message of the batch was handled meanwhile") from None
-            raise
-        if result.matched_count != len(change.settled):
-            raise VersionConflict("a held action was settled meanwhile")
 
-    async def _write_leads(self, session: AsyncClientSession, change: Change) -> None:
+    async def _write(self, session: AsyncClientSession, change: Change, steps: list[Write]) -> None:
+        for step in steps:
+            if step.collection is self._held and change.arrivals:
+                # Before its held actions are released: none was held meanwhile.
+                await held.check_unchanged(self._held, change.arrivals, session)
+            await step.run(session)
+
+    @staticmethod
+    def _lead_writes(change: Change) -> tuple[list[Any], int]:
         operations: list[Any] = []
         for lead_id in change.claims:
             # Held for a lead that does not exist: touch its id so that the lead's
@@ -228,60 +225,28 @@ class MongoStore:
                 operations.append(InsertOne(document))
             else:
                 replaced += 1
-                operations.append(
-                    ReplaceOne(
-                        {"_id": write.lead.lead_id, "version": write.expected_version}, document
-                    )
-                )
-        if not operations:
-            return
-        try:
-            result = await self._leads.bulk_write(operations, session=session)
-        except BulkWriteError as error:
-            if _duplicate(error):
-                raise VersionConflict("a lead of the batch was created meanwhile") from None
-            raise
-        if result.matched_count != replaced:
-            raise VersionConflict("a lead of the batch was changed meanwhile")
+                guard = {"_id": write.lead.lead_id, "version": write.expected_version}
+                operations.append(ReplaceOne(guard, document))
+        return operations, replaced
 
-    async def _save_profile(self, session: AsyncClientSession, update: ProfileUpdate) -> None:
-        document = update.profile.model_dump(mode="json")
-        document.update({"_id": update.profile.partner_id, "updated_at": update.profile.updated_at})
-        if update.replaces is None:
-            try:
-                await self._profiles.insert_one(document, session=session)
-            except DuplicateKeyError:
-                raise VersionConflict(update.profile.partner_id) from None
-            return
-        result = await self._profiles.replace_one(
-            {"_id": update.profile.partner_id, "updated_at": update.replaces},
-            document,
-            session=session,
-        )
-        if result.matched_count == 0:
-            raise VersionConflict(update.profile.partner_id)
-
-    def _rows(self, change: Change, now: datetime) -> list[Document]:
+    def outbox_rows(self, change: Change) -> list[Document]:
+        """The outbox rows of a batch, in the order they are published."""
         rows = [
             {
-                "_id": ObjectId(),
                 "topic": Topic(publication.message.topic).named(self._prefix),
                 "key": publication.message.key.encode() or None,
                 "headers": publication.message.headers(self._source),
                 "value": publication.message.value,
                 "lead_id": publication.message.key,
                 "order": list(publication.order),
-                "created_at": now,
-                "sent": False,
             }
             for publication in change.outgoing
         ]
-        rows += [self._dead_letter_row(letter, now) for letter in change.parked]
+        rows += [self._dead_letter_row(letter) for letter in change.parked]
         return rows
 
-    def _dead_letter_row(self, letter: DeadLetter, now: datetime) -> Document:
+    def _dead_letter_row(self, letter: DeadLetter) -> Document:
         return {
-            "_id": ObjectId(),
             "topic": Topic.DEAD_LETTER.named(self._prefix),
             "key": letter.key,
             "headers": dead_letter_headers(
@@ -297,43 +262,21 @@ class MongoStore:
             "value": letter.value,
             "lead_id": letter.lead_id or letter.id,
             "order": [0, 0],
-            "created_at": now,
-            "sent": False,
         }
 
-    # --- outbox ----------------------------------------------------------------------
+    # --- outbox (the relay's port) -----------------------------------------------------
 
     async def pending(self, limit: int, older_than: timedelta = timedelta(0)) -> list[OutboxRow]:
-        """Up to `limit` unsent rows committed at least `older_than` ago, plus every
-        older unsent row of the same leads, each lead's rows in the order they were
-        committed."""
-        cutoff = self._clock.now() - older_than
-        first = (
-            await self._outbox.find({"sent": False, "created_at": {"$lte": cutoff}})
-            .sort("_id", ASCENDING)
-            .to_list(limit)
-        )
-        if not first:
-            return []
-        leads = sorted({row["lead_id"] for row in first})
-        rows = {row["_id"]: row for row in first}
-        async for row in self._outbox.find({"sent": False, "lead_id": {"$in": leads}}):
-            rows.setdefault(row["_id"], row)
-        return in_publishing_order(_row(r) for r in rows.values())
+        return await self.outbox.pending(limit, older_than)
 
     async def mark_sent(self, ids: Sequence[Any]) -> None:
-        await self._outbox.update_many(
-            {"_id": {"$in": list(ids)}}, {"$set": {"sent": True, "sent_at": self._clock.now()}}
-        )
+        await self.outbox.mark_sent(ids)
 
     async def unsent_count(self) -> int:
-        return await self._outbox.count_documents({"sent": False})
+        return await self.outbox.unsent_count()
 
     async def oldest_unsent(self) -> datetime | None:
-        oldest = await self._outbox.find_one(
-            {"sent": False}, {"created_at": 1}, sort=[("_id", ASCENDING)]
-        )
-        return oldest["created_at"] if oldest else None
+        return await self.outbox.oldest_unsent()
 
 
 def _duplicate(error: BulkWriteError) -> bool:
@@ -355,17 +298,13 @@ def _outcome(marker: Marker, now: datetime) -> Document:
     return {name: value for name, value in fields.items() if value is not None}
 
 
-def _marker_document(marker: Marker, now: datetime) -> Document:
+def _marker(marker: Marker, now: datetime) -> Document:
     return {"_id": marker.key, **_outcome(marker, now)}
 
 
-def _row(document: Document) -> OutboxRow:
-    return OutboxRow(
-        id=document["_id"],
-        topic=document["topic"],
-        key=document["key"],
-        headers=[(k, bytes(v)) for k, v in document["headers"]],
-        value=bytes(document["value"]),
-        lead_id=document["lead_id"],
-        order=(document["order"][0], document["order"][1]),
-    )
+def _profile_write(update: ProfileUpdate) -> InsertOne[Document] | ReplaceOne[Document]:
+    document = update.profile.model_dump(mode="json")
+    document.update({"_id": update.profile.partner_id, "updated_at": update.profile.updated_at})
+    if update.replaces is None:
+        return InsertOne(document)
+    return ReplaceOne({"_id": update.profile.partner_id, "updated_at": update.replaces}, document)

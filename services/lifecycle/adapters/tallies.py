@@ -11,7 +11,6 @@ from collections import Counter
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel, UpdateOne
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
 from services.lifecycle.service_layer.ports import Change
@@ -28,10 +27,9 @@ INDEXES = [
 ]
 
 
-async def apply(
-    collection: AsyncCollection[Document], change: Change, session: AsyncClientSession
-) -> None:
-    operations = [
+def writes(change: Change) -> list[UpdateOne]:
+    """Move the tallies of the batch's partition, one document per partner."""
+    return [
         UpdateOne(
             {"_id": f"{partner_id}|{change.slot}"},
             {
@@ -42,8 +40,6 @@ async def apply(
         )
         for partner_id, moves in sorted(change.tallies.items())
     ]
-    if operations:
-        await collection.bulk_write(operations, session=session)
 
 
 class PartnerTallies:

@@ -107,8 +107,12 @@ class Lead(BaseModel):
         return Tab.MARKETPLACE if self.lead_type is LeadType.CUSTOMER_INQUIRY else Tab.QUALIFIED
 
     def snapshot(self) -> LeadSnapshot:
-        data = self.model_dump(exclude={"version", "history", "fingerprint"})
-        return LeadSnapshot.model_validate({**data, "tab": self.tab})
+        # Every part is validated already: assembled as is, not validated again.
+        values = {name: getattr(self, name) for name in _SNAPSHOT_FIELDS}
+        return LeadSnapshot.model_construct(**values, contacts=list(self.contacts), tab=self.tab)
+
+
+_SNAPSHOT_FIELDS = tuple(set(LeadSnapshot.model_fields) - {"contacts", "tab"})
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,7 @@ from typing import Protocol
 from services.lifecycle.service_layer.batch import Delivery, Handled
 from services.lifecycle.service_layer.failures import Backoff, Classify, Failure, Stopping
 from services.lifecycle.service_layer.handler import Committed, where_it_failed
-from services.lifecycle.service_layer.ports import (
-    Outbox,
-    OutboxRow,
-    Publisher,
-    in_publishing_order,
-)
+from services.lifecycle.service_layer.ports import Outbox, OutboxRow, Publisher
 
 log = logging.getLogger("leads.lifecycle")
 
@@ -99,14 +94,14 @@ class Pipeline:
                 await self._retry_later(deliveries, error, kind, backoff)
 
     async def _one_by_one(self, deliveries: Sequence[Delivery]) -> Committed:
-        """Find the message at fault: each on its own, in order."""
+        """Find the message at fault: each on its own, in order, each published once
+        committed (so the next one finds nothing of it left unsent)."""
         outcomes: list[Handled] = []
-        rows: list[OutboxRow] = []
         for delivery in deliveries:
             committed = await self._commit([delivery])
+            await self._publish(committed.rows)
             outcomes += committed.outcomes
-            rows += committed.rows
-        return Committed(outcomes, in_publishing_order({r.id: r for r in rows}.values()))
+        return Committed(outcomes)
 
     async def _retry_or_park(self, delivery: Delivery, first: Exception) -> Committed:
         backoff = self._backoff()
