@@ -92,6 +92,8 @@ async def test_every_operation_answers_as_its_openapi_document_says(
         "GET /v1/leads",
         "GET /v1/leads/counts",
         "GET /v1/leads/{lead_id}",
+        "POST /v1/leads/{lead_id}/actions",
+        "GET /v1/actions/{message_id}",
         "GET /v1/performance",
         "GET /v1/profile",
         "GET /healthz",
@@ -99,6 +101,7 @@ async def test_every_operation_answers_as_its_openapi_document_says(
         "GET /metrics",
         "GET /asyncapi.json",
         "GET /asyncapi",
+        "GET /",
     } == set(covered)
     assert_no_traceback(running_service)
 
