@@ -92,7 +92,7 @@ async def published(settings: Settings, message_id: str) -> list[dict[str, Any]]
     return [value for value in values if value.get("message_id") == message_id]
 
 
-ACCEPT = {
+ACCEPT: dict[str, Any] = {
     "action": "accept",
     "deal": messages.DEAL,
     "contacts": [{"name": "Max", "email": "max@contoso.example"}],
@@ -185,7 +185,7 @@ async def test_a_body_that_is_not_an_action_is_422_without_its_values(upstream: 
     api = upstream.api
     lead_id = await received(upstream, PARTNER)
     secret = "Ada Lovelace ada@secret.example"
-    cases = {
+    cases: dict[str, dict[str, Any] | bytes] = {
         "deal.name": {**ACCEPT, "deal": {**messages.DEAL, "name": secret * 20}},
         "deal.value.amount": {
             **ACCEPT,
