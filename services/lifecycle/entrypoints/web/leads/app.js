@@ -309,8 +309,11 @@ async function select(leadId, opener) {
   opener.setAttribute("aria-current", "true");
   document.body.classList.add("showing-detail");
   await loadDetail(leadId);
-  $("detail-title").focus();
+  if (narrow.matches) window.scrollTo(0, 0); // the lead takes the list's place
+  $("detail-title").focus({ preventScroll: true });
 }
+
+const narrow = window.matchMedia("(max-width: 900px)");
 
 function closeDetail() {
   document.body.classList.remove("showing-detail");
@@ -442,7 +445,8 @@ function actions(lead) {
   }
   const holder = h("div", { class: "form-holder" });
   const buttons = allowed.map(([kind, label]) => {
-    const button = h("button", { type: "button", class: kind === "decline" || kind === "lost" ? "secondary" : "primary", "aria-expanded": "false", "data-opens": kind }, label);
+    const main = kind === "accept" || kind === "won";
+    const button = h("button", { type: "button", class: main ? "primary" : "secondary", "aria-expanded": "false", "data-opens": kind }, label);
     button.addEventListener("click", () => {
       const open = button.getAttribute("aria-expanded") === "true";
       for (const other of buttons) other.setAttribute("aria-expanded", "false");
@@ -464,7 +468,7 @@ async function decided(lead, status) {
   state.notice = status.status === "applied" ? { kind: "ok", text: appliedText(status) } : { kind: "error", text: refusalText(status) };
   await Promise.all([loadCounts(), loadPage()]);
   await loadDetail(lead.lead_id);
-  $("detail-title").focus();
+  $("detail-title").focus({ preventScroll: true });
 }
 
 start();
