@@ -18,20 +18,17 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from read_api import store  # the same stored leads as the read API benchmark
+from read_api import on_stored_leads, timed  # the same leads as the read API benchmark
 
-from services.dev_servers import embedded_servers
 from services.lifecycle.settings import Settings
 from tests import messages
-from tests.conftest import isolated_settings
-from tests.e2e.conftest import ReadApi, ServiceProcess
+from tests.e2e.conftest import ReadApi
 
 PAGE_SIZE = 20
 POLL_S = 0.005
@@ -41,15 +38,6 @@ def percentiles(times: list[float]) -> tuple[float, float, float]:
     ordered = sorted(times)
     p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
     return statistics.median(ordered), p90, ordered[-1]
-
-
-async def timed(call: Callable[[], Awaitable[Any]], repeat: int) -> list[float]:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        await call()
-        times.append(1000 * (time.perf_counter() - started))
-    return times
 
 
 class Partner:
@@ -132,15 +120,7 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=1000, help="leads of the measured partner")
     parser.add_argument("--repeat", type=int, default=20, help="requests per measured figure")
     args = parser.parse_args()
-    with embedded_servers() as servers:
-        settings = isolated_settings(servers, "bench")
-        asyncio.run(store(settings, [messages.PARTNER, "partner-2"], args.leads))
-        service = ServiceProcess(settings)
-        service.start()
-        try:
-            asyncio.run(measure(settings, args.repeat))
-        finally:
-            service.stop()
+    on_stored_leads(args.leads, lambda settings: measure(settings, args.repeat))
 
 
 if __name__ == "__main__":

@@ -570,12 +570,21 @@ def _contract(api: FastAPI, asyncapi: dict[str, Any]) -> None:
         """The AsyncAPI document rendered for reading in a browser (no external scripts)."""
         return HTMLResponse(page)
 
-    @api.get("/asyncapi/{asset}", include_in_schema=False)
-    async def asyncapi_asset(asset: str) -> Response:
+    _files(api, "/asyncapi/{asset}", assets, "max-age=3600")
+
+
+def _files(
+    api: FastAPI, path: str, assets: Mapping[str, tuple[str, bytes]], cache_control: str
+) -> None:
+    """Serves these files (name: media type and content) at `path`, out of the OpenAPI
+    document; any other name is 404."""
+
+    @api.get(path, include_in_schema=False)
+    async def asset_file(asset: str) -> Response:
         if asset not in assets:
             raise HTTPException(404, "no such file")
         media, content = assets[asset]
-        return Response(content, media_type=media, headers={"Cache-Control": "max-age=3600"})
+        return Response(content, media_type=media, headers={"Cache-Control": cache_control})
 
 
 _PAGE_ASSETS = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
@@ -612,12 +621,7 @@ def _page(api: FastAPI) -> None:
         a bearer token passed in the URL fragment (`/#token=...`), kept in sessionStorage."""
         return HTMLResponse(page, headers=_PAGE_HEADERS)
 
-    @api.get("/leads/{asset}", include_in_schema=False)
-    async def leads_asset(asset: str) -> Response:
-        if asset not in assets:
-            raise HTTPException(404, "no such file")
-        media, content = assets[asset]
-        return Response(content, media_type=media, headers={"Cache-Control": "no-cache"})
+    _files(api, "/leads/{asset}", assets, "no-cache")
 
 
 def _document(api: FastAPI, bodies: dict[str, Any]) -> None:

@@ -233,18 +233,13 @@ class Actions:
         lead_id = submitted.lead_id if submitted else outcome.lead_id if outcome else None
         if outcome is None or outcome.outcome == "held":
             return ActionStatus(message_id=message_id, status="pending", lead_id=lead_id)
-        if outcome.outcome == "rejected":
-            return ActionStatus(
-                message_id=message_id,
-                status="rejected",
-                lead_id=lead_id,
-                reason=outcome.reason,
-                detail=outcome.detail,
-            )
+        # A rejection's marker has a reason and a detail; an applied one, event and version.
         return ActionStatus(
             message_id=message_id,
-            status="applied",
+            status="rejected" if outcome.outcome == "rejected" else "applied",
             lead_id=lead_id,
             event=outcome.event,
             version=outcome.version,
+            reason=outcome.reason,
+            detail=outcome.detail,
         )
