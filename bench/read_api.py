@@ -13,7 +13,7 @@ import asyncio
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -131,20 +131,26 @@ async def measure(settings: Settings, partner: str, repeat: int) -> None:
     await api.close()
 
 
+def on_stored_leads(leads: int, measure: Callable[[Settings], Coroutine[Any, Any, None]]) -> None:
+    """Stores `leads` leads for each of two partners on embedded servers, then runs
+    `measure` against a `leads serve` process on them."""
+    with embedded_servers() as servers:
+        settings = isolated_settings(servers, "bench")
+        asyncio.run(store(settings, [messages.PARTNER, "partner-2"], leads))
+        service = ServiceProcess(settings)
+        service.start()
+        try:
+            asyncio.run(measure(settings))
+        finally:
+            service.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--leads", type=int, default=10000, help="leads of the measured partner")
     parser.add_argument("--repeat", type=int, default=20, help="requests per measured query")
     args = parser.parse_args()
-    with embedded_servers() as servers:
-        settings = isolated_settings(servers, "bench")
-        asyncio.run(store(settings, [messages.PARTNER, "partner-2"], args.leads))
-        service = ServiceProcess(settings)
-        service.start()
-        try:
-            asyncio.run(measure(settings, messages.PARTNER, args.repeat))
-        finally:
-            service.stop()
+    on_stored_leads(args.leads, lambda settings: measure(settings, messages.PARTNER, args.repeat))
 
 
 if __name__ == "__main__":

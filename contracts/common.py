@@ -89,9 +89,15 @@ AMOUNT_PATTERN = r"^[0-9]{1,13}(\.[0-9]{1,4})?$"
 
 def _decimal_string(value: object) -> object:
     # A JSON number would arrive as a float and lose cents: the contract says string.
-    if not isinstance(value, str | Decimal):
-        raise ValueError('amount must be a decimal string such as "1250.00"')
-    return value
+    # Parsed here, so that strict validation (the HTTP API's) takes the string too.
+    if isinstance(value, Decimal):
+        return value
+    try:
+        if isinstance(value, str):
+            return Decimal(value)
+    except ArithmeticError:
+        pass
+    raise ValueError('amount must be a decimal string such as "1250.00"')
 
 
 Amount = Annotated[

@@ -31,6 +31,8 @@ class Servers:
     mongodb_uri: str
     kafka_idempotence: bool = True
     """Whether aiokafka's idempotent producer works there (Tansu refuses it)."""
+    kafka_pid: int | None = None
+    """The embedded broker's process, for tests that take Kafka away (SIGSTOP) and back."""
 
 
 def free_port() -> int:
@@ -141,6 +143,7 @@ def embedded_servers(mongo_storage: str = ":memory:") -> Iterator[Servers]:
             kafka_bootstrap_servers=f"127.0.0.1:{kafka_port}",
             mongodb_uri=f"mongodb://127.0.0.1:{mongo_port}/?directConnection=true",
             kafka_idempotence=False,
+            kafka_pid=children[0].process.pid,
         )
     finally:
         for child in reversed(children):

@@ -15,6 +15,8 @@ from faststream.kafka import KafkaBroker
 
 from contracts.topics import INBOUND_TOPICS, OUTBOUND_TOPICS, Topic
 from services.lifecycle.adapters import held
+from services.lifecycle.adapters.action_publisher import KafkaActions
+from services.lifecycle.adapters.action_status import MongoActionRecords
 from services.lifecycle.adapters.failures import classify
 from services.lifecycle.adapters.inbox import MongoInbox
 from services.lifecycle.adapters.kafka import KafkaPublisher, ensure_topics
@@ -28,6 +30,7 @@ from services.lifecycle.entrypoints.docs import asyncapi
 from services.lifecycle.entrypoints.http import create_api
 from services.lifecycle.entrypoints.metrics import Sampled, ServiceMetrics
 from services.lifecycle.entrypoints.serving import EmbeddedServer
+from services.lifecycle.service_layer.actions import Actions
 from services.lifecycle.service_layer.batch import Delivery
 from services.lifecycle.service_layer.handler import LeadService
 from services.lifecycle.service_layer.inbox import CursorSeal, Inbox
@@ -107,6 +110,7 @@ class LifecycleApp:
             on_unreadable=self.metrics.unreadable,
         )
         self.inbox = MongoInbox(self.store.database)
+        self.action_records = MongoActionRecords(self.store.database, self.clock)
         self._stopping = False
         self.api = create_api(
             Inbox(self.inbox, self.clock, CursorSeal.of(settings.cursor_secret)),
@@ -115,6 +119,17 @@ class LifecycleApp:
             self._readiness,
             self._metrics,
             asyncapi(settings),
+            actions=Actions(
+                self.action_records,
+                KafkaActions(
+                    self.producer,
+                    lambda timeout: self.broker.ping(timeout),
+                    settings.topic_prefix,
+                    settings.event_source,
+                    self.clock,
+                ),
+                self.clock,
+            ),
         )
         self.http = EmbeddedServer(
             self.api,
@@ -161,6 +176,7 @@ class LifecycleApp:
         )
         await self.store.ensure_indexes()
         await self.inbox.ensure_indexes()
+        await self.action_records.ensure_indexes()
         log.info(
             "service prepared",
             extra={"topics_created": created, "database": self.settings.mongodb_database},

@@ -155,7 +155,7 @@ def _scheduler(settings: Settings) -> int:
 def _dev(settings: Settings, demo: bool) -> int:
     from services.dev_servers import embedded_servers
     from services.lifecycle.entrypoints.app import LifecycleApp
-    from services.lifecycle.entrypoints.demo import DEMO_DEADLINES, run_demo
+    from services.lifecycle.entrypoints.demo import DEMO_DEADLINES, PARTNER, run_demo, sign_in_link
     from services.scheduler.worker import SchedulerWorker
 
     with embedded_servers() as servers:
@@ -176,6 +176,7 @@ def _dev(settings: Settings, demo: bool) -> int:
             f"MongoDB (SecantusDB) listens on {servers.mongodb_uri}\n"
             f"The read API listens on http://{settings.http_host}:{settings.http_port} "
             "(OpenAPI at /docs); `leads token --partner P` makes a token for it.\n"
+            f"The Leads page, signed in as {PARTNER}: {sign_in_link(settings)}\n"
             f"Topics have the prefix {settings.topic_prefix!r}. Ctrl-C stops everything.",
             flush=True,
         )

@@ -9,7 +9,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -22,34 +22,134 @@ PARTNER = "contoso-partners"
 ADMIN = {"user_id": "ada", "role": "referrals_admin"}
 
 DEMO_DEADLINES = {
-    "response_window": "PT40S",
-    "contact_request_window": "PT15S",
+    "early_action_grace": "PT5S",
     "reminder_offsets": "PT20S,PT10S",
     "sweep_interval": "PT2S",
     "command_retry_after": "PT10S",
     "performance_interval": "PT5S",
 }
-"""Deadlines shortened to seconds for `leads dev --demo`, so the lead nobody answers
-cools down, is reminded twice and expires while you watch."""
+"""Settings shortened to seconds for `leads dev --demo`. The response and contact
+windows keep their defaults, so the leads on the Leads page wait for you; two leads
+are backdated instead, so that one expires and one cools down while you watch."""
 LEFT_ALONE = "demo-left-alone"
+LEFT_ALONE_FOR = timedelta(seconds=40)
+"""How long after it arrives the lead nobody answers expires."""
+COOLING = "demo-adventure"
+COOLING_FOR = timedelta(seconds=15)
+"""How long after it arrives this lead's contact request cools down."""
 
 
-def _lead(lead_id: str, lead_type: str, **extra: Any) -> dict[str, Any]:
+FABRIKAM = {
+    "company_name": "Fabrikam",
+    "contact_name": "Grace Hopper",
+    "email": "grace@fabrikam.example",
+    "country": "DE",
+    "company_size": "50-249",
+}
+
+
+def _lead(
+    lead_id: str, lead_type: str, customer: dict[str, Any] = FABRIKAM, **extra: Any
+) -> dict[str, Any]:
     return {
         "lead_id": lead_id,
         "partner_id": PARTNER,
         "lead_type": lead_type,
         "referrer": {"kind": "microsoft", "id": "ms-marketing", "email": "leads@example.com"},
-        "customer": {
-            "company_name": "Fabrikam",
-            "contact_name": "Grace Hopper",
-            "email": "grace@fabrikam.example",
-            "country": "DE",
-            "company_size": "50-249",
-        },
+        "customer": customer,
         "need": "Move our ERP to the cloud before the next fiscal year.",
         **extra,
     }
+
+
+def _customer(company: str, contact: str, country: str, size: str, industry: str) -> dict[str, Any]:
+    domain = company.lower().replace(" ", "-")
+    email = f"{contact.split()[0].lower()}@{domain}.example"
+    return {
+        "company_name": company,
+        "contact_name": contact,
+        "email": email,
+        "phone": "+1 425 555 0100",
+        "country": country,
+        "company_size": size,
+        "industry": industry,
+    }
+
+
+def _ago(days: float) -> str:
+    return (datetime.now(UTC) - timedelta(days=days)).isoformat()
+
+
+def page_leads(contact_window: timedelta) -> list[tuple[Topic, dict[str, Any] | bytes]]:
+    """Leads waiting on the Leads page: a hot one, one whose contact request cools
+    down soon, one about to expire, one accepted with its deal."""
+    cooling_since = datetime.now(UTC) - contact_window + COOLING_FOR
+    return [
+        (
+            Topic.INBOUND,
+            _lead(
+                "demo-northwind",
+                "customer_inquiry",
+                _customer("Northwind Traders", "Nancy Davolio", "US", "250-999", "Retail"),
+                need="Roll out Teams Phone to 300 seats across three offices by summer.",
+                contact_requested=True,
+            ),
+        ),
+        (
+            Topic.INBOUND,
+            _lead(
+                "demo-tailspin",
+                "marketing_qualified",
+                _customer("Tailspin Toys", "Lars Olsen", "DK", "10-49", "Manufacturing"),
+                need="A Dynamics 365 Sales pilot for a 40-person sales team.",
+                campaign_id="spring-crm-2027",
+            ),
+        ),
+        (
+            Topic.INBOUND,
+            _lead(
+                COOLING,
+                "customer_inquiry",
+                _customer("Adventure Works", "Jean Dupont", "FR", "50-249", "Outdoor equipment"),
+                need="Security review and a Microsoft 365 E5 deployment for 150 users.",
+                contact_requested=True,
+                received_at=cooling_since.isoformat(),
+            ),
+        ),
+        (
+            Topic.INBOUND,
+            _lead(
+                "demo-litware",
+                "customer_inquiry",
+                _customer("Litware", "Ana Souza", "BR", "10-49", "Software"),
+                need="Move our file shares to SharePoint and train the staff.",
+                received_at=_ago(12),
+            ),
+        ),
+        (
+            Topic.INBOUND,
+            _lead(
+                "demo-wideworld",
+                "sales_qualified",
+                _customer("Wide World Importers", "Mei Chen", "NL", "250-999", "Logistics"),
+                need="Consolidate 12 SQL Server instances into Azure SQL Managed Instance.",
+            ),
+        ),
+        (
+            Topic.PARTNER_ACTIONS,
+            _action(
+                "demo-wideworld",
+                "accept",
+                deal={
+                    "name": "Wide World SQL consolidation",
+                    "value": {"amount": "85000.00", "currency": "EUR"},
+                    "estimated_close_date": "2027-05-31",
+                    "notes": "Assessment first, then two migration waves.",
+                },
+                contacts=[{"name": "Ada", "email": "ada@contoso.example"}],
+            ),
+        ),
+    ]
 
 
 def _action(lead_id: str, action: str, **extra: Any) -> dict[str, Any]:
@@ -82,16 +182,26 @@ def profile() -> dict[str, Any]:
     }
 
 
-def script() -> list[tuple[Topic, dict[str, Any] | bytes]]:
-    """A lead nobody answers, a lead won, a lead declined, and four refusals."""
+def script(settings: Settings) -> list[tuple[Topic, dict[str, Any] | bytes]]:
+    """A lead nobody answers, a lead won, a lead declined, leads for the Leads page,
+    and four refusals."""
     deal = {
         "name": "Fabrikam ERP migration",
         "value": {"amount": "120000.00", "currency": "EUR"},
         "estimated_close_date": "2027-03-31",
     }
+    # Backdated: its deadline falls LEFT_ALONE_FOR after it arrives.
+    left_alone_since = datetime.now(UTC) - settings.response_window + LEFT_ALONE_FOR
     return [
         (Topic.INBOUND, {**_lead("demo-no-profile", "customer_inquiry"), "partner_id": "newcomer"}),
-        (Topic.INBOUND, _lead(LEFT_ALONE, "sales_qualified", contact_requested=True)),
+        (
+            Topic.INBOUND,
+            _lead(
+                LEFT_ALONE,
+                "sales_qualified",
+                received_at=left_alone_since.isoformat(),
+            ),
+        ),
         (Topic.INBOUND, _lead("demo-won", "customer_inquiry", contact_requested=True)),
         (Topic.PARTNER_ACTIONS, _action("demo-won", "accept", deal=deal)),
         (Topic.PARTNER_ACTIONS, _action("demo-won", "update", changes={"notes": "CFO on board"})),
@@ -106,6 +216,7 @@ def script() -> list[tuple[Topic, dict[str, Any] | bytes]]:
         (Topic.PARTNER_ACTIONS, _action("demo-won", "won")),
         (Topic.INBOUND, _lead("demo-declined", "marketing_qualified")),
         (Topic.PARTNER_ACTIONS, _action("demo-declined", "decline", reason="budget_not_adequate")),
+        *page_leads(settings.contact_request_window),
         (Topic.PARTNER_ACTIONS, _action("demo-won", "update", changes={"notes": "too late"})),
         (
             Topic.PARTNER_ACTIONS,
@@ -161,7 +272,7 @@ async def run_demo(settings: Settings, answer_timeout: float = 30.0) -> None:
         )
         await asyncio.to_thread(_wait_for_profile, settings, answer_timeout)
         print("Feeding sample leads and partner actions...\n", flush=True)
-        for topic, value in script():
+        for topic, value in script(settings):
             message_id = str(uuid.uuid4()) if isinstance(value, dict) else None
             answer = answered.setdefault(message_id, asyncio.Event())
             if isinstance(value, dict):
@@ -173,14 +284,16 @@ async def run_demo(settings: Settings, answer_timeout: float = 30.0) -> None:
                 key, payload = b"demo", value
             await producer.send_and_wait(topic.named(settings.topic_prefix), payload, key=key)
             await asyncio.wait_for(answer.wait(), answer_timeout)
-        window = settings.response_window.total_seconds()
         print(
-            f"\nDemo script done. Nobody answers {LEFT_ALONE}: watch it cool down, get its "
-            f"reminders and expire about {window:.0f} s after it arrived, and its sender be "
-            "told. The service keeps running; Ctrl-C stops it.\n\n"
-            "Read the partner's inbox meanwhile, from another terminal:\n"
+            f"\nDemo script done. Nobody answers {LEFT_ALONE}: watch it get its reminders "
+            f"and expire about {LEFT_ALONE_FOR.total_seconds():.0f} s after it arrived, and "
+            f"its sender be told; {COOLING}'s contact request cools down "
+            f"{COOLING_FOR.total_seconds():.0f} s after it arrived. The service keeps "
+            "running; Ctrl-C stops it.\n\n"
+            f"Open {PARTNER}'s Leads page (this link signs you in):\n  {sign_in_link(settings)}\n\n"
+            "Or read the partner's inbox from another terminal:\n"
             f'  curl -H "Authorization: Bearer $(.venv/bin/leads token --partner {PARTNER})" '
-            f"http://{settings.http_host}:{settings.http_port}/v1/leads\n",
+            f"{_base_url(settings)}/v1/leads\n",
             flush=True,
         )
         await printer
@@ -220,3 +333,15 @@ def _wait_for_profile(settings: Settings, timeout: float) -> None:
             if answer.code != 404 or time.monotonic() > deadline:
                 raise
         time.sleep(0.2)
+
+
+def _base_url(settings: Settings) -> str:
+    host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::") else settings.http_host
+    return f"http://{host}:{settings.http_port}"
+
+
+def sign_in_link(settings: Settings, partner: str = PARTNER) -> str:
+    """The Leads page, signed in as the partner's referrals admin. The token is in the
+    fragment, which browsers never send to a server, so no server log sees it."""
+    token = issue(settings, partner, "referrals_admin", datetime.now(UTC))
+    return f"{_base_url(settings)}/#token={token}"

@@ -1,5 +1,6 @@
-"""The read API: a partner's inbox, one lead, its performance; health and metrics;
-the message contract (AsyncAPI) as a document and as a page.
+"""The read API: a partner's inbox, one lead, its performance; actions on a lead and
+what became of them; the partner's Leads page; health and metrics; the message
+contract (AsyncAPI) as a document and as a page.
 
 The partner always comes from the bearer token, never from the path or query.
 Every error is an RFC 9457 problem (`application/problem+json`) that never
@@ -18,12 +19,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from contracts.actions import PARTNER_ROLES
-from contracts.common import ID_PATTERN
+from contracts.action_status import ActionAccepted, ActionStatus
+from contracts.actions import PARTNER_ACTION, PARTNER_ROLES
+from contracts.common import ID_PATTERN, Id
 from contracts.events import LeadSnapshot, Stage, Tab
 from contracts.inbound import LeadType
 from contracts.inbox import InboxCounts, LeadDetail, LeadPage, StageCounts
@@ -32,6 +34,15 @@ from contracts.profiles import PartnerProfile
 from services.lifecycle.adapters.tokens import Principal, TokenVerifier, Unauthenticated
 from services.lifecycle.domain.lead import Lead
 from services.lifecycle.entrypoints.metrics import CONTENT_TYPE
+from services.lifecycle.service_layer.actions import (
+    SET_BY_THE_SERVICE,
+    Actions,
+    BadRequest,
+    Caller,
+    InvalidAction,
+    KeyReused,
+    Unavailable,
+)
 from services.lifecycle.service_layer.inbox import BadCursor, Inbox, InboxFilter
 
 log = logging.getLogger("leads.http")
@@ -47,7 +58,7 @@ _WEB = files("services.lifecycle.entrypoints") / "web"
 class FieldProblem(BaseModel):
     """One parameter that is not valid: where it is and what is wrong, not its value."""
 
-    location: str = Field(description="`query`, `path` or `header`")
+    location: str = Field(description="`query`, `path`, `header` or `body`")
     name: str
     message: str
 
@@ -59,7 +70,9 @@ class Problem(BaseModel):
     title: str = Field(description="The HTTP status phrase")
     status: int = Field(ge=400, le=599)
     detail: str = Field(description="What went wrong; never a submitted value")
-    errors: list[FieldProblem] | None = Field(None, description="Invalid parameters (422 only)")
+    errors: list[FieldProblem] | None = Field(
+        None, description="Invalid parameters or body fields (422 only)"
+    )
 
 
 _DESCRIPTIONS = {
@@ -67,6 +80,7 @@ _DESCRIPTIONS = {
     401: "No bearer token, or one that cannot be verified or has expired",
     403: "The token's role may not read leads",
     404: "Not found",
+    413: "The body is larger than any action can be",
     422: "A parameter is not valid",
     503: "A dependency (MongoDB or Kafka) does not answer; retry after a while",
 }
@@ -87,10 +101,16 @@ _PARTNER_ERRORS = (400, 401, 403, 503)
 _PUBLIC: dict[str, Any] = {"security": []}
 _TAGS = [
     {"name": "inbox", "description": "The partner's leads: lists, counts, one lead"},
+    {
+        "name": "actions",
+        "description": "Act on a lead (published to leads.partner-actions) and see what "
+        "became of the action",
+    },
     {"name": "performance", "description": "How fast and how well the partner answers"},
     {"name": "profile", "description": "The partner's business profile"},
     {"name": "operations", "description": "Health, readiness and metrics (no token)"},
     {"name": "contract", "description": "The Kafka message contract, AsyncAPI 3.0 (no token)"},
+    {"name": "page", "description": "The partner's Leads page (signs in with a bearer token)"},
 ]
 _SERVERS: list[dict[str, Any]] = [
     {"url": "http://127.0.0.1:8080", "description": "`leads dev` / `leads serve` on this machine"},
@@ -102,6 +122,11 @@ _SERVERS: list[dict[str, Any]] = [
 ]
 
 
+LeadId = Annotated[
+    str, Path(pattern=ID_PATTERN, min_length=1, max_length=64, description="The lead's id")
+]
+
+
 def create_api(
     inbox: Inbox,
     verifier: TokenVerifier,
@@ -109,6 +134,7 @@ def create_api(
     readiness: Checks,
     metrics: Callable[[], Awaitable[bytes]],
     asyncapi: dict[str, Any] | None = None,
+    actions: Actions | None = None,
 ) -> FastAPI:
     api = FastAPI(
         title="Lead lifecycle service: read API",
@@ -214,24 +240,18 @@ def create_api(
         tags=["inbox"],
         operation_id="getLead",
         summary="One lead with its history",
-        responses=_problems(*_PARTNER_ERRORS, 404, 422, s404="No such lead for this partner"),
+        responses={
+            200: {"headers": {"ETag": _ETAG}},
+            **_problems(*_PARTNER_ERRORS, 404, 422, s404="No such lead for this partner"),
+        },
     )
-    async def get_lead(
-        caller: Caller,
-        lead_id: Annotated[
-            str,
-            Path(
-                pattern=ID_PATTERN,
-                min_length=1,
-                max_length=64,
-                description="The lead's id",
-            ),
-        ],
-    ) -> LeadDetail:
-        """One lead with its history. Another partner's lead is not found, like a missing one."""
+    async def get_lead(caller: Caller, lead_id: LeadId, response: Response) -> LeadDetail:
+        """One lead with its history. Another partner's lead is not found, like a missing one.
+        Its `ETag` is its version: send it back as `If-Match` with an action."""
         lead = await inbox.lead(caller.partner_id, lead_id)
         if lead is None:
             raise HTTPException(404, "this partner has no such lead")
+        response.headers["ETag"] = f'"{lead.version}"'
         return _detail(lead)
 
     @api.get(
@@ -261,11 +281,209 @@ def create_api(
             raise HTTPException(404, "no business profile received for this partner yet")
         return found
 
+    if actions is not None:
+        _action_routes(api, actions, partner)
     _operations(api, readiness, metrics)
     if asyncapi is not None:
         _contract(api, asyncapi)
-    _document(api)
+    _page(api)
+    _document(api, _ACTION_BODIES if actions is not None else {})
     return api
+
+
+_ETAG = {
+    "description": 'The lead\'s version, e.g. `"7"`: send it as `If-Match` with an action',
+    "schema": {"type": "string"},
+}
+_RETRY_AFTER = {"description": "Seconds to wait before retrying", "schema": {"type": "string"}}
+_REF = "#/components/schemas/"
+MAX_ACTION_BODY = 64 * 1024
+"""Bytes: larger than any valid action (notes ≤ 4000 characters, ≤ 50 contacts)."""
+_USER: TypeAdapter[str] = TypeAdapter(Id)
+
+
+def _action_bodies() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The body of `actOnLead` and its variants: the contract's partner actions less
+    the fields the service sets, which a body may not name (`false`)."""
+    schema = PARTNER_ACTION.json_schema(ref_template="#/$defs/{model}")
+    defs = schema["$defs"]
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inline(defs[node["$ref"].removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(value) for value in node]
+        return node
+
+    variants, mapping = {}, {}
+    for choice in schema["oneOf"]:
+        name = choice["$ref"].removeprefix("#/$defs/")
+        variant = inline(defs[name])
+        properties = {
+            field: rule
+            for field, rule in variant["properties"].items()
+            if field not in SET_BY_THE_SERVICE
+        }
+        tag = properties["action"]["const"]
+        variant["properties"] = {**properties, **dict.fromkeys(SET_BY_THE_SERVICE, False)}
+        variant["required"] = [f for f in variant["required"] if f not in SET_BY_THE_SERVICE]
+        variant["title"] = f"{name}Body"
+        variant["description"] = f"The body of a `{tag}` action"
+        variants[f"{name}Body"] = variant
+        mapping[tag] = f"{_REF}{name}Body"
+    body = {
+        "oneOf": [{"$ref": ref} for ref in mapping.values()],
+        "discriminator": {"propertyName": "action", "mapping": mapping},
+    }
+    return body, variants
+
+
+_ACTION_BODY, _ACTION_BODIES = _action_bodies()
+
+
+def _action_routes(api: FastAPI, actions: Actions, partner: Callable[..., Principal]) -> None:
+    Caller_ = Annotated[Principal, Depends(partner)]
+
+    @api.post(
+        "/v1/leads/{lead_id}/actions",
+        status_code=202,
+        response_model=ActionAccepted,
+        tags=["actions"],
+        operation_id="actOnLead",
+        summary="Act on a lead: accept, decline, update, add contacts, won, lost, (un)favorite",
+        responses={
+            202: {
+                "description": "Published to leads.partner-actions; the lifecycle rules "
+                "decide it next: follow `Location`",
+                "headers": {
+                    "Location": {
+                        "description": "`/v1/actions/{message_id}`: what became of it",
+                        "schema": {"type": "string"},
+                    }
+                },
+            },
+            **_problems(
+                400,
+                401,
+                403,
+                413,
+                422,
+                s400="No or an unusable Idempotency-Key or If-Match header, or two "
+                "Authorization headers",
+                s403="The token's role may not act on leads, or it names no user (`sub`)",
+                s422="The body is not a contract action (see `errors`), or the "
+                "Idempotency-Key was used for another request",
+            ),
+            503: {
+                **_problems(503)[503],
+                "description": "Kafka did not take the action; retry with the same Idempotency-Key",
+                "headers": {"Retry-After": _RETRY_AFTER},
+            },
+        },
+        openapi_extra={
+            "parameters": [
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": True,
+                    "description": "Names this action: a retry with the same key is the "
+                    "same action. The action's message_id is `<partner_id>:<key>`.",
+                    "schema": {"type": "string", "pattern": r"^[A-Za-z0-9._:-]{1,63}$"},
+                },
+                {
+                    "name": "If-Match",
+                    "in": "header",
+                    "required": False,
+                    "description": "The lead's `ETag` as read: the action is refused "
+                    "`stale_version` if the lead has moved on since",
+                    "schema": {"type": "string", "pattern": r'^"[1-9][0-9]{0,17}"$'},
+                },
+            ],
+            "requestBody": {
+                "required": True,
+                "description": "A partner action of the message contract without the "
+                "fields the service sets: partner and actor come from the token, lead_id "
+                "from the path, message_id from Idempotency-Key, expected_version from "
+                "If-Match. A body naming any of them is refused.",
+                "content": {"application/json": {"schema": _ACTION_BODY}},
+            },
+        },
+    )
+    async def act_on_lead(
+        request: Request, response: Response, caller: Caller_, lead_id: LeadId
+    ) -> ActionAccepted | Response:
+        """Publishes the action to leads.partner-actions (key: the lead id) once Kafka
+        has it (acks=all), and answers at once; the lifecycle rules decide it after."""
+        if any(len(request.headers.getlist(h)) > 1 for h in ("idempotency-key", "if-match")):
+            raise HTTPException(400, "send one Idempotency-Key and at most one If-Match header")
+        body = await request.body()
+        if len(body) > MAX_ACTION_BODY:
+            raise HTTPException(413, f"an action's body is at most {MAX_ACTION_BODY} bytes")
+        try:
+            message_id = await actions.submit(
+                _acting(caller),
+                lead_id,
+                request.headers.get("idempotency-key"),
+                request.headers.get("if-match"),
+                body,
+            )
+        except BadRequest as bad:
+            raise HTTPException(400, str(bad)) from None
+        except InvalidAction as invalid:
+            fields = [FieldProblem(location="body", name=n, message=m) for n, m in invalid.problems]
+            return problem(422, str(invalid), None, fields)
+        except KeyReused as reused:
+            raise HTTPException(422, str(reused)) from None
+        except Unavailable as unavailable:
+            raise HTTPException(
+                503,
+                f"{unavailable}; retry with the same Idempotency-Key",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            ) from None
+        response.headers["Location"] = f"/v1/actions/{message_id}"
+        return ActionAccepted(message_id=message_id)
+
+    @api.get(
+        "/v1/actions/{message_id}",
+        response_model=ActionStatus,
+        tags=["actions"],
+        operation_id="getAction",
+        summary="What became of an action: pending, applied or rejected",
+        responses=_problems(
+            *_PARTNER_ERRORS, 404, 422, s404="This partner sent no action with this id"
+        ),
+    )
+    async def get_action(
+        caller: Caller_,
+        message_id: Annotated[
+            str,
+            Path(
+                pattern=ID_PATTERN,
+                min_length=1,
+                max_length=128,
+                description="The action's message_id, as `actOnLead` answered it",
+            ),
+        ],
+    ) -> ActionStatus:
+        """The action's status, for the partner that sent it only: anyone else gets 404,
+        exactly like an unknown id."""
+        found = await actions.status(caller.partner_id, message_id)
+        if found is None:
+            raise HTTPException(404, "this partner sent no such action")
+        return found
+
+
+def _acting(principal: Principal) -> Caller:
+    """The actor of an action: the token's user (`sub`), in the token's role."""
+    try:
+        user_id = _USER.validate_python(principal.subject, strict=True)
+    except ValidationError:
+        raise HTTPException(
+            403, "the token names no user (`sub`: 1..64 of [A-Za-z0-9._:-]) who may act"
+        ) from None
+    return Caller(principal.partner_id, user_id, principal.role)
 
 
 def _operations(api: FastAPI, readiness: Checks, metrics: Callable[[], Awaitable[bytes]]) -> None:
@@ -352,16 +570,63 @@ def _contract(api: FastAPI, asyncapi: dict[str, Any]) -> None:
         """The AsyncAPI document rendered for reading in a browser (no external scripts)."""
         return HTMLResponse(page)
 
-    @api.get("/asyncapi/{asset}", include_in_schema=False)
-    async def asyncapi_asset(asset: str) -> Response:
+    _files(api, "/asyncapi/{asset}", assets, "max-age=3600")
+
+
+def _files(
+    api: FastAPI, path: str, assets: Mapping[str, tuple[str, bytes]], cache_control: str
+) -> None:
+    """Serves these files (name: media type and content) at `path`, out of the OpenAPI
+    document; any other name is 404."""
+
+    @api.get(path, include_in_schema=False)
+    async def asset_file(asset: str) -> Response:
         if asset not in assets:
             raise HTTPException(404, "no such file")
         media, content = assets[asset]
-        return Response(content, media_type=media, headers={"Cache-Control": "max-age=3600"})
+        return Response(content, media_type=media, headers={"Cache-Control": cache_control})
 
 
-def _document(api: FastAPI) -> None:
-    """The OpenAPI document: servers, license, tags, and the problem schema."""
+_PAGE_ASSETS = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+_PAGE_HEADERS = {
+    # Scripts and styles from this origin only; the page talks to this API only.
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def _page(api: FastAPI) -> None:
+    """The partner's Leads page: static files shipped in the package, no build step."""
+    folder = _WEB / "leads"
+    page = (folder / "index.html").read_bytes()
+    assets = {
+        item.name: (_PAGE_ASSETS[suffix], item.read_bytes())
+        for item in folder.iterdir()
+        if (suffix := "." + item.name.rpartition(".")[2]) in _PAGE_ASSETS
+    }
+
+    @api.get(
+        "/",
+        tags=["page"],
+        operation_id="getLeadsPage",
+        summary="The partner's Leads page",
+        openapi_extra=_PUBLIC,
+        response_class=HTMLResponse,
+    )
+    async def leads_page() -> HTMLResponse:
+        """Tabs, filters, a lead's detail and the actions its stage allows. Signs in with
+        a bearer token passed in the URL fragment (`/#token=...`), kept in sessionStorage."""
+        return HTMLResponse(page, headers=_PAGE_HEADERS)
+
+    _files(api, "/leads/{asset}", assets, "no-cache")
+
+
+def _document(api: FastAPI, bodies: dict[str, Any]) -> None:
+    """The OpenAPI document: servers, license, tags, the problem schema and the
+    action bodies."""
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:
@@ -378,6 +643,7 @@ def _document(api: FastAPI) -> None:
             problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
             schemas.update(problem.pop("$defs", {}))
             schemas["Problem"] = problem
+            schemas.update(bodies)
             api.openapi_schema = document
         return api.openapi_schema
 

@@ -1,0 +1,474 @@
+// The partner's Leads page: tabs with counts, filters, pages of leads, a lead's
+// detail with the actions its stage allows.
+
+import * as api from "./api.js";
+import { STAGE_ACTIONS, actionForm, appliedText, perform, refusalText } from "./forms.js";
+import {
+  LEAD_TYPES,
+  OUTCOMES,
+  REASONS,
+  TABS,
+  ago,
+  country,
+  day,
+  h,
+  historyText,
+  icon,
+  money,
+  roleName,
+  timeLeft,
+  when,
+} from "./ui.js";
+
+const PAGE_SIZE = 20;
+const EXPIRING_DAYS = 3;
+const STAGES = { "": "All", received: "Received", accepted: "Accepted", archived: "Archived" };
+
+const state = {
+  tab: "marketplace",
+  stage: "",
+  hot: false,
+  expiring: false,
+  cursors: [null],
+  next: null,
+  counts: null,
+  selected: null,
+  lead: null,
+  notice: null,
+};
+
+const $ = (id) => document.getElementById(id);
+
+function start() {
+  api.takeTokenFromFragment();
+  wire();
+  if (api.token()) showApp();
+  else showSignIn();
+}
+
+function wire() {
+  $("sign-in-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const value = $("token").value.trim();
+    if (!value) return;
+    api.signIn(value);
+    $("token").value = "";
+    showApp();
+  });
+  $("sign-out").addEventListener("click", () => signOut(""));
+  $("refresh").addEventListener("click", () => refresh());
+  const tabs = [...document.querySelectorAll('[role="tab"]')];
+  tabs.forEach((tab, index) => {
+    tab.addEventListener("click", () => chooseTab(tab.dataset.tab));
+    tab.addEventListener("keydown", (event) => {
+      const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+      const to = event.key === "Home" ? 0 : event.key === "End" ? tabs.length - 1 : step ? (index + step + tabs.length) % tabs.length : null;
+      if (to === null) return;
+      event.preventDefault();
+      tabs[to].focus();
+      chooseTab(tabs[to].dataset.tab);
+    });
+  });
+  document.querySelectorAll('input[name="stage"]').forEach((radio) =>
+    radio.addEventListener("change", () => {
+      state.stage = radio.value;
+      firstPage();
+    }),
+  );
+  $("hot").addEventListener("change", (event) => {
+    state.hot = event.target.checked;
+    firstPage();
+  });
+  $("expiring").addEventListener("change", (event) => {
+    state.expiring = event.target.checked;
+    firstPage();
+  });
+  $("previous").addEventListener("click", () => {
+    state.cursors.pop();
+    loadPage();
+  });
+  $("next").addEventListener("click", () => {
+    state.cursors.push(state.next);
+    loadPage();
+  });
+  $("back").addEventListener("click", () => closeDetail());
+}
+
+function showSignIn(message = "") {
+  $("sign-in").hidden = false;
+  $("app").hidden = true;
+  $("who").hidden = true;
+  $("sign-in-message").textContent = message;
+  $("sign-in-message").hidden = !message;
+  $("token").focus();
+}
+
+function signOut(message) {
+  api.signOut();
+  state.selected = state.lead = null;
+  showSignIn(message);
+}
+
+const expired = () => signOut("Your sign-in has expired or is not valid: sign in again.");
+
+async function guarded(work) {
+  try {
+    return await work();
+  } catch (error) {
+    if (error.status === 401) expired();
+    else showProblem(error);
+    return undefined;
+  }
+}
+
+function showProblem(error) {
+  const banner = $("problem");
+  banner.textContent =
+    error.status === 503
+      ? "The lead service is not answering right now. Try again in a few seconds."
+      : `Something went wrong: ${error.message}`;
+  banner.hidden = false;
+}
+
+async function showApp() {
+  $("sign-in").hidden = true;
+  $("app").hidden = false;
+  const who = api.claims() || {};
+  $("partner-name").textContent = who.partner_id || "";
+  $("role").textContent = roleName(who.role || "");
+  $("who").hidden = false;
+  guarded(async () => {
+    const profile = await api.get("/v1/profile").catch((error) => {
+      if (error.status === 404) return null;
+      throw error;
+    });
+    if (profile) $("partner-name").textContent = profile.name;
+  });
+  await refresh();
+}
+
+async function refresh() {
+  $("problem").hidden = true;
+  await Promise.all([loadCounts(), loadPage()]);
+  if (state.selected) await loadDetail(state.selected);
+}
+
+function chooseTab(tab) {
+  if (tab === state.tab) return;
+  state.tab = tab;
+  renderTabs();
+  firstPage();
+}
+
+function firstPage() {
+  state.cursors = [null];
+  loadPage();
+}
+
+async function loadCounts() {
+  const counts = await guarded(() => api.get("/v1/leads/counts"));
+  if (!counts) return;
+  state.counts = counts;
+  renderTabs();
+}
+
+function renderTabs() {
+  for (const tab of document.querySelectorAll('[role="tab"]')) {
+    const selected = tab.dataset.tab === state.tab;
+    tab.setAttribute("aria-selected", String(selected));
+    tab.tabIndex = selected ? 0 : -1;
+    const count = state.counts ? state.counts[tab.dataset.tab].total : "";
+    tab.querySelector(".count").textContent = count;
+    tab.setAttribute("aria-label", `${TABS[tab.dataset.tab]}, ${count} leads`);
+  }
+  $("list-panel").setAttribute("aria-labelledby", `tab-${state.tab}`);
+  const byStage = state.counts ? state.counts[state.tab] : null;
+  for (const radio of document.querySelectorAll('input[name="stage"]')) {
+    const n = byStage ? (radio.value ? byStage[radio.value] : byStage.total) : "";
+    radio.nextElementSibling.querySelector(".count").textContent = n;
+  }
+}
+
+async function loadPage() {
+  const params = {
+    tab: state.tab,
+    stage: state.stage || null,
+    hot: state.hot || null,
+    expiring_within_days: state.expiring ? EXPIRING_DAYS : null,
+    limit: PAGE_SIZE,
+    cursor: state.cursors[state.cursors.length - 1],
+  };
+  $("rows").setAttribute("aria-busy", "true");
+  const page = await guarded(() => api.get("/v1/leads", params));
+  $("rows").setAttribute("aria-busy", "false");
+  if (!page) return;
+  state.next = page.next_cursor;
+  renderRows(page.items);
+  $("previous").disabled = state.cursors.length === 1;
+  $("next").disabled = !state.next;
+  $("page-number").textContent = `Page ${state.cursors.length}`;
+}
+
+function renderRows(leads) {
+  const rows = $("rows");
+  rows.replaceChildren();
+  if (leads.length === 0) {
+    rows.append(h("li", { class: "empty" }, "No leads here."));
+    return;
+  }
+  for (const lead of leads) rows.append(row(lead));
+}
+
+function stateBadge(lead) {
+  if (lead.stage === "received") {
+    const left = timeLeft(lead.respond_by);
+    return h("span", { class: `left ${left.urgency}`, title: `Answer by ${when(lead.respond_by)}` }, left.text);
+  }
+  if (lead.stage === "accepted") return h("span", { class: "left accepted" }, "Accepted");
+  return h("span", { class: `left archived ${lead.outcome}` }, OUTCOMES[lead.outcome] || "Archived");
+}
+
+function contactRequest(lead, withText = false) {
+  if (lead.stage === "archived") return null; // no one to reach out to any more
+  if (lead.hot) {
+    const label = "Hot: the customer asked to be contacted";
+    return withText ? h("span", { class: "flag hot" }, icon("flame"), "Hot") : icon("flame", label);
+  }
+  if (lead.contact_requested) {
+    const label = "Contact requested more than 72 hours ago";
+    return withText ? h("span", { class: "flag cooled" }, icon("cooled"), "Contact requested") : icon("cooled", label);
+  }
+  return null;
+}
+
+function row(lead) {
+  const company = lead.customer.company_name;
+  const open = h(
+    "button",
+    { type: "button", class: "open", "aria-current": lead.lead_id === state.selected ? "true" : null, onclick: () => select(lead.lead_id, open) },
+    h("span", { class: "company" }, company, contactRequest(lead)),
+    h(
+      "span",
+      { class: "meta" },
+      h("span", { class: "country" }, country(lead.customer.country)),
+      h("span", { class: "type" }, LEAD_TYPES[lead.lead_type]),
+      h("span", { class: "received", title: when(lead.received_at) }, `Received ${ago(lead.received_at)}`),
+      lead.deal ? h("span", { class: "deal" }, money(lead.deal.value)) : null,
+    ),
+  );
+  return h("li", { class: "lead", "data-lead": lead.lead_id }, heart(lead, company), open, stateBadge(lead));
+}
+
+function heart(lead, company) {
+  const archived = lead.stage === "archived";
+  const button = h(
+    "button",
+    {
+      type: "button",
+      class: "heart",
+      "aria-pressed": String(lead.favorite),
+      "aria-label": `Favorite: ${company}`,
+      title: archived ? "Archived leads are read-only" : lead.favorite ? "Remove from favorites" : "Add to favorites",
+      disabled: archived,
+    },
+    icon("heart"),
+  );
+  button.addEventListener("click", () => toggleFavorite(lead, button));
+  return button;
+}
+
+async function toggleFavorite(lead, button) {
+  const favorite = button.getAttribute("aria-pressed") !== "true";
+  button.setAttribute("aria-pressed", String(favorite));
+  button.classList.add("pending");
+  const body = { action: favorite ? "favorite" : "unfavorite" };
+  const result = await guarded(() => perform(lead, body, api.newKey(), false));
+  button.classList.remove("pending");
+  if (!result || result.status !== "applied") {
+    button.setAttribute("aria-pressed", String(!favorite));
+    if (result && result.status === "rejected") toast(refusalText(result));
+    return;
+  }
+  toast(appliedText(result));
+  await Promise.all([loadCounts(), state.tab === "favorites" ? loadPage() : null]);
+  if (state.selected === lead.lead_id) await loadDetail(lead.lead_id);
+}
+
+let toastTimer = null;
+function toast(text) {
+  $("toast").textContent = text;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => ($("toast").textContent = ""), 5000);
+}
+
+async function select(leadId, opener) {
+  state.selected = leadId;
+  state.opener = opener;
+  state.notice = null;
+  for (const button of document.querySelectorAll(".lead .open")) button.removeAttribute("aria-current");
+  opener.setAttribute("aria-current", "true");
+  document.body.classList.add("showing-detail");
+  await loadDetail(leadId);
+  if (narrow.matches) window.scrollTo(0, 0); // the lead takes the list's place
+  $("detail-title").focus({ preventScroll: true });
+}
+
+const narrow = window.matchMedia("(max-width: 900px)");
+
+function closeDetail() {
+  document.body.classList.remove("showing-detail");
+  state.selected = state.lead = null;
+  $("detail-body").replaceChildren(h("p", { class: "placeholder" }, "Choose a lead to see its details."));
+  $("detail-title").textContent = "Lead details";
+  if (state.opener && state.opener.isConnected) state.opener.focus();
+}
+
+async function loadDetail(leadId) {
+  const lead = await guarded(() => api.get(`/v1/leads/${encodeURIComponent(leadId)}`));
+  if (!lead || state.selected !== leadId) return;
+  state.lead = lead;
+  renderDetail(lead);
+}
+
+function section(title, ...content) {
+  return h("section", { class: "card" }, h("h3", {}, title), ...content);
+}
+
+function facts(pairs) {
+  return h(
+    "dl",
+    { class: "facts" },
+    pairs.filter(([, value]) => value !== null && value !== undefined && value !== "").map(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]),
+  );
+}
+
+function renderDetail(lead) {
+  const customer = lead.customer;
+  $("detail-title").textContent = customer.company_name;
+  const parts = [];
+  if (state.notice) parts.push(h("p", { class: `notice ${state.notice.kind}`, role: "status" }, state.notice.text));
+  parts.push(
+    h(
+      "p",
+      { class: "chips" },
+      h("span", { class: "chip" }, LEAD_TYPES[lead.lead_type]),
+      h("span", { class: `chip stage-${lead.stage}` }, lead.outcome ? `Archived: ${OUTCOMES[lead.outcome]}` : lead.stage === "accepted" ? "Accepted" : "Received"),
+      contactRequest(lead, true),
+      lead.favorite ? h("span", { class: "chip favorite" }, "Favorite") : null,
+    ),
+  );
+  if (lead.hot && lead.stage !== "archived") {
+    parts.push(h("p", { class: "alert hot" }, icon("flame"), `The customer asked to be contacted directly: reach out as soon as you can (hot until ${when(lead.hot_until)}).`));
+  } else if (lead.contact_requested && lead.stage !== "archived") {
+    parts.push(h("p", { class: "alert cooled" }, icon("cooled"), "The customer asked to be contacted more than 72 hours ago. The lead is still active: you can still reach out."));
+  }
+  if (lead.stage === "received") {
+    const left = timeLeft(lead.respond_by);
+    parts.push(h("p", { class: `respond ${left.urgency}` }, `Answer by ${when(lead.respond_by)}: ${left.text.toLowerCase()}.`));
+  }
+  parts.push(section("What the customer needs", h("p", { class: "need" }, lead.need)));
+  const erased = customer.email === null && (lead.outcome === "declined" || lead.outcome === "expired");
+  parts.push(
+    section(
+      "Customer",
+      facts([
+        ["Company", customer.company_name],
+        ["Country", country(customer.country)],
+        ["Company size", customer.company_size],
+        ["Industry", customer.industry],
+        ["Contact", customer.contact_name],
+        ["E-mail", customer.email ? h("a", { href: `mailto:${customer.email}` }, customer.email) : null],
+        ["Phone", customer.phone],
+      ]),
+      erased ? h("p", { class: "erased" }, `The customer's contact data was erased when the lead was ${lead.outcome}.`) : null,
+    ),
+  );
+  parts.push(
+    section(
+      "Referral",
+      facts([
+        ["Received", when(lead.received_at)],
+        ["Sent by", lead.referrer.name || `${lead.referrer.kind === "microsoft" ? "Microsoft" : "Partner"} (${lead.referrer.id})`],
+        ["Campaign", lead.campaign_id],
+        ["Answered", lead.answered_at ? when(lead.answered_at) : null],
+        ["Reason", lead.decline_reason ? REASONS[lead.decline_reason] : null],
+        ["Closing notes", lead.closing_notes],
+      ]),
+    ),
+  );
+  if (lead.deal) {
+    const deal = lead.deal;
+    parts.push(
+      section(
+        "Deal",
+        facts([
+          ["Name", deal.name],
+          ["Value", money(deal.value)],
+          ["Estimated close", day(deal.estimated_close_date)],
+          ["Notes", deal.notes],
+          ["CRM ID", deal.crm_id],
+          ["Campaign", deal.campaign_id],
+        ]),
+      ),
+    );
+  }
+  if (lead.contacts.length) {
+    parts.push(
+      section(
+        "Your employees on this deal",
+        h("ul", { class: "people" }, lead.contacts.map((c) => h("li", {}, h("strong", {}, c.name), " ", h("a", { href: `mailto:${c.email}` }, c.email), c.phone ? ` · ${c.phone}` : ""))),
+      ),
+    );
+  }
+  parts.push(actions(lead));
+  parts.push(
+    section(
+      "History",
+      h(
+        "ol",
+        { class: "history" },
+        lead.history.map((entry) => {
+          const { who, what } = historyText(entry);
+          const move = entry.from_stage && entry.from_stage !== entry.to_stage ? ` (${entry.from_stage} → ${entry.to_stage})` : "";
+          return h("li", {}, h("time", { datetime: entry.at }, when(entry.at)), h("span", {}, h("strong", {}, who), ` ${what}${move}`));
+        }),
+      ),
+    ),
+  );
+  $("detail-body").replaceChildren(...parts);
+}
+
+function actions(lead) {
+  const allowed = STAGE_ACTIONS[lead.stage];
+  if (allowed.length === 0) {
+    return section("Actions", h("p", { class: "read-only" }, "Archived leads are read-only: there is nothing left to do."));
+  }
+  const holder = h("div", { class: "form-holder" });
+  const buttons = allowed.map(([kind, label]) => {
+    const main = kind === "accept" || kind === "won";
+    const button = h("button", { type: "button", class: main ? "primary" : "secondary", "aria-expanded": "false", "data-opens": kind }, label);
+    button.addEventListener("click", () => {
+      const open = button.getAttribute("aria-expanded") === "true";
+      for (const other of buttons) other.setAttribute("aria-expanded", "false");
+      holder.replaceChildren();
+      if (open) return;
+      button.setAttribute("aria-expanded", "true");
+      const { form, heading } = actionForm(kind, lead, { done: (status) => decided(lead, status), signedOut: expired });
+      holder.append(form);
+      heading.focus();
+    });
+    return button;
+  });
+  return section("Actions", h("div", { class: "action-buttons" }, buttons), holder);
+}
+
+async function decided(lead, status) {
+  if (status.status === "pending") return;
+  if (status.status === "rejected" && status.reason !== "stale_version") return;
+  state.notice = status.status === "applied" ? { kind: "ok", text: appliedText(status) } : { kind: "error", text: refusalText(status) };
+  await Promise.all([loadCounts(), loadPage()]);
+  await loadDetail(lead.lead_id);
+  $("detail-title").focus({ preventScroll: true });
+}
+
+start();
