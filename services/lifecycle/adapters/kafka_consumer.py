@@ -68,19 +68,22 @@ class BatchConsumer:
             raise ConsumerStoppedError()
         return self._consumer
 
-    async def start(self) -> None:
+    def options(self) -> dict[str, object]:
         settings = self._settings
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers,
-            group_id=settings.group_id,
-            client_id=settings.client_id,
-            enable_auto_commit=False,  # an offset is committed once its batch is
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",  # never an aborted upstream transaction
-            fetch_max_wait_ms=settings.fetch_max_wait_ms,
-            max_poll_records=settings.max_poll_records,
-        )
-        self._consumer.subscribe(list(settings.topics), listener=_HandOver(self))
+        return {
+            "bootstrap_servers": settings.bootstrap_servers,
+            "group_id": settings.group_id,
+            "client_id": settings.client_id,
+            "enable_auto_commit": False,  # an offset is committed once its batch is
+            "auto_offset_reset": "earliest",
+            "isolation_level": "read_committed",  # never an aborted upstream transaction
+            "fetch_max_wait_ms": settings.fetch_max_wait_ms,
+            "max_poll_records": settings.max_poll_records,
+        }
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(**self.options())
+        self._consumer.subscribe(list(self._settings.topics), listener=_HandOver(self))
         await self._consumer.start()
         self._loop = asyncio.create_task(self._run(), name="kafka-consumer")
 

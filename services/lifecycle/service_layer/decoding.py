@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
 
 from contracts.actions import PARTNER_ACTION
 from contracts.commands import COMMAND
@@ -25,6 +26,7 @@ ADAPTERS: dict[Topic, TypeAdapter[Any]] = {
 }
 
 MAX_ERRORS_SHOWN = 5
+_EMAIL_PREFIX = "value is not a valid email address"
 
 
 class Malformed(Refused):
@@ -52,12 +54,23 @@ def decode(topic: Topic, value: bytes) -> BaseModel:
 def describe(error: ValidationError) -> str:
     """Which fields are wrong and how, never echoing the values (they may be personal data)."""
     problems = [
-        f"{'.'.join(str(p) for p in e['loc']) or '(message)'}: {e['msg']}"
+        f"{'.'.join(str(p) for p in e['loc']) or '(message)'}: {_problem(e)}"
         for e in error.errors(include_input=False, include_url=False)
     ]
     shown = "; ".join(problems[:MAX_ERRORS_SHOWN])
     more = len(problems) - MAX_ERRORS_SHOWN
     return f"does not match the contract: {shown}" + (f"; and {more} more" if more > 0 else "")
+
+
+def _problem(error: ErrorDetails) -> str:
+    """The error in words that never quote the value: some of pydantic's messages
+    (an unknown union tag) and email-validator's do."""
+    if error["type"] == "union_tag_invalid":
+        ctx = error.get("ctx", {})
+        return f"{ctx.get('discriminator', 'the tag')} must be one of {ctx.get('expected_tags')}"
+    if error["msg"].startswith(_EMAIL_PREFIX):
+        return "value is not a valid email address"
+    return error["msg"]
 
 
 def readable_ids(value: bytes) -> tuple[str | None, str | None]:

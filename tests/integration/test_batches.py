@@ -1,0 +1,155 @@
+"""Batches on the real store: several messages decided in memory and committed in one
+transaction give exactly what handling them one by one gives; duplicates, second
+writers and an action racing its lead's arrival are all settled right."""
+
+import asyncio
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from contracts.topics import Topic
+from services.lifecycle.adapters.mongo import MongoStore
+from services.lifecycle.domain.clock import Clock
+from services.lifecycle.domain.lead import Windows
+from services.lifecycle.service_layer.handler import LeadService
+from services.lifecycle.service_layer.ports import Change, OutboxRow
+from tests import messages
+from tests.integration.conftest import delivery, outbox_rows
+
+
+def history(lead_id: str) -> list[tuple[Topic, dict[str, Any]]]:
+    contacts = [{"name": "Max", "email": "max@contoso.example"}]
+    return [
+        (Topic.PARTNER_ACTIONS, messages.action(lead_id, "accept")),
+        (Topic.PARTNER_ACTIONS, messages.action(lead_id, "favorite")),
+        (Topic.PARTNER_ACTIONS, messages.action(lead_id, "update", changes={"notes": "ok"})),
+        (Topic.PARTNER_ACTIONS, messages.action(lead_id, "add_contacts", contacts=contacts)),
+        (Topic.PARTNER_ACTIONS, messages.action(lead_id, "accept")),  # refused: accepted
+        (Topic.PARTNER_ACTIONS, messages.action(lead_id, "won")),
+    ]
+
+
+def published(rows: Sequence[OutboxRow]) -> list[tuple[str, str, Any]]:
+    """What the rows say, less the moment they were decided."""
+    out = []
+    for row in rows:
+        value = json.loads(row.value)
+        out.append(
+            (
+                dict(row.headers)["ce_id"].decode(),
+                value.get("type", ""),
+                value.get("version", value.get("reason")),
+            )
+        )
+    return out
+
+
+async def test_a_batch_of_one_leads_messages_equals_handling_them_one_by_one(
+    service: LeadService, store: MongoStore
+) -> None:
+    lead = messages.inbound(lead_id="folded")
+    steps = history("folded")
+    await service.handle(delivery(Topic.INBOUND, lead))
+    one_by_one = [await service.handle(delivery(t, m)) for t, m in steps]
+    rows_one_by_one = await outbox_rows(store, "folded")
+    stored_one_by_one = await store.load("folded")
+
+    # The very same messages again, on a fresh database, as one batch.
+    await store.database.client.drop_database(store.database.name)
+    await store.ensure_indexes()
+    await service.handle(delivery(Topic.PROFILES, messages.profile()))
+    await service.handle(delivery(Topic.INBOUND, lead))
+    batch = await service.handle_batch([delivery(t, m) for t, m in steps])
+    rows_batched = await outbox_rows(store, "folded")
+    stored_batched = await store.load("folded")
+
+    assert batch.outcomes == one_by_one
+    assert [h.outcome for h in batch.outcomes] == ["applied"] * 4 + ["rejected", "applied"]
+    assert published(rows_batched) == published(rows_one_by_one)
+    assert stored_batched is not None and stored_one_by_one is not None
+    assert stored_batched.version == stored_one_by_one.version == 6
+    moments = {"received_at", "respond_by", "hot_until", "answered_at"}
+    assert stored_batched.snapshot().model_dump(exclude=moments) == (
+        stored_one_by_one.snapshot().model_dump(exclude=moments)
+    )
+
+
+async def test_duplicates_inside_a_batch_and_across_batches_are_applied_once(
+    service: LeadService, store: MongoStore
+) -> None:
+    await service.handle(delivery(Topic.INBOUND, messages.inbound(lead_id="twice")))
+    favorite = messages.action("twice", "favorite")
+    first = await service.handle_batch(
+        [delivery(Topic.PARTNER_ACTIONS, favorite), delivery(Topic.PARTNER_ACTIONS, favorite)]
+    )
+    again = await service.handle_batch([delivery(Topic.PARTNER_ACTIONS, favorite)])
+    assert [h.outcome for h in first.outcomes] == ["applied", "duplicate"]
+    assert [h.outcome for h in again.outcomes] == ["duplicate"]
+    stored = await store.load("twice")
+    assert stored is not None and stored.version == 2
+    assert [t for _, t, _ in published(await outbox_rows(store, "twice"))].count(
+        "lead.favorited"
+    ) == 1
+
+
+class SecondWriter:
+    """The store, with another writer changing the lead just before the batch commits."""
+
+    def __init__(self, store: MongoStore, other: LeadService, lead_id: str) -> None:
+        self._store = store
+        self._other = other
+        self._lead_id = lead_id
+        self.commits = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def commit(self, change: Change) -> list[OutboxRow]:
+        self.commits += 1
+        if self.commits == 1:
+            action = messages.action(self._lead_id, "favorite")
+            await self._other.handle(delivery(Topic.PARTNER_ACTIONS, action))
+        return await self._store.commit(change)
+
+
+async def test_a_second_writer_mid_batch_makes_the_batch_decide_again_on_fresh_reads(
+    service: LeadService, store: MongoStore, clock: Clock
+) -> None:
+    await service.handle(delivery(Topic.INBOUND, messages.inbound(lead_id="raced")))
+    racing = SecondWriter(store, service, "raced")
+    batched = LeadService(racing, clock, Windows())
+    result = await batched.handle_batch(
+        [
+            delivery(Topic.PARTNER_ACTIONS, messages.action("raced", "accept")),
+            delivery(
+                Topic.PARTNER_ACTIONS, messages.action("raced", "update", changes={"notes": "x"})
+            ),
+        ]
+    )
+    assert racing.commits == 2  # the first commit found the lead changed and wrote nothing
+    assert [h.outcome for h in result.outcomes] == ["applied", "applied"]
+    stored = await store.load("raced")
+    assert stored is not None
+    assert (stored.version, stored.favorite, stored.stage) == (4, True, "accepted")
+    assert [e.action for e in stored.history] == ["receive", "favorite", "accept", "update"]
+
+
+@pytest.mark.parametrize("attempt", range(5))
+async def test_an_action_and_its_lead_committing_side_by_side_never_strand_the_action(
+    service: LeadService, store: MongoStore, attempt: int
+) -> None:
+    lead = messages.inbound()
+    accept = messages.action(lead["lead_id"], "accept")
+
+    async def arrive() -> None:
+        await service.handle(delivery(Topic.INBOUND, lead))
+
+    async def act() -> None:
+        await service.handle(delivery(Topic.PARTNER_ACTIONS, accept))
+
+    await asyncio.gather(arrive(), act())
+    stored = await store.load(lead["lead_id"])
+    assert stored is not None and stored.stage == "accepted"  # applied, in either order
+    assert await store.database["held_actions"].count_documents({}) == 0
