@@ -5,6 +5,7 @@ moving on; then replayed by `leads dead-letters replay` once the cause is gone."
 import subprocess
 import sys
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 from contracts.topics import Topic
@@ -29,7 +30,9 @@ def leads_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str
 async def test_a_failing_message_is_parked_answered_and_replayed_once_fixed(
     servers: Servers, tmp_path: Path
 ) -> None:
-    settings = isolated_settings(servers, "dlq").model_copy(update={"retry_max_backoff": "PT0.2S"})
+    settings = isolated_settings(servers, "dlq").model_copy(
+        update={"retry_max_backoff": timedelta(seconds=0.2)}
+    )
     poison_file = tmp_path / "poison"
     poison_file.touch()
     service = ServiceProcess(
