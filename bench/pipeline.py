@@ -3,9 +3,10 @@
 1. The floor: a bare aiokafka consume -> JSON -> produce loop (bench/bare_loop.py)
    on the same broker, its CPU per message.
 2. Under load: N leads, each received, accepted and won, pushed through a running
-   `leads serve` (each lead's next message goes once the previous one's event is
-   out; `--window` leads in flight): throughput, publish -> event latency, the
-   service's CPU per message and its ratio to the floor.
+   `leads serve` as fast as it takes them (every lead published at once by default,
+   each lead's next message as soon as the previous one's event is out; `--window`
+   caps the leads in flight): throughput, publish -> event latency, the service's
+   CPU per message and its ratio to the floor.
 3. One at a time: accept -> `lead.accepted` latency, one accept in flight.
 4. The store's own ceiling: the very documents the service writes for those
    leads (built by its own code, in batches of the size it committed), written
@@ -38,6 +39,7 @@ from contracts.profiles import PartnerProfile
 from contracts.topics import Topic
 from services.dev_servers import embedded_servers
 from services.lifecycle.adapters import outbox
+from services.lifecycle.adapters.inbox import MongoInbox
 from services.lifecycle.adapters.kafka import ensure_topics
 from services.lifecycle.adapters.mongo import MongoStore, connect
 from services.lifecycle.domain.clock import SystemClock
@@ -239,7 +241,8 @@ async def store_ceiling(settings: Settings, leads: int, batch: int) -> float:
     client = connect(settings.mongodb_uri)
     clock = SystemClock()
     store = MongoStore(client, f"ceiling_{uuid.uuid4().hex[:8]}", clock, settings.topic_prefix)
-    await store.ensure_indexes()
+    await store.ensure_indexes()  # the service's own indexes: every write keeps them up
+    await MongoInbox(store.database).ensure_indexes()
     profile = PartnerProfile.model_validate(messages.profile())
     stream = [messages.inbound(lead_id=f"ceiling-{n}") for n in range(leads)]
     phases: list[tuple[Topic, list[dict[str, Any]]]] = [
@@ -289,7 +292,7 @@ async def run(settings: Settings, service: ServiceProcess, args: argparse.Namesp
     floor = await bare_loop(settings, 3 * args.leads)
     async with upstream_of(service), Driver(settings) as driver:
         cpu_before = service_cpu(service)
-        elapsed, loaded = await under_load(driver, args.leads, args.window)
+        elapsed, loaded = await under_load(driver, args.leads, args.window or args.leads)
         cpu = service_cpu(service) - cpu_before
         handled, batches = committed_batches(settings)
         single = await one_at_a_time(driver, args.samples)
@@ -308,7 +311,7 @@ async def run(settings: Settings, service: ServiceProcess, args: argparse.Namesp
     ]
     for label, value in rows:
         print(f"{label:<34} {value}")
-    print(latencies(f"publish -> event, {args.window} in flight", loaded))
+    print(latencies(f"publish -> event, {args.window or args.leads} in flight", loaded))
     print(latencies("accept -> lead.accepted, one by one", single))
     print(f"{'':<34} mean {1000 * statistics.mean(single):.1f} ms")
 
@@ -316,11 +319,22 @@ async def run(settings: Settings, service: ServiceProcess, args: argparse.Namesp
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--leads", type=int, default=2000, help="how many leads to push")
-    parser.add_argument("--window", type=int, default=1000, help="leads in flight at once")
+    parser.add_argument(
+        "--window", type=int, default=0, help="leads in flight at once (default: all)"
+    )
     parser.add_argument("--samples", type=int, default=200, help="one-at-a-time accepts")
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        type=lambda text: tuple(text.split("=", 1)),
+        metavar="NAME=VALUE",
+        help="a service setting for this run, e.g. batch_wait=PT0.02S (repeatable)",
+    )
     args = parser.parse_args()
     with embedded_servers() as servers:
         settings = isolated_settings(servers, "bench")
+        settings = Settings.model_validate({**settings.model_dump(), **dict(args.setting)})
         service = ServiceProcess(settings)
         service.start()
         try:

@@ -74,7 +74,7 @@ class AlwaysLeader:
         return None
 
 
-def lead_deadlines(overdue: bool) -> list[dict[str, Any]]:
+def lead_deadlines(overdue: bool) -> dict[str, Any]:
     """One lead's deadlines as the service stores them: received 15 days ago
     (its expiry is due) or just now (nothing is due for days)."""
     now = CLOCK.now()
@@ -83,21 +83,18 @@ def lead_deadlines(overdue: bool) -> list[dict[str, Any]]:
     profile = PartnerProfile.model_validate(messages.profile())
     lead = rules.receive(None, message, now, WINDOWS, profile).lead
     # An overdue lead's reminders were sent long ago: only its expiry is left.
-    return [
-        stored.to_document(d)
-        for d in deadlines_of(lead, WINDOWS)
-        if not overdue or d.command == "expire"
-    ]
+    kept = [d for d in deadlines_of(lead, WINDOWS) if not overdue or d.command == "expire"]
+    return stored.to_document(lead.lead_id, kept)
 
 
 async def store(collection: AsyncCollection[dict[str, Any]], leads: int, due: int) -> None:
     progress = tqdm(total=leads, unit="lead", desc="storing", file=sys.stderr)
     batch: list[dict[str, Any]] = []
     for n in range(leads):
-        batch += lead_deadlines(overdue=n < due)
-        if len(batch) >= 3000 or n == leads - 1:
+        batch.append(lead_deadlines(overdue=n < due))
+        if len(batch) >= 1000 or n == leads - 1:
             await collection.insert_many(batch, ordered=False)
-            progress.update(len({d["lead_id"] for d in batch}))
+            progress.update(len(batch))
             batch = []
     progress.close()
 

@@ -55,9 +55,9 @@ def inject() -> None:
 
     commit = BatchConsumer._commit
 
-    async def crashing_commit(self: BatchConsumer, tp: Any, offset: int) -> None:
+    async def crashing_commit(self: BatchConsumer, offsets: Any) -> None:
         crash_once("before_offset_commit")
-        await commit(self, tp, offset)
+        await commit(self, offsets)
 
     BatchConsumer._commit = crashing_commit  # type: ignore[method-assign]
 

@@ -25,6 +25,7 @@ Handle = Callable[[Sequence[ConsumerRecord[bytes, bytes]]], Awaitable[None]]
 """Handles one partition's records, in order; returns once they are committed."""
 
 UNREADABLE_RETRY_S = 60.0
+COMMIT_INTERVAL_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ class BatchConsumer:
         self._stopping = False
         self._next: dict[TopicPartition, int] = {}
         """Per partition, the offset after the last record handled here."""
+        self._uncommitted: dict[TopicPartition, int] = {}
+        """Offsets of handled batches not yet committed to Kafka."""
+        self._committer: asyncio.Task[None] | None = None
         self._unreadable: dict[TopicPartition, float] = {}
         """Partitions set aside because their records cannot be read, since when."""
 
@@ -86,6 +90,7 @@ class BatchConsumer:
         self._consumer.subscribe(list(self._settings.topics), listener=_HandOver(self))
         await self._consumer.start()
         self._loop = asyncio.create_task(self._run(), name="kafka-consumer")
+        self._committer = asyncio.create_task(self._commit_offsets(), name="offset-commits")
 
     async def stop(self) -> None:
         """Stop fetching, let the batches in hand commit (within the hand-over time, else
@@ -93,9 +98,11 @@ class BatchConsumer:
         self._stopping = True
         self._freed.set()  # the loop may be waiting for a busy partition
         await self._finish_batches()
-        if self._loop is not None:
-            self._loop.cancel()
-            await asyncio.gather(self._loop, return_exceptions=True)
+        for task in (self._loop, self._committer):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        await self._flush_offsets()
         if self._consumer is not None:
             consumer, self._consumer = self._consumer, None
             await consumer.stop()  # leaves the group: the partitions move at once
@@ -258,17 +265,36 @@ class BatchConsumer:
                 self.consumer.seek(tp, batch[0].offset)
                 await asyncio.sleep(1.0)
                 return
-            self._next[tp] = batch[-1].offset + 1
-            await self._commit(tp, self._next[tp])
+            self._next[tp] = self._uncommitted[tp] = batch[-1].offset + 1
 
-    async def _commit(self, tp: TopicPartition, offset: int) -> None:
+    async def _commit_offsets(self) -> None:
+        """Offsets of handled batches go to Kafka together, every COMMIT_INTERVAL_S:
+        one request for every partition, not one per batch. A batch handled but not
+        yet committed here is found done when delivered again."""
+        while True:
+            await asyncio.sleep(COMMIT_INTERVAL_S)
+            await self._flush_offsets()
+
+    async def _flush_offsets(self, partitions: set[TopicPartition] | None = None) -> None:
+        due = {
+            tp: offset
+            for tp, offset in self._uncommitted.items()
+            if partitions is None or tp in partitions
+        }
+        if not due or self._consumer is None:
+            return
+        for tp in due:
+            self._uncommitted.pop(tp, None)
+        await self._commit(due)
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         try:
-            await self.consumer.commit({tp: offset})
+            await self.consumer.commit(offsets)
         except (CommitFailedError, KafkaError) as error:
             # Rebalanced away meanwhile: the new owner reads it again and finds it done.
             log.info(
-                "offset commit failed; the batch will be found done",
-                extra={"topic": tp.topic, "partition": tp.partition, "error": type(error).__name__},
+                "offset commit failed; the batches will be found done",
+                extra={"partitions": len(offsets), "error": type(error).__name__},
             )
 
     async def _finish_batches(self, partitions: set[TopicPartition] | None = None) -> None:
@@ -281,6 +307,7 @@ class BatchConsumer:
     def _assigned(self, partitions: set[TopicPartition]) -> None:
         for tp in partitions:
             self._next.pop(tp, None)
+            self._uncommitted.pop(tp, None)
             self._unreadable.pop(tp, None)
 
 
@@ -292,6 +319,7 @@ class _HandOver(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         await self._consumer._finish_batches(revoked)
+        await self._consumer._flush_offsets(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self._consumer._assigned(assigned)

@@ -155,6 +155,12 @@ class MongoStore:
         found = self._leads.find({"_id": {"$in": list(lead_ids)}})
         return {document["_id"]: from_document(document) async for document in found}
 
+    async def versions_of(self, lead_ids: Sequence[str]) -> dict[str, int]:
+        if not lead_ids:
+            return {}
+        found = self._leads.find({"_id": {"$in": list(lead_ids)}}, {"version": 1})
+        return {document["_id"]: document["version"] async for document in found}
+
     async def load_profile(self, partner_id: str) -> PartnerProfile | None:
         return (await self.load_profiles([partner_id])).get(partner_id)
 

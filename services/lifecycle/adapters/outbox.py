@@ -68,13 +68,14 @@ def _document(rows: list[Document], now: datetime) -> Document:
 
 
 def rows_of(document: Document) -> list[OutboxRow]:
+    """The rows of a document as written (bytes and tuples as they were) or as read."""
     return [
         OutboxRow(
             id=document["_id"],
             topic=row["topic"],
             key=row["key"],
-            headers=[(k, bytes(v)) for k, v in row["headers"]],
-            value=bytes(row["value"]),
+            headers=[(name, value) for name, value in row["headers"]],
+            value=row["value"],
             lead_id=row["lead_id"],
             order=(row["order"][0], row["order"][1]),
         )

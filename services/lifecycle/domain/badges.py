@@ -4,8 +4,6 @@ Kept as counters that move with every change of a lead, so that reading them
 costs the same however many leads a partner has.
 """
 
-from collections import Counter
-
 from contracts.events import Tab
 from services.lifecycle.domain.lead import Lead
 
@@ -21,13 +19,10 @@ def counted_in(lead: Lead | None) -> frozenset[str]:
     return frozenset(keys)
 
 
-def moves(before: Lead | None, after: Lead) -> Counter[str]:
+def moves(before: Lead | None, after: Lead) -> dict[str, int]:
     """How a change of a lead moves the counters: +1 where it now counts, -1 where
     it no longer does."""
     was, now = counted_in(before), counted_in(after)
-    delta: Counter[str] = Counter()
-    for key in now - was:
-        delta[key] += 1
-    for key in was - now:
-        delta[key] -= 1
-    return delta
+    if was == now:
+        return {}
+    return {**dict.fromkeys(now - was, 1), **dict.fromkeys(was - now, -1)}

@@ -13,6 +13,7 @@ from typing import Literal
 
 from contracts.commands import COMMAND, Command
 from contracts.events import Stage
+from services.lifecycle.domain.ids import derived_uuid
 from services.lifecycle.domain.lead import Lead, Windows
 
 CommandName = Literal["expire", "remind", "age_contact_request"]
@@ -31,7 +32,7 @@ class Deadline:
     @property
     def command_id(self) -> str:
         key = f"{self.lead_id}\x1f{self.command}\x1f{self.due_at.isoformat()}"
-        return str(uuid.uuid5(_ID_NAMESPACE, key))
+        return derived_uuid(_ID_NAMESPACE, key)
 
     def to_command(self) -> Command:
         fields: dict[str, object] = {
@@ -55,6 +56,8 @@ class DeadlineChanges:
     """Every deadline of these commands: the lead no longer waits on them."""
     drop_ids: tuple[str, ...] = ()
     """Single deadlines that were answered."""
+    settled: bool = False
+    """The lead waits on no deadline any more: every one of them goes."""
 
 
 def deadlines_of(lead: Lead, windows: Windows) -> tuple[Deadline, ...]:
@@ -91,4 +94,5 @@ def changes(
     drop_ids = (answered.message_id,) if answered and answered.command == "remind" else ()
     if not (add or drop or drop_ids):
         return None
-    return DeadlineChanges(after.lead_id, add, drop, drop_ids)
+    settled = before is not None and not waits_on(after)
+    return DeadlineChanges(after.lead_id, add, drop, drop_ids, settled)

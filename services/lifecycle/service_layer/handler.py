@@ -8,7 +8,8 @@ nothing and is decided again from fresh reads.
 import asyncio
 import logging
 import traceback
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -39,6 +40,8 @@ from services.lifecycle.service_layer.ports import (
 log = logging.getLogger(__name__)
 
 MAX_CONFLICT_RETRIES = 20
+RECENT_LEADS = 20_000
+"""Leads kept in memory after a batch decided them, for the next messages of the same leads."""
 
 __all__ = ["Committed", "Delivery", "Handled", "LeadService"]
 
@@ -63,6 +66,7 @@ class LeadService:
         self._clock = clock
         self._windows = windows
         self._grace = early_action_grace
+        self._recent: OrderedDict[str, Lead] = OrderedDict()
 
     async def handle(self, delivery: Delivery) -> Handled:
         """One message on its own (a batch of one)."""
@@ -83,6 +87,7 @@ class LeadService:
             except VersionConflict as conflict:
                 log.info("batch decided on a view that changed, deciding again: %s", conflict)
                 continue
+            self._remember(write.lead for write in plan.change.leads.values())
             return Committed(plan.outcomes, in_publishing_order([*snapshot.unsent, *rows]))
         raise VersionConflict(f"the batch kept conflicting over {MAX_CONFLICT_RETRIES} tries")
 
@@ -92,7 +97,7 @@ class LeadService:
         lead_ids = sorted({m.lead_id for m in messages if getattr(m, "lead_id", None)})
         processed, leads, unsent = await asyncio.gather(
             self._store.processed_among(keys),
-            self._store.load_many(lead_ids),
+            self._leads(lead_ids),
             self._store.unsent_of(lead_ids),
         )
         arriving = sorted(
@@ -103,6 +108,27 @@ class LeadService:
             self._store.held_for(arriving),
         )
         return Snapshot(processed, leads, profiles, held, unsent)
+
+    async def _leads(self, lead_ids: Sequence[str]) -> dict[str, Lead]:
+        """The leads as stored: those decided here recently are taken from memory when
+        the store still has them at that version (only versions are read then)."""
+        known = [i for i in lead_ids if i in self._recent]
+        unknown = [i for i in lead_ids if i not in self._recent]
+        versions, loaded = await asyncio.gather(
+            self._store.versions_of(known), self._store.load_many(unknown)
+        )
+        current = {i: self._recent[i] for i in known if versions.get(i) == self._recent[i].version}
+        moved = [i for i in known if i in versions and i not in current]
+        if moved:
+            loaded |= await self._store.load_many(moved)
+        return current | loaded
+
+    def _remember(self, leads: Iterable[Lead]) -> None:
+        for lead in leads:
+            self._recent[lead.lead_id] = lead
+            self._recent.move_to_end(lead.lead_id)
+        while len(self._recent) > RECENT_LEADS:
+            self._recent.popitem(last=False)
 
     async def park(self, delivery: Delivery, error: BaseException) -> Committed:
         """Park a message that keeps failing for no foreseen reason on the dead-letter

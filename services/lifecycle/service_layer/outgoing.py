@@ -13,6 +13,7 @@ from contracts.notifications import NotificationRequested
 from contracts.performance import PerformanceUpdated
 from contracts.rejected import MessageRejected
 from contracts.topics import EventType, Topic
+from services.lifecycle.domain.ids import derived_uuid
 from services.lifecycle.domain.lead import Decision, Lead, Notify
 
 # Ids are derived from what caused the message, so a retried transaction or a
@@ -21,7 +22,7 @@ _ID_NAMESPACE = uuid.UUID("8d6f7f0e-3b2a-4c39-9a53-6a1b2f0c5e11")
 
 
 def derived_id(*parts: str) -> str:
-    return str(uuid.uuid5(_ID_NAMESPACE, "\x1f".join(parts)))
+    return derived_uuid(_ID_NAMESPACE, "\x1f".join(parts))
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,12 @@ the message at fault is found; it is tried a few times and then parked on the
 dead-letter topic and answered `internal_error`, and the partition moves on.
 """
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from services.lifecycle.service_layer.batch import Delivery, Handled
 from services.lifecycle.service_layer.failures import Backoff, Classify, Failure, Stopping
@@ -19,6 +20,9 @@ from services.lifecycle.service_layer.handler import Committed, where_it_failed
 from services.lifecycle.service_layer.ports import Outbox, OutboxRow, Publisher
 
 log = logging.getLogger("leads.lifecycle")
+
+MARK_INTERVAL_S = 0.05
+"""How long published rows wait to be marked sent, together (well within LEADS_RELAY_AFTER)."""
 
 
 class BatchHandler(Protocol):
@@ -61,6 +65,9 @@ class Pipeline:
         self._observer = observer
         self._policy = policy
         self._on_unpublished = on_unpublished
+        self._unmarked: set[Any] = set()
+        """Outbox documents published here, not yet marked sent."""
+        self._marked = asyncio.Event()
 
     async def handle(self, deliveries: Sequence[Delivery]) -> None:
         """Returns once the batch is committed (or parked): its offsets may be committed.
@@ -163,18 +170,45 @@ class Pipeline:
         await backoff.wait()
 
     async def _publish(self, rows: Sequence[OutboxRow]) -> None:
-        """Out at once, now that they are committed; what cannot go now goes with the relay."""
-        if not rows:
+        """Out at once, now that they are committed; what cannot go now goes with the
+        relay. Rows published here but not yet marked sent are not published again."""
+        fresh = [row for row in rows if row.id not in self._unmarked]
+        if not fresh:
             return
         try:
-            await self._publisher.publish(rows)
-            await self._outbox.mark_sent([row.id for row in rows])
+            await self._publisher.publish(fresh)
         except Exception as error:
             log.warning(
                 "publishing after commit failed; the relay sends it",
-                extra={"error": where_it_failed(error), "rows": len(rows)},
+                extra={"error": where_it_failed(error), "rows": len(fresh)},
             )
             self._on_unpublished()
+            return
+        self._unmarked.update(row.id for row in fresh)
+        self._marked.set()
+
+    async def mark_published(self, interval: float = MARK_INTERVAL_S) -> None:
+        """Mark what was published as sent, for every partition at once, every `interval`
+        (one write, not one per batch), until cancelled."""
+        while True:
+            await self._marked.wait()
+            await asyncio.sleep(interval)
+            await self.flush_marks()
+
+    async def flush_marks(self) -> None:
+        """Mark as sent what was published and not marked yet (before stopping)."""
+        self._marked.clear()
+        ids = list(self._unmarked)
+        if not ids:
+            return
+        try:
+            await self._outbox.mark_sent(ids)
+        except Exception as error:
+            # Left unmarked, they would go again with the relay: same ids, no harm.
+            log.warning("marking published rows failed", extra={"error": type(error).__name__})
+            self._marked.set()
+            return
+        self._unmarked.difference_update(ids)
 
     def _backoff(self) -> Backoff:
         return Backoff(self._policy.first_backoff, self._policy.max_backoff)
