@@ -18,6 +18,7 @@ from contracts.commands import Command
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.domain.deadlines import Deadline
 from services.lifecycle.service_layer.ports import Lease
+from services.lifecycle.service_layer.tracing import NoTracing, Tracer
 
 log = logging.getLogger("leads.scheduler")
 
@@ -71,6 +72,7 @@ class Sweeper:
         clock: Clock,
         batch_size: int,
         retry_after: timedelta,
+        tracer: Tracer | None = None,
     ) -> None:
         self._deadlines = deadlines
         self._publisher = publisher
@@ -79,15 +81,21 @@ class Sweeper:
         self._batch_size = batch_size
         self._retry_after = retry_after
         self._stopping = False
+        self._tracer: Tracer = tracer or NoTracing()
 
     def stop(self) -> None:
         """End the sweep in progress after its current batch."""
         self._stopping = True
 
     async def sweep(self) -> SweepReport:
-        """Emit what is due now, if this replica holds the lease."""
+        """Emit what is due now, if this replica holds the lease: a trace of its own,
+        which the commands it sends carry."""
         if not await self._lease.acquire():
             return SweepReport(leader=False)
+        with self._tracer.run("leads.sweep"):
+            return await self._sweep()
+
+    async def _sweep(self) -> SweepReport:
         started = time.perf_counter()
         # One `now` per sweep: what it emits is pushed past it, so the sweep ends
         # even under a backlog; what falls due meanwhile waits for the next sweep.

@@ -18,7 +18,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[impo
 from fastapi import FastAPI, Response
 
 from contracts.topics import Topic
-from services.lifecycle.adapters import held
+from services.lifecycle.adapters import held, tracing
 from services.lifecycle.adapters.deadlines import DueDeadlines
 from services.lifecycle.adapters.inbox import MongoInbox
 from services.lifecycle.adapters.kafka import (
@@ -58,13 +58,15 @@ class SchedulerWorker:
             database["leases"], LEASE_NAME, settings.instance_id, settings.scheduler_lease, clock
         )
         source = f"{settings.event_source}:scheduler"
+        self.tracer = tracing.configure("leads-scheduler")
         self.sweeper = Sweeper(
             self.deadlines,
-            KafkaCommands(self.kafka, settings.topic_prefix, source, clock),
+            KafkaCommands(self.kafka, settings.topic_prefix, source, clock, self.tracer),
             self.lease,
             clock,
             batch_size=settings.sweep_batch,
             retry_after=settings.command_retry_after,
+            tracer=self.tracer,
         )
         self.store = store = MongoStore(
             self.mongo,
@@ -205,6 +207,7 @@ class SchedulerWorker:
         await self.http.stop()
         await self.kafka.stop()
         await self.mongo.close()
+        tracing.shutdown(self.tracer)
         log.info("scheduler stopped")
 
     async def run(self) -> None:

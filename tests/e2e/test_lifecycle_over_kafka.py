@@ -227,3 +227,18 @@ async def test_published_messages_carry_cloudevents_headers(upstream: Upstream) 
     assert headers["ce_source"] == upstream.settings.event_source.encode()
     assert headers["content-type"] == b"application/json"
     assert {"ce_id", "ce_type", "ce_time"} <= set(headers)
+
+
+async def test_without_tracing_configured_nothing_is_added_to_what_is_published(
+    upstream: Upstream,
+) -> None:
+    lead = messages.inbound()
+    traced = [("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]
+    await upstream.send(Topic.INBOUND, lead, headers=traced)
+    outputs = await upstream.until(
+        lambda o: "lead.received" in o.event_types(lead["lead_id"]), what="lead.received"
+    )
+    published = [r for r in outputs.records if r.key == lead["lead_id"].encode()]
+    assert published and all(
+        not {"traceparent", "ce_traceparent"} & {name for name, _ in r.headers} for r in published
+    )

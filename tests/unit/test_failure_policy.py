@@ -35,7 +35,9 @@ class Script:
         self.calls: list[list[int]] = []
         self.parked: list[tuple[int, str]] = []
 
-    async def handle_batch(self, deliveries: Sequence[Delivery]) -> Committed:
+    async def handle_batch(
+        self, deliveries: Sequence[Delivery], traces: Sequence[object] = ()
+    ) -> Committed:
         self.calls.append([d.offset for d in deliveries])
         for d in deliveries:
             if self.failures.get(d.offset):

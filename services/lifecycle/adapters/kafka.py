@@ -15,6 +15,7 @@ from contracts.commands import Command
 from contracts.performance import PerformanceUpdated
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.service_layer.outgoing import Outgoing, for_command, for_performance
+from services.lifecycle.service_layer.tracing import Headers, NoTracing, Tracer
 from services.lifecycle.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -60,11 +61,13 @@ class KafkaRecord:
     value: bytes
 
     @classmethod
-    def of(cls, message: Outgoing, topic_prefix: str, source: str) -> "KafkaRecord":
+    def of(
+        cls, message: Outgoing, topic_prefix: str, source: str, trace: Headers = ()
+    ) -> "KafkaRecord":
         return cls(
             message.topic.named(topic_prefix),
             message.key.encode() or None,
-            message.headers(source),
+            [*message.headers(source), *trace],
             message.value,
         )
 
@@ -146,16 +149,28 @@ class KafkaPerformanceUpdates:
 
 
 class KafkaCommands:
-    """The scheduler's commands, published on `leads.commands` keyed by lead."""
+    """The scheduler's commands, published on `leads.commands` keyed by lead, carrying
+    the sweep's trace."""
 
-    def __init__(self, kafka: KafkaPublisher, topic_prefix: str, source: str, clock: Clock) -> None:
+    def __init__(
+        self,
+        kafka: KafkaPublisher,
+        topic_prefix: str,
+        source: str,
+        clock: Clock,
+        tracer: Tracer | None = None,
+    ) -> None:
         self._kafka = kafka
         self._prefix = topic_prefix
         self._source = source
         self._clock = clock
+        self._tracer: Tracer = tracer or NoTracing()
 
     async def publish(self, commands: Sequence[Command]) -> None:
-        now = self._clock.now()
+        now, trace = self._clock.now(), self._tracer.carrier()
         await self._kafka.publish(
-            [KafkaRecord.of(for_command(c, now), self._prefix, self._source) for c in commands]
+            [
+                KafkaRecord.of(for_command(c, now), self._prefix, self._source, trace)
+                for c in commands
+            ]
         )

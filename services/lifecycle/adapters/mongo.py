@@ -241,7 +241,7 @@ class MongoStore:
             {
                 "topic": Topic(publication.message.topic).named(self._prefix),
                 "key": publication.message.key.encode() or None,
-                "headers": publication.message.headers(self._source),
+                "headers": [*publication.message.headers(self._source), *publication.trace],
                 "value": publication.message.value,
                 "lead_id": publication.message.key,
                 "order": list(publication.order),

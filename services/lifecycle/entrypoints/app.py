@@ -14,7 +14,7 @@ from faststream import FastStream
 from faststream.kafka import KafkaBroker
 
 from contracts.topics import INBOUND_TOPICS, OUTBOUND_TOPICS, Topic
-from services.lifecycle.adapters import held
+from services.lifecycle.adapters import held, tracing
 from services.lifecycle.adapters.action_publisher import KafkaActions
 from services.lifecycle.adapters.action_status import MongoActionRecords
 from services.lifecycle.adapters.failures import classify
@@ -84,6 +84,7 @@ class LifecycleApp:
             after=settings.relay_after,
         )
         self.metrics = ServiceMetrics()
+        self.tracer = tracing.configure("leads-lifecycle")
         self.pipeline = Pipeline(
             self.service,
             self.store,
@@ -92,6 +93,7 @@ class LifecycleApp:
             self.metrics,
             RetryPolicy(settings.retry_max_backoff.total_seconds(), settings.unforeseen_attempts),
             on_unpublished=self.relay.wake,
+            tracer=self.tracer,
         )
         self._topics = {topic.named(settings.topic_prefix): topic for topic in CONSUMED}
         self.consumer = BatchConsumer(
@@ -251,6 +253,7 @@ class LifecycleApp:
         await self.http.stop()
         await self.producer.stop()
         await self.mongo.close()
+        tracing.shutdown(self.tracer)
         log.info("service stopped")
 
     async def run(self) -> None:

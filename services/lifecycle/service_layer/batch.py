@@ -32,6 +32,8 @@ from services.lifecycle.service_layer.ports import (
     Snapshot,
 )
 
+Headers = tuple[tuple[str, bytes], ...]
+
 # Refusals that a later message can cure: the same message sent again must be
 # handled then, so they are deduped by position, not by message_id.
 _CURABLE = frozenset({Reason.PARTNER_PROFILE_MISSING})
@@ -94,10 +96,12 @@ class BatchPlan:
         self._held = {lead_id: list(held) for lead_id, held in self.snapshot.held.items()}
         self._done = set(self.snapshot.processed)
         self._stored_held = {h.key for held in self.snapshot.held.values() for h in held}
+        self._trace: Headers = ()
 
-    def take(self, delivery: Delivery, message: Any) -> Handled:
-        """Decide one message, in its turn."""
+    def take(self, delivery: Delivery, message: Any, trace: Headers = ()) -> Handled:
+        """Decide one message, in its turn; what it publishes carries its `trace`."""
         self.change.slot = self.change.slot or delivery.slot
+        self._trace = trace
         handled = self._decide(delivery, message)
         self.outcomes.append(handled)
         return handled
@@ -250,7 +254,7 @@ class BatchPlan:
             self._write(before, lead)
         cause = Cause(message_id, key)
         for position, message in enumerate(for_decision(decision, cause, self.now)):
-            self.change.outgoing.append(Publication(message, (lead.version, position)))
+            self.change.outgoing.append(Publication(message, (lead.version, position), self._trace))
         changes = self._deadline_changes(before, decision, answered)
         if changes is not None:
             self.change.deadlines.append(changes)
@@ -310,7 +314,8 @@ class BatchPlan:
         answer = rejection(
             source_topic, key, message_id, lead_id, refusal.reason, refusal.detail, self.now
         )
-        self.change.outgoing.append(Publication(answer, (lead.version if lead else 0, 0)))
+        order = (lead.version if lead else 0, 0)
+        self.change.outgoing.append(Publication(answer, order, self._trace))
         marker = Marker(
             key,
             "rejected",

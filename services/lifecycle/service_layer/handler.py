@@ -7,6 +7,7 @@ nothing and is decided again from fresh reads.
 
 import asyncio
 import logging
+import time
 import traceback
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -36,6 +37,7 @@ from services.lifecycle.service_layer.ports import (
     VersionConflict,
     in_publishing_order,
 )
+from services.lifecycle.service_layer.tracing import UNTRACED, MessageTrace
 
 log = logging.getLogger(__name__)
 
@@ -72,21 +74,28 @@ class LeadService:
         """One message on its own (a batch of one)."""
         return (await self.handle_batch([delivery])).outcomes[0]
 
-    async def handle_batch(self, deliveries: Sequence[Delivery]) -> Committed:
+    async def handle_batch(
+        self, deliveries: Sequence[Delivery], traces: Sequence[MessageTrace] = ()
+    ) -> Committed:
         """Decide the records of one partition in order and commit them together."""
         messages = [_decoded(delivery) for delivery in deliveries]
+        traced = list(traces) or [UNTRACED] * len(deliveries)
         for _ in range(MAX_CONFLICT_RETRIES):
             snapshot = await self._read(deliveries, messages)
             plan = BatchPlan(snapshot, self._clock.now(), self._windows, self._grace)
-            for delivery, message in zip(deliveries, messages, strict=True):
-                plan.take(delivery, message)
+            for delivery, message, trace in zip(deliveries, messages, traced, strict=True):
+                with trace.step("decide"):
+                    plan.take(delivery, message, trace.carrier())
             if plan.change.empty:
                 return Committed(plan.outcomes)
+            started = time.time_ns()
             try:
                 rows = await self._store.commit(plan.change)
             except VersionConflict as conflict:
                 log.info("batch decided on a view that changed, deciding again: %s", conflict)
                 continue
+            for trace in traced:
+                trace.step_between("commit", started, time.time_ns())
             self._remember(write.lead for write in plan.change.leads.values())
             return Committed(plan.outcomes, in_publishing_order([*snapshot.unsent, *rows]))
         raise VersionConflict(f"the batch kept conflicting over {MAX_CONFLICT_RETRIES} tries")

@@ -18,6 +18,7 @@ from services.lifecycle.service_layer.batch import Delivery, Handled
 from services.lifecycle.service_layer.failures import Backoff, Classify, Failure, Stopping
 from services.lifecycle.service_layer.handler import Committed, where_it_failed
 from services.lifecycle.service_layer.ports import Outbox, OutboxRow, Publisher
+from services.lifecycle.service_layer.tracing import MessageTrace, NoTracing, Tracer
 
 log = logging.getLogger("leads.lifecycle")
 
@@ -28,7 +29,9 @@ MARK_INTERVAL_S = 0.05
 class BatchHandler(Protocol):
     """What the pipeline drives: the lead service."""
 
-    async def handle_batch(self, deliveries: Sequence[Delivery]) -> Committed: ...
+    async def handle_batch(
+        self, deliveries: Sequence[Delivery], traces: Sequence[MessageTrace] = ()
+    ) -> Committed: ...
     async def park(self, delivery: Delivery, error: BaseException) -> Committed: ...
 
 
@@ -57,6 +60,7 @@ class Pipeline:
         observer: Observer,
         policy: RetryPolicy,
         on_unpublished: Callable[[], None] = lambda: None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._service = service
         self._outbox = outbox
@@ -65,6 +69,7 @@ class Pipeline:
         self._observer = observer
         self._policy = policy
         self._on_unpublished = on_unpublished
+        self._tracer: Tracer = tracer or NoTracing()
         self._unmarked: set[Any] = set()
         """Outbox documents published here, not yet marked sent."""
         self._marked = asyncio.Event()
@@ -73,8 +78,13 @@ class Pipeline:
         """Returns once the batch is committed (or parked): its offsets may be committed.
         Raises `Stopping` when the process stops first: nothing was committed."""
         started = time.perf_counter()
-        committed = await self._commit(deliveries)
-        await self._publish(committed.rows)
+        traces = [self._tracer.message(delivery) for delivery in deliveries]
+        try:
+            committed = await self._commit(deliveries, traces)
+            await self._publish(committed.rows)
+        finally:
+            for trace in traces:
+                trace.end()
         seconds = time.perf_counter() - started
         self._observer.handled_batch(deliveries[0].topic.value, committed.outcomes, seconds)
         log.debug(
@@ -87,51 +97,59 @@ class Pipeline:
             },
         )
 
-    async def _commit(self, deliveries: Sequence[Delivery]) -> Committed:
+    async def _commit(
+        self, deliveries: Sequence[Delivery], traces: Sequence[MessageTrace]
+    ) -> Committed:
         backoff = self._backoff()
         while True:
             try:
-                return await self._service.handle_batch(deliveries)
+                return await self._service.handle_batch(deliveries, traces)
             except Exception as error:
                 kind = self._failure(error)
                 if kind is Failure.UNFORESEEN:
                     if len(deliveries) > 1:
-                        return await self._one_by_one(deliveries)
-                    return await self._retry_or_park(deliveries[0], error)
-                await self._retry_later(deliveries, error, kind, backoff)
+                        return await self._one_by_one(deliveries, traces)
+                    return await self._retry_or_park(deliveries[0], error, traces[0])
+                await self._retry_later(deliveries, error, kind, backoff, traces)
 
-    async def _one_by_one(self, deliveries: Sequence[Delivery]) -> Committed:
+    async def _one_by_one(
+        self, deliveries: Sequence[Delivery], traces: Sequence[MessageTrace]
+    ) -> Committed:
         """Find the message at fault: each on its own, in order, each published once
         committed (so the next one finds nothing of it left unsent)."""
         outcomes: list[Handled] = []
-        for delivery in deliveries:
-            committed = await self._commit([delivery])
+        for delivery, trace in zip(deliveries, traces, strict=True):
+            committed = await self._commit([delivery], [trace])
             await self._publish(committed.rows)
             outcomes += committed.outcomes
         return Committed(outcomes)
 
-    async def _retry_or_park(self, delivery: Delivery, first: Exception) -> Committed:
+    async def _retry_or_park(
+        self, delivery: Delivery, first: Exception, trace: MessageTrace
+    ) -> Committed:
         backoff = self._backoff()
         error: Exception = first
         for _ in range(self._policy.unforeseen_attempts - 1):
-            await self._retry_later([delivery], error, Failure.UNFORESEEN, backoff)
+            await self._retry_later([delivery], error, Failure.UNFORESEEN, backoff, [trace])
             try:
-                return await self._service.handle_batch([delivery])
+                return await self._service.handle_batch([delivery], [trace])
             except Exception as again:
                 kind = self._failure(again)
                 if kind is not Failure.UNFORESEEN:
-                    return await self._commit([delivery])  # it may pass after all
+                    return await self._commit([delivery], [trace])  # it may pass after all
                 error = again
-        return await self._park(delivery, error)
+        return await self._park(delivery, error, trace)
 
-    async def _park(self, delivery: Delivery, error: Exception) -> Committed:
+    async def _park(self, delivery: Delivery, error: Exception, trace: MessageTrace) -> Committed:
         backoff = self._backoff()
         while True:
             try:
                 committed = await self._service.park(delivery, error)
             except Exception as failure:
                 # Parking must not lose the message either: keep trying.
-                await self._retry_later([delivery], failure, self._failure(failure), backoff)
+                await self._retry_later(
+                    [delivery], failure, self._failure(failure), backoff, [trace]
+                )
                 continue
             self._observer.parked(type(error).__name__)
             log.error(
@@ -142,6 +160,7 @@ class Pipeline:
                     "offset": delivery.offset,
                     "error": where_it_failed(error),
                     "attempts": self._policy.unforeseen_attempts,
+                    "trace_id": trace.trace_id,
                 },
             )
             return committed
@@ -153,7 +172,12 @@ class Pipeline:
         return kind
 
     async def _retry_later(
-        self, deliveries: Sequence[Delivery], error: Exception, kind: Failure, backoff: Backoff
+        self,
+        deliveries: Sequence[Delivery],
+        error: Exception,
+        kind: Failure,
+        backoff: Backoff,
+        traces: Sequence[MessageTrace] = (),
     ) -> None:
         self._observer.retried(kind)
         log.warning(
@@ -165,6 +189,7 @@ class Pipeline:
                 "partition": deliveries[0].partition,
                 "offsets": [deliveries[0].offset, deliveries[-1].offset],
                 "retry_in_s": backoff.next_delay,
+                "trace_ids": [t.trace_id for t in traces if t.trace_id] or None,
             },
         )
         await backoff.wait()

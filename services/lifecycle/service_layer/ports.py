@@ -79,6 +79,8 @@ class Publication:
     message: Outgoing
     order: tuple[int, int]
     """(lead version, position): rows of one lead are published in this order."""
+    trace: tuple[tuple[str, bytes], ...] = ()
+    """Headers carrying the trace of the message that caused it (none when not traced)."""
 
 
 @dataclass(frozen=True)
