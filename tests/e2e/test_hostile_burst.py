@@ -40,6 +40,7 @@ async def test_a_hostile_burst_is_answered_and_the_lead_behind_it_goes_through(
             assert len(rejected) == BURST  # exactly one answer each
             assert {r["reason"] for r in rejected} == {"malformed"}
             records = [r for r in outputs.records if r.topic.endswith(Topic.REJECTED.value)]
+            assert len({dict(r.headers)["ce_id"] for r in records}) == BURST  # none twice
             assert all(MARKER.encode() not in r.value for r in records)
         logged = service.lines
     assert all(MARKER not in line for line in logged)

@@ -10,6 +10,7 @@ dead-letter topic and answered `internal_error`, and the partition moves on.
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -22,6 +23,7 @@ from services.lifecycle.service_layer.tracing import MessageTrace, NoTracing, Tr
 
 log = logging.getLogger("leads.lifecycle")
 
+REMEMBERED_PUBLISHED = 50_000
 MARK_INTERVAL_S = 0.05
 """How long published rows wait to be marked sent, together (well within LEADS_RELAY_AFTER)."""
 
@@ -72,6 +74,8 @@ class Pipeline:
         self._tracer: Tracer = tracer or NoTracing()
         self._unmarked: set[Any] = set()
         """Outbox documents published here, not yet marked sent."""
+        self._published: OrderedDict[Any, None] = OrderedDict()
+        """Outbox documents published here lately, oldest first."""
         self._marked = asyncio.Event()
 
     async def handle(self, deliveries: Sequence[Delivery]) -> None:
@@ -196,8 +200,9 @@ class Pipeline:
 
     async def _publish(self, rows: Sequence[OutboxRow]) -> None:
         """Out at once, now that they are committed; what cannot go now goes with the
-        relay. Rows published here but not yet marked sent are not published again."""
-        fresh = [row for row in rows if row.id not in self._unmarked]
+        relay. Rows this process published already are not published again (a batch
+        may have read them as unsent before they were marked)."""
+        fresh = [row for row in rows if row.id not in self._published]
         if not fresh:
             return
         try:
@@ -209,7 +214,11 @@ class Pipeline:
             )
             self._on_unpublished()
             return
-        self._unmarked.update(row.id for row in fresh)
+        for row in fresh:
+            self._unmarked.add(row.id)
+            self._published[row.id] = None
+        while len(self._published) > REMEMBERED_PUBLISHED:
+            self._published.popitem(last=False)
         self._marked.set()
 
     async def mark_published(self, interval: float = MARK_INTERVAL_S) -> None:
