@@ -140,7 +140,6 @@ class LifecycleApp:
             settings.shutdown_grace.total_seconds(),
         )
         self._relay_task: asyncio.Task[None] | None = None
-        self._marking: asyncio.Task[None] | None = None
         # Owns the process's signals and lifecycle; answers readiness for Kafka.
         self.broker = KafkaBroker(
             settings.kafka_bootstrap_servers,
@@ -188,7 +187,6 @@ class LifecycleApp:
     async def _start(self) -> None:
         await self.producer.start()
         self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
-        self._marking = asyncio.create_task(self.pipeline.mark_published(), name="mark-sent")
         await self.consumer.start()
         await self._start_http()
         log.info("service started", extra={"consumer_group": self.settings.consumer_group})
@@ -243,10 +241,6 @@ class LifecycleApp:
             extra={"grace_s": self.settings.shutdown_grace.total_seconds()},
         )
         await self.consumer.stop()
-        if self._marking is not None:
-            self._marking.cancel()
-            await asyncio.gather(self._marking, return_exceptions=True)
-        await self.pipeline.flush_marks()
         self.relay.stop()
         if self._relay_task is not None:
             await _within(self._relay_task, self.settings.shutdown_grace.total_seconds())

@@ -7,7 +7,6 @@ the message at fault is found; it is tried a few times and then parked on the
 dead-letter topic and answered `internal_error`, and the partition moves on.
 """
 
-import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -24,8 +23,6 @@ from services.lifecycle.service_layer.tracing import MessageTrace, NoTracing, Tr
 log = logging.getLogger("leads.lifecycle")
 
 REMEMBERED_PUBLISHED = 50_000
-MARK_INTERVAL_S = 0.05
-"""How long published rows wait to be marked sent, together (well within LEADS_RELAY_AFTER)."""
 
 
 class BatchHandler(Protocol):
@@ -72,11 +69,8 @@ class Pipeline:
         self._policy = policy
         self._on_unpublished = on_unpublished
         self._tracer: Tracer = tracer or NoTracing()
-        self._unmarked: set[Any] = set()
-        """Outbox documents published here, not yet marked sent."""
         self._published: OrderedDict[Any, None] = OrderedDict()
         """Outbox documents published here lately, oldest first."""
-        self._marked = asyncio.Event()
 
     async def handle(self, deliveries: Sequence[Delivery]) -> None:
         """Returns once the batch is committed (or parked): its offsets may be committed.
@@ -199,9 +193,10 @@ class Pipeline:
         await backoff.wait()
 
     async def _publish(self, rows: Sequence[OutboxRow]) -> None:
-        """Out at once, now that they are committed; what cannot go now goes with the
-        relay. Rows this process published already are not published again (a batch
-        may have read them as unsent before they were marked)."""
+        """Out at once, now that they are committed, and marked sent; what cannot go
+        now goes with the relay. Rows this process published already are not
+        published again (another partition's batch may have read them as unsent
+        before they were marked)."""
         fresh = [row for row in rows if row.id not in self._published]
         if not fresh:
             return
@@ -215,34 +210,14 @@ class Pipeline:
             self._on_unpublished()
             return
         for row in fresh:
-            self._unmarked.add(row.id)
             self._published[row.id] = None
         while len(self._published) > REMEMBERED_PUBLISHED:
             self._published.popitem(last=False)
-        self._marked.set()
-
-    async def mark_published(self, interval: float = MARK_INTERVAL_S) -> None:
-        """Mark what was published as sent, for every partition at once, every `interval`
-        (one write, not one per batch), until cancelled."""
-        while True:
-            await self._marked.wait()
-            await asyncio.sleep(interval)
-            await self.flush_marks()
-
-    async def flush_marks(self) -> None:
-        """Mark as sent what was published and not marked yet (before stopping)."""
-        self._marked.clear()
-        ids = list(self._unmarked)
-        if not ids:
-            return
         try:
-            await self._outbox.mark_sent(ids)
+            await self._outbox.mark_sent([row.id for row in fresh])
         except Exception as error:
-            # Left unmarked, they would go again with the relay: same ids, no harm.
+            # Left unmarked, they go again with the relay: the same ids, no harm.
             log.warning("marking published rows failed", extra={"error": type(error).__name__})
-            self._marked.set()
-            return
-        self._unmarked.difference_update(ids)
 
     def _backoff(self) -> Backoff:
         return Backoff(self._policy.first_backoff, self._policy.max_backoff)
