@@ -333,7 +333,14 @@ def main() -> None:
     )
     args = parser.parse_args()
     with embedded_servers() as servers:
-        settings = isolated_settings(servers, "bench")
+        # The tests' quick relay and grace put back to the service's defaults.
+        defaults = Settings()
+        settings = isolated_settings(servers, "bench").model_copy(
+            update={
+                name: getattr(defaults, name)
+                for name in ("relay_poll_interval", "relay_lease", "early_action_grace")
+            }
+        )
         settings = Settings.model_validate({**settings.model_dump(), **dict(args.setting)})
         service = ServiceProcess(settings)
         service.start()

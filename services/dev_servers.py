@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 STARTUP_TIMEOUT_S = 60.0
@@ -34,6 +35,9 @@ class Servers:
     """Whether aiokafka's idempotent producer works there (Tansu refuses it)."""
     kafka_pid: int | None = None
     """The embedded broker's process, for tests that take Kafka away (SIGSTOP) and back."""
+    kafka_fetch_max_wait: timedelta | None = None
+    """A fetch wait the broker needs to answer as soon as it has records: Tansu holds a
+    fetch for a good part of a longer wait, where Kafka answers at once."""
 
 
 def free_port() -> int:
@@ -175,6 +179,7 @@ class EmbeddedServers:
             mongodb_uri=f"mongodb://127.0.0.1:{self.mongodb.port}/?directConnection=true",
             kafka_idempotence=False,
             kafka_pid=self.kafka.process.pid,
+            kafka_fetch_max_wait=timedelta(milliseconds=10),
         )
 
     def __exit__(self, *_: object) -> None:

@@ -65,7 +65,7 @@ def servers() -> Iterator[Servers]:
 def isolated_settings(servers: Servers, kind: str = "test") -> Settings:
     """Settings naming a topic prefix, a database and a consumer group of their own."""
     tag = uuid.uuid4().hex[:10]
-    return Settings(
+    settings = Settings(
         kafka_bootstrap_servers=servers.kafka_bootstrap_servers,
         mongodb_uri=servers.mongodb_uri,
         mongodb_database=f"{kind}_{tag}",
@@ -81,6 +81,11 @@ def isolated_settings(servers: Servers, kind: str = "test") -> Settings:
         scheduler_http_port=0,
         jwt_secret=uuid.uuid4().hex,
     )
+    if servers.kafka_fetch_max_wait is not None:  # what the embedded broker needs
+        settings = settings.model_copy(
+            update={"kafka_fetch_max_wait": servers.kafka_fetch_max_wait}
+        )
+    return settings
 
 
 @pytest.fixture

@@ -168,6 +168,12 @@ def _dev(settings: Settings, demo: bool) -> int:
                     "kafka_bootstrap_servers": servers.kafka_bootstrap_servers,
                     "mongodb_uri": servers.mongodb_uri,
                     "kafka_idempotence": servers.kafka_idempotence,
+                    **(
+                        {"kafka_fetch_max_wait": servers.kafka_fetch_max_wait}
+                        if servers.kafka_fetch_max_wait
+                        and "kafka_fetch_max_wait" not in settings.model_fields_set
+                        else {}
+                    ),
                 }
             )
         )
