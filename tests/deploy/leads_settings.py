@@ -22,7 +22,9 @@ PREFIX = "LEADS_"
 # tests/e2e/test_metrics_exported.py reads both from a running worker.
 SCHEDULER_PATHS = frozenset({"/healthz", "/metrics"})
 
-SECRET_SETTINGS = frozenset({"LEADS_MONGODB_URI", "LEADS_JWT_SECRET", "LEADS_JWT_PUBLIC_KEY"})
+SECRET_SETTINGS = frozenset(
+    {"LEADS_MONGODB_URI", "LEADS_JWT_SECRET", "LEADS_JWT_PUBLIC_KEY", "LEADS_CURSOR_SECRET"}
+)
 """Never in a ConfigMap or a file in the repository."""
 
 

@@ -81,6 +81,8 @@ def test_every_leads_variable_is_a_setting_the_service_reads(compose: dict[str, 
         settings_from({k: v for k, v in env.items() if not given_at_run_time(v)})
     env = environment(services(compose)["serve"])
     assert given_at_run_time(env["LEADS_JWT_SECRET"]), "no token key in the repository"
+    # Both replicas (and a restarted one) accept the cursors either handed out.
+    assert given_at_run_time(env["LEADS_CURSOR_SECRET"]), "no cursor key in the repository"
 
 
 def test_every_topic_is_created_as_the_service_expects(compose: dict[str, Any]) -> None:

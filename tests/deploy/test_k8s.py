@@ -146,6 +146,8 @@ def test_secrets_come_from_the_secret_never_from_the_config_map(rendered: Render
     assert "LEADS_MONGODB_URI" in from_secret[SERVE] & from_secret[SCHEDULER]
     # `leads serve` refuses to start without a token key.
     assert from_secret[SERVE] & {"LEADS_JWT_SECRET", "LEADS_JWT_PUBLIC_KEY"}
+    # Replicas behind one Service sign page cursors with one shared key.
+    assert "LEADS_CURSOR_SECRET" in from_secret[SERVE]
 
 
 def test_probes_point_at_paths_and_ports_the_processes_serve(rendered: Rendered) -> None:
