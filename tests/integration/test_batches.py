@@ -94,6 +94,21 @@ async def test_duplicates_inside_a_batch_and_across_batches_are_applied_once(
     ) == 1
 
 
+async def test_a_lead_refused_until_its_partner_has_a_profile_is_a_duplicate_when_redelivered(
+    service: LeadService, store: MongoStore
+) -> None:
+    """A crash before the offset commit delivers the refused record again: it is
+    answered once, and its partition goes on."""
+    record = delivery(Topic.INBOUND, messages.inbound(lead_id="early", partner_id="no-profile"))
+    first = await service.handle_batch([record])
+    again = await asyncio.wait_for(service.handle_batch([record]), timeout=10)
+    assert [h.outcome for h in first.outcomes] == ["rejected"]
+    assert [h.outcome for h in again.outcomes] == ["duplicate"]
+    refusals = [r for r in await outbox_rows(store) if r.topic.endswith(Topic.REJECTED.value)]
+    assert len(refusals) == 1
+    assert json.loads(refusals[0].value)["reason"] == "partner_profile_missing"
+
+
 class SecondWriter:
     """The store, with another writer changing the lead just before the batch commits."""
 

@@ -140,3 +140,19 @@ def test_without_otel_variables_there_is_no_tracing() -> None:
     assert isinstance(configure("leads", {}), NoTracing)
     assert isinstance(configure("leads", {"OTEL_TRACES_EXPORTER": "none"}), NoTracing)
     assert NoTracing().carrier() == ()
+
+
+def test_a_failed_step_names_its_error_class_never_its_text() -> None:
+    tracing, exporter = traced()
+    message = tracing.message(delivery(Topic.INBOUND, messages.inbound()))
+    secret = "grace@fabrikam.example"
+    try:
+        with message.step("decide"):
+            raise ValueError(f"cannot take {secret}")
+    except ValueError:
+        pass
+    message.end()
+    (step,) = [s for s in exporter.get_finished_spans() if s.name == "decide"]
+    assert step.status.description == "ValueError"
+    assert not step.events  # no exception event with its message and stack
+    assert secret not in repr([s.to_json() for s in exporter.get_finished_spans()])

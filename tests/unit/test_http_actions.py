@@ -8,10 +8,15 @@ from typing import Any
 import pytest
 
 from contracts.actions import Accept, Favorite
+from contracts.topics import Reason
+from services.lifecycle.domain.clock import SystemClock
 from services.lifecycle.service_layer.actions import (
+    Actions,
     BadRequest,
     Caller,
     InvalidAction,
+    Outcome,
+    Submission,
     expected_version,
     message_id,
     to_action,
@@ -34,7 +39,8 @@ def problems(body: object) -> dict[str, str]:
 
 def test_the_idempotency_key_is_scoped_to_the_partner() -> None:
     assert message_id("partner-1", "0f8e2c1a-77aa") == "partner-1:0f8e2c1a-77aa"
-    for bad in (None, "", "with space", "é", "x" * 64):
+    # No colon: partner `acme` with key `eu:1` would be partner `acme:eu` with key `1`.
+    for bad in (None, "", "with space", "é", "x" * 64, "eu:1"):
         with pytest.raises(BadRequest, match="Idempotency-Key"):
             message_id("partner-1", bad)
 
@@ -83,6 +89,11 @@ def test_wrong_fields_are_named_without_their_values() -> None:
         "action": "must be one of accept, decline, update, add_contacts, won, lost, favorite, "
         "unfavorite"
     }
+    # email-validator's own message quotes part of the address.
+    found = problems(
+        {"action": "add_contacts", "contacts": [{"name": "A", "email": "a@·wayne.example"}]}
+    )
+    assert found == {"contacts.0.email": "value is not a valid email address"}
     deal["value"] = {"amount": 5, "currency": "EUR"}  # a number where it says a string
     assert "deal.value.amount" in problems({"action": "accept", "deal": deal})
 
@@ -91,3 +102,33 @@ def test_wrong_fields_are_named_without_their_values() -> None:
 def test_a_body_that_is_no_json_object_is_refused(body: bytes) -> None:
     with pytest.raises(InvalidAction):
         to_action(body, "lead-1", CALLER, "partner-1:k1", None, NOW)
+
+
+class Records:
+    """What the store holds of one action id: a submission and the pipeline's marker."""
+
+    def __init__(self, submitted_by: str, handled_for: str) -> None:
+        self._submitted_by = submitted_by
+        self._handled_for = handled_for
+
+    async def submission(self, message_id: str) -> Submission:
+        return Submission(message_id, self._submitted_by, "lead-1", "f")
+
+    async def remember(self, submission: Submission) -> None: ...
+
+    async def outcome(self, message_id: str) -> Outcome:
+        return Outcome("rejected", self._handled_for, "lead-1", reason=Reason.STALE_VERSION)
+
+
+async def test_an_action_status_is_shown_only_where_both_records_name_the_caller() -> None:
+    mine = Actions(Records("partner-1", "partner-1"), Unpublished(), SystemClock())
+    theirs = Actions(Records("partner-1", "partner-2"), Unpublished(), SystemClock())
+    status = await mine.status("partner-1", "partner-1:k1")
+    assert status is not None and status.reason is Reason.STALE_VERSION
+    assert await theirs.status("partner-1", "partner-1:k1") is None
+    assert await mine.status("partner-2", "partner-1:k1") is None
+
+
+class Unpublished:
+    async def publish(self, action: object) -> None:
+        raise AssertionError("a status read publishes nothing")

@@ -9,6 +9,7 @@ retried each minute) while the others go on, and a clean hand-over on stop
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -105,7 +106,10 @@ class BatchConsumer:
         await self._flush_offsets()
         if self._consumer is not None:
             consumer, self._consumer = self._consumer, None
-            await consumer.stop()  # leaves the group: the partitions move at once
+            # Leaves the group, so the partitions move at once; a broker that does not
+            # answer leaves it to the session timeout instead.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(consumer.stop(), self._settings.hand_over_s)
 
     def lag(self) -> dict[str, int]:
         """Records not yet handled, per topic, as of the last fetch."""
@@ -289,8 +293,10 @@ class BatchConsumer:
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         try:
-            await self.consumer.commit(offsets)
-        except (CommitFailedError, KafkaError) as error:
+            # aiokafka retries a commit for as long as the broker is away: bounded, so
+            # that a stop or a hand-over during an outage still ends.
+            await asyncio.wait_for(self.consumer.commit(offsets), self._settings.hand_over_s)
+        except (CommitFailedError, KafkaError, TimeoutError) as error:
             # Rebalanced away meanwhile: the new owner reads it again and finds it done.
             log.info(
                 "offset commit failed; the batches will be found done",

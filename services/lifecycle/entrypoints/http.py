@@ -35,6 +35,7 @@ from services.lifecycle.adapters.tokens import Principal, TokenVerifier, Unauthe
 from services.lifecycle.domain.lead import Lead
 from services.lifecycle.entrypoints.metrics import CONTENT_TYPE
 from services.lifecycle.service_layer.actions import (
+    IDEMPOTENCY_KEY,
     SET_BY_THE_SERVICE,
     Actions,
     BadRequest,
@@ -390,7 +391,7 @@ def _action_routes(api: FastAPI, actions: Actions, partner: Callable[..., Princi
                     "required": True,
                     "description": "Names this action: a retry with the same key is the "
                     "same action. The action's message_id is `<partner_id>:<key>`.",
-                    "schema": {"type": "string", "pattern": r"^[A-Za-z0-9._:-]{1,63}$"},
+                    "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY.pattern},
                 },
                 {
                     "name": "If-Match",

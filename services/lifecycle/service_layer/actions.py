@@ -20,7 +20,7 @@ from contracts.action_status import ActionStatus
 from contracts.actions import PARTNER_ACTION, PartnerAction
 from contracts.topics import EventType, Reason
 from services.lifecycle.domain.clock import Clock
-from services.lifecycle.service_layer.decoding import MAX_ERRORS_SHOWN
+from services.lifecycle.service_layer.decoding import MAX_ERRORS_SHOWN, in_words
 
 SET_BY_THE_SERVICE = (
     "message_id",
@@ -32,8 +32,10 @@ SET_BY_THE_SERVICE = (
 )
 """Fields of a contract action that the service fills in, never the body."""
 
-IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,63}$")
-"""With the partner id (≤ 64) and a colon, a message_id stays within the contract's 128."""
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._-]{1,63}$")
+"""With the partner id (≤ 64) and a colon, a message_id stays within the contract's 128.
+No colon in the key: partner ids may hold one, and `acme` + `eu:1` must never make the
+same message_id as `acme:eu` + `1`."""
 
 ACTIONS = tuple(
     get_args(variant.model_fields["action"].annotation)[0]
@@ -113,7 +115,7 @@ def message_id(partner_id: str, idempotency_key: str | None) -> str:
     if idempotency_key is None:
         raise BadRequest("an Idempotency-Key header is required (e.g. a new UUID per action)")
     if not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
-        raise BadRequest("Idempotency-Key must be 1..63 characters of [A-Za-z0-9._:-]")
+        raise BadRequest("Idempotency-Key must be 1..63 characters of [A-Za-z0-9._-]")
     return f"{partner_id}:{idempotency_key}"
 
 
@@ -183,7 +185,7 @@ def _problems(error: ValidationError, tag: object) -> list[tuple[str, str]]:
             # pydantic's message quotes the submitted tag: name the choices instead.
             path, message = ["action"], f"must be one of {', '.join(ACTIONS)}"
         else:
-            message = problem["msg"]
+            message = in_words(problem)
         found.append((".".join(path), message))
     return found[:MAX_ERRORS_SHOWN]
 
@@ -228,7 +230,7 @@ class Actions:
         submitted = await self._records.submission(message_id)
         outcome = await self._records.outcome(message_id)
         owner = submitted.partner_id if submitted else outcome.partner_id if outcome else None
-        if owner != partner_id:
+        if owner != partner_id or (outcome is not None and outcome.partner_id != partner_id):
             return None
         lead_id = submitted.lead_id if submitted else outcome.lead_id if outcome else None
         if outcome is None or outcome.outcome == "held":

@@ -54,7 +54,7 @@ def decode(topic: Topic, value: bytes) -> BaseModel:
 def describe(error: ValidationError) -> str:
     """Which fields are wrong and how, never echoing the values (they may be personal data)."""
     problems = [
-        f"{'.'.join(str(p) for p in e['loc']) or '(message)'}: {_problem(e)}"
+        f"{'.'.join(str(p) for p in e['loc']) or '(message)'}: {in_words(e)}"
         for e in error.errors(include_input=False, include_url=False)
     ]
     shown = "; ".join(problems[:MAX_ERRORS_SHOWN])
@@ -62,7 +62,7 @@ def describe(error: ValidationError) -> str:
     return f"does not match the contract: {shown}" + (f"; and {more} more" if more > 0 else "")
 
 
-def _problem(error: ErrorDetails) -> str:
+def in_words(error: ErrorDetails) -> str:
     """The error in words that never quote the value: some of pydantic's messages
     (an unknown union tag) and email-validator's do."""
     if error["type"] == "union_tag_invalid":

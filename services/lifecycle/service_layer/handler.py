@@ -102,19 +102,21 @@ class LeadService:
 
     async def _read(self, deliveries: Sequence[Delivery], messages: Sequence[Any]) -> Snapshot:
         """Everything the batch is decided on, in two rounds of concurrent reads."""
-        keys = [_key(d, m) for d, m in zip(deliveries, messages, strict=True)]
+        keys = [k for d, m in zip(deliveries, messages, strict=True) for k in _keys(d, m)]
         lead_ids = sorted({m.lead_id for m in messages if getattr(m, "lead_id", None)})
-        processed, leads, unsent = await asyncio.gather(
-            self._store.processed_among(keys),
-            self._leads(lead_ids),
-            self._store.unsent_of(lead_ids),
+        processed, leads = await asyncio.gather(
+            self._store.processed_among(keys), self._leads(lead_ids)
         )
         arriving = sorted(
             {m.lead_id for m in messages if isinstance(m, InboundLead) and m.lead_id not in leads}
         )
-        profiles, held = await asyncio.gather(
+        # Unsent rows are read after the leads: a row committed with a version read
+        # above is then found here or already sent, so none is published after a
+        # later row of its lead.
+        profiles, held, unsent = await asyncio.gather(
             self._store.load_profiles(_partners_needed(messages, leads)),
             self._store.held_for(arriving),
+            self._store.unsent_of(lead_ids),
         )
         return Snapshot(processed, leads, profiles, held, unsent)
 
@@ -222,10 +224,14 @@ def _decoded(delivery: Delivery) -> Any:
         return malformed
 
 
-def _key(delivery: Delivery, message: Any) -> str:
+def _keys(delivery: Delivery, message: Any) -> tuple[str, ...]:
+    """Where a message's marker may be: an unreadable one's by its position; a lead
+    refused for a cause its sender can cure (no partner profile yet) also by its
+    position, so that the same record delivered again is a duplicate."""
     if isinstance(message, Malformed):
-        return delivery.position_key
-    return dedupe_key(delivery.topic, message.message_id)
+        return (delivery.position_key,)
+    key = dedupe_key(delivery.topic, message.message_id)
+    return (key, delivery.position_key) if isinstance(message, InboundLead) else (key,)
 
 
 def _partners_needed(messages: Sequence[Any], leads: dict[str, Lead]) -> list[str]:
