@@ -11,6 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from contracts.topics import EventType, Reason, Topic
+from services.lifecycle.adapters import dead_letters
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.service_layer.actions import Outcome, Submission
 from services.lifecycle.service_layer.batch import dedupe_key
@@ -28,6 +29,7 @@ class MongoActionRecords:
     def __init__(self, database: AsyncDatabase[Document], clock: Clock) -> None:
         self._submitted = database["http_actions"]
         self._processed = database["processed_messages"]
+        self._dead_letters = database["dead_letters"]
         self._clock = clock
 
     async def ensure_indexes(self) -> None:
@@ -63,9 +65,26 @@ class MongoActionRecords:
         found = await self._processed.find_one(
             {"_id": dedupe_key(Topic.PARTNER_ACTIONS, message_id)}
         )
-        if found is None:
-            return None
-        return _outcome(found)
+        if found is not None:
+            return _outcome(found)
+        return await self._parked(message_id)
+
+    async def _parked(self, message_id: str) -> Outcome | None:
+        """An action that kept failing is marked by its Kafka position, not its id:
+        until it is replayed, its status is the `internal_error` it was answered."""
+        async for document in self._dead_letters.find({"message_id": message_id}):
+            letter = dead_letters.from_document(document)
+            if document["replayed_at"] is None and letter.topic_name.endswith(
+                Topic.PARTNER_ACTIONS.value
+            ):
+                return Outcome(
+                    "rejected",
+                    None,
+                    letter.lead_id,
+                    reason=Reason.INTERNAL_ERROR,
+                    detail=letter.answer,
+                )
+        return None
 
 
 def _outcome(marker: Document) -> Outcome:

@@ -12,7 +12,11 @@ from services.lifecycle.service_layer.ports import DeadLetter
 
 Document = dict[str, Any]
 
-INDEXES = [IndexModel([("parked_at", ASCENDING)], name="parked")]
+INDEXES = [
+    IndexModel([("parked_at", ASCENDING)], name="parked"),
+    # An action's status names a parked action by its message_id.
+    IndexModel([("message_id", ASCENDING)], name="by_message"),
+]
 
 
 def to_document(letter: DeadLetter) -> Document:

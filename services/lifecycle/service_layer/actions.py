@@ -230,7 +230,9 @@ class Actions:
         submitted = await self._records.submission(message_id)
         outcome = await self._records.outcome(message_id)
         owner = submitted.partner_id if submitted else outcome.partner_id if outcome else None
-        if owner != partner_id or (outcome is not None and outcome.partner_id != partner_id):
+        # A parked action's record names no partner: its submission does.
+        handled_for = outcome.partner_id if outcome else None
+        if owner != partner_id or handled_for not in (None, partner_id):
             return None
         lead_id = submitted.lead_id if submitted else outcome.lead_id if outcome else None
         if outcome is None or outcome.outcome == "held":

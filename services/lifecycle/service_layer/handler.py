@@ -162,10 +162,7 @@ class LeadService:
             lead_id=lead_id,
             parked_at=now,
         )
-        detail = (
-            f"the message kept failing ({letter.error_class}) and is parked on the dead-letter "
-            f"topic as {letter.id}; it is replayed once the cause is fixed"
-        )
+        detail = letter.answer
         answer = rejection(
             delivery.topic_name, key, message_id, lead_id, Reason.INTERNAL_ERROR, detail, now
         )

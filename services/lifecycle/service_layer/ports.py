@@ -101,6 +101,14 @@ class DeadLetter:
     lead_id: str | None
     parked_at: datetime
 
+    @property
+    def answer(self) -> str:
+        """The `internal_error` detail its sender gets."""
+        return (
+            f"the message kept failing ({self.error_class}) and is parked on the dead-letter "
+            f"topic as {self.id}; it is replayed once the cause is fixed"
+        )
+
 
 @dataclass
 class Change:
