@@ -292,10 +292,14 @@ class BatchConsumer:
         await self._commit(due)
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        # Never cancelled half-way (a stop cancels the committer): aiokafka would leave
+        # its own request running with no one to read how it ended.
+        commit = asyncio.ensure_future(self.consumer.commit(offsets))
+        commit.add_done_callback(_outcome_read)
         try:
             # aiokafka retries a commit for as long as the broker is away: bounded, so
             # that a stop or a hand-over during an outage still ends.
-            await asyncio.wait_for(self.consumer.commit(offsets), self._settings.hand_over_s)
+            await asyncio.wait_for(asyncio.shield(commit), self._settings.hand_over_s)
         except (CommitFailedError, KafkaError, TimeoutError) as error:
             # Rebalanced away meanwhile: the new owner reads it again and finds it done.
             log.info(
@@ -329,6 +333,13 @@ class _HandOver(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self._consumer._assigned(assigned)
+
+
+def _outcome_read(task: asyncio.Future[None]) -> None:
+    """A commit left to finish on its own: its failure is expected (the group moved
+    on, or the broker is away) and the batches are found done when delivered again."""
+    if not task.cancelled():
+        task.exception()
 
 
 async def _finished(tasks: list[asyncio.Task[None]], timeout: float) -> bool:
