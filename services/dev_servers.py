@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 STARTUP_TIMEOUT_S = 60.0
 
@@ -39,6 +40,17 @@ class Servers:
     """A fetch wait the broker needs to answer soon once it has records: Tansu holds a
     fetch for a good part of the wait even then, where Kafka answers at once. Shorter
     waits cost CPU: an idle consumer asks again each time one ends."""
+
+    def settings(self) -> dict[str, Any]:
+        """The `LEADS_*` settings that point the service at these servers and suit them."""
+        found: dict[str, Any] = {
+            "kafka_bootstrap_servers": self.kafka_bootstrap_servers,
+            "mongodb_uri": self.mongodb_uri,
+            "kafka_idempotence": self.kafka_idempotence,
+        }
+        if self.kafka_fetch_max_wait is not None:
+            found["kafka_fetch_max_wait"] = self.kafka_fetch_max_wait
+        return found
 
 
 def free_port() -> int:

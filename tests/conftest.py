@@ -65,27 +65,22 @@ def servers() -> Iterator[Servers]:
 def isolated_settings(servers: Servers, kind: str = "test") -> Settings:
     """Settings naming a topic prefix, a database and a consumer group of their own."""
     tag = uuid.uuid4().hex[:10]
-    settings = Settings(
-        kafka_bootstrap_servers=servers.kafka_bootstrap_servers,
-        mongodb_uri=servers.mongodb_uri,
-        mongodb_database=f"{kind}_{tag}",
-        topic_prefix=f"{kind}{tag}.",
-        consumer_group=f"lifecycle-{tag}",
-        topic_partitions=3,
-        instance_id=f"{kind}-{tag}",
-        relay_poll_interval="PT0.2S",
-        relay_lease="PT3S",
-        early_action_grace="PT3S",
-        kafka_idempotence=servers.kafka_idempotence,
-        http_port=free_port(),
-        scheduler_http_port=0,
-        jwt_secret=uuid.uuid4().hex,
+    return Settings(
+        **{
+            **servers.settings(),
+            "mongodb_database": f"{kind}_{tag}",
+            "topic_prefix": f"{kind}{tag}.",
+            "consumer_group": f"lifecycle-{tag}",
+            "topic_partitions": 3,
+            "instance_id": f"{kind}-{tag}",
+            "relay_poll_interval": "PT0.2S",
+            "relay_lease": "PT3S",
+            "early_action_grace": "PT3S",
+            "http_port": free_port(),
+            "scheduler_http_port": 0,
+            "jwt_secret": uuid.uuid4().hex,
+        }
     )
-    if servers.kafka_fetch_max_wait is not None:  # what the embedded broker needs
-        settings = settings.model_copy(
-            update={"kafka_fetch_max_wait": servers.kafka_fetch_max_wait}
-        )
-    return settings
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -106,6 +107,14 @@ class Outputs:
 
     def events(self, lead_id: str) -> list[dict[str, Any]]:
         return [e for e in self.values(Topic.EVENTS) if e["lead_id"] == lead_id]
+
+    def event_ids(self) -> dict[str, dict[str, set[str]]]:
+        """Per lead, per event type, the distinct event ids published: an event sent
+        again under its id is the same event; two ids for one transition, a double."""
+        found: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        for event in self.values(Topic.EVENTS):
+            found[event["lead_id"]][event["type"]].add(event["event_id"])
+        return found
 
     def event_types(self, lead_id: str) -> list[str]:
         return [e["type"] for e in self.events(lead_id)]

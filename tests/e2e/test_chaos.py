@@ -9,7 +9,6 @@ users ask about: the code path is the same).
 import asyncio
 import os
 import uuid
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -78,10 +77,7 @@ async def test_every_lead_ends_won_through_an_outage(cluster: EmbeddedServers, f
             )
             outputs = await upstream.settled(timeout=120)
         assert service.process is not None and service.process.poll() is None  # never exited
-    events: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    for event in outputs.values(Topic.EVENTS):
-        if event["lead_id"] in lead_ids:
-            events[event["lead_id"]][event["type"]].add(event["event_id"])
+    events = outputs.event_ids()
     for lead_id in lead_ids:
         assert {t: len(ids) for t, ids in events[lead_id].items()} == {
             "lead.received": 1,

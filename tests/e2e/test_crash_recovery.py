@@ -79,12 +79,11 @@ async def test_killed_mid_stream_every_lead_ends_once(
         lambda o: count(o, "lead.won", lead_ids) == LEADS, timeout=120, what="all won"
     )
 
-    by_lead: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    by_lead = outputs.event_ids()
     contents: dict[str, set[bytes]] = defaultdict(set)
     for record in outputs.records:
         value: dict[str, Any] = json.loads(record.value)
         if record.topic.endswith(Topic.EVENTS.value) and value["lead_id"] in lead_ids:
-            by_lead[value["lead_id"]][value["type"]].add(value["event_id"])
             contents[value["event_id"]].add(record.value)
     for lead_id in lead_ids:
         ids = by_lead[lead_id]

@@ -5,7 +5,6 @@ transition published under one id."""
 
 import asyncio
 import uuid
-from collections import defaultdict
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -77,9 +76,7 @@ async def test_each_replica_in_turn_stops_quickly_and_nothing_is_lost(servers: S
     finally:
         for service in replicas:
             service.stop()
-    events: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    for event in outputs.values(Topic.EVENTS):
-        events[event["lead_id"]][event["type"]].add(event["event_id"])
+    events = outputs.event_ids()
     for lead_id in lead_ids:
         assert {t: len(ids) for t, ids in events[lead_id].items()} == {
             "lead.received": 1,

@@ -174,21 +174,12 @@ def _dev(settings: Settings, demo: bool) -> int:
 
     with embedded_servers() as servers:
         shortened = {k: v for k, v in DEMO_DEADLINES.items() if k not in settings.model_fields_set}
+        embedded = servers.settings()
+        if "kafka_fetch_max_wait" in settings.model_fields_set:
+            embedded.pop("kafka_fetch_max_wait", None)  # the user's own wait wins
         settings = with_dev_secret(
             Settings.model_validate(
-                {
-                    **settings.model_dump(),
-                    **(shortened if demo else {}),
-                    "kafka_bootstrap_servers": servers.kafka_bootstrap_servers,
-                    "mongodb_uri": servers.mongodb_uri,
-                    "kafka_idempotence": servers.kafka_idempotence,
-                    **(
-                        {"kafka_fetch_max_wait": servers.kafka_fetch_max_wait}
-                        if servers.kafka_fetch_max_wait
-                        and "kafka_fetch_max_wait" not in settings.model_fields_set
-                        else {}
-                    ),
-                }
+                {**settings.model_dump(), **(shortened if demo else {}), **embedded}
             )
         )
         print(
