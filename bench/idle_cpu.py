@@ -1,0 +1,56 @@
+"""What an idle `leads serve` costs on the embedded servers, per fetch wait: the
+consumer asks the broker again each time a wait ends with nothing to give.
+
+    python bench/idle_cpu.py --waits 10,50,100 --seconds 10
+"""
+
+import argparse
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from services.dev_servers import embedded_servers
+from tests.conftest import isolated_settings
+from tests.e2e.conftest import ServiceProcess
+
+SETTLE_S = 5.0
+"""Start-up work (topics, indexes, the group join) left out of the measure."""
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--waits", default="10,50,100", help="fetch waits to try, in ms")
+    parser.add_argument("--seconds", type=float, default=10.0, help="idle time measured")
+    args = parser.parse_args()
+    with embedded_servers() as servers:
+        for wait_ms in (int(text) for text in args.waits.split(",")):
+            settings = isolated_settings(servers, "idle").model_copy(
+                update={"kafka_fetch_max_wait": timedelta(milliseconds=wait_ms)}
+            )
+            service = ServiceProcess(settings)
+            service.start()
+            try:
+                time.sleep(SETTLE_S)
+                assert service.process is not None
+                process = psutil.Process(service.process.pid)
+                before, started = cpu_seconds(process), time.monotonic()
+                time.sleep(args.seconds)
+                used = cpu_seconds(process) - before
+                share = 100 * used / (time.monotonic() - started)
+                print(f"fetch wait {wait_ms:>4} ms   idle CPU {share:4.1f} % of a core")
+            finally:
+                service.stop()
+
+
+if __name__ == "__main__":
+    main()
