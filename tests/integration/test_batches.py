@@ -168,3 +168,33 @@ async def test_an_action_and_its_lead_committing_side_by_side_never_strand_the_a
     stored = await store.load(lead["lead_id"])
     assert stored is not None and stored.stage == "accepted"  # applied, in either order
     assert await store.database["held_actions"].count_documents({}) == 0
+
+
+async def test_a_lead_this_replica_remembers_but_another_replica_changed_is_decided_as_stored(
+    service: LeadService, store: MongoStore, clock: Clock
+) -> None:
+    """Leads a replica decided lately are taken from its memory, not read again: a
+    version changed elsewhere meanwhile must still be seen, whether the next
+    decision writes the lead or only refuses."""
+    for lead_id in ("written", "refused"):
+        await service.handle(delivery(Topic.INBOUND, messages.inbound(lead_id=lead_id)))
+    other_replica = LeadService(store, clock, Windows())
+    await other_replica.handle(
+        delivery(Topic.PARTNER_ACTIONS, messages.action("written", "favorite"))
+    )
+    await other_replica.handle(
+        delivery(Topic.PARTNER_ACTIONS, messages.action("refused", "accept"))
+    )
+
+    # Each on its own: one batch's conflict makes it read all of its leads again.
+    accepted = await service.handle(
+        delivery(Topic.PARTNER_ACTIONS, messages.action("written", "accept"))
+    )
+    # Refused, were the lead taken as this replica last saw it (not accepted yet).
+    won = await service.handle(delivery(Topic.PARTNER_ACTIONS, messages.action("refused", "won")))
+
+    assert (accepted.outcome, won.outcome) == ("applied", "applied")
+    written, closed = await store.load("written"), await store.load("refused")
+    assert written is not None and closed is not None
+    assert (written.version, written.favorite, written.stage) == (3, True, "accepted")
+    assert (closed.version, closed.outcome) == (3, "won")

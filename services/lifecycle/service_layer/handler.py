@@ -81,7 +81,7 @@ class LeadService:
         messages = [_decoded(delivery) for delivery in deliveries]
         traced = list(traces) or [UNTRACED] * len(deliveries)
         for _ in range(MAX_CONFLICT_RETRIES):
-            snapshot = await self._read(deliveries, messages)
+            snapshot, remembered = await self._read(deliveries, messages)
             plan = BatchPlan(snapshot, self._clock.now(), self._windows, self._grace)
             for delivery, message, trace in zip(deliveries, messages, traced, strict=True):
                 with trace.step("decide"):
@@ -90,9 +90,14 @@ class LeadService:
                 return Committed(plan.outcomes)
             started = time.time_ns()
             try:
+                # A remembered lead the batch writes is checked by its version guard
+                # in the transaction; one it only read is checked here.
+                unwritten = remembered - plan.change.leads.keys()
+                await self._still_current({i: snapshot.leads[i].version for i in unwritten})
                 rows = await self._store.commit(plan.change)
             except VersionConflict as conflict:
                 log.info("batch decided on a view that changed, deciding again: %s", conflict)
+                self._forget(snapshot.leads)
                 continue
             for trace in traced:
                 trace.step_between("commit", started, time.time_ns())
@@ -100,13 +105,19 @@ class LeadService:
             return Committed(plan.outcomes, in_publishing_order([*snapshot.unsent, *rows]))
         raise VersionConflict(f"the batch kept conflicting over {MAX_CONFLICT_RETRIES} tries")
 
-    async def _read(self, deliveries: Sequence[Delivery], messages: Sequence[Any]) -> Snapshot:
-        """Everything the batch is decided on, in two rounds of concurrent reads."""
+    async def _read(
+        self, deliveries: Sequence[Delivery], messages: Sequence[Any]
+    ) -> tuple[Snapshot, set[str]]:
+        """Everything the batch is decided on, in two rounds of concurrent reads, and
+        which of its leads were taken from memory rather than read."""
         keys = [k for d, m in zip(deliveries, messages, strict=True) for k in _keys(d, m)]
         lead_ids = sorted({m.lead_id for m in messages if getattr(m, "lead_id", None)})
-        processed, leads = await asyncio.gather(
-            self._store.processed_among(keys), self._leads(lead_ids)
+        remembered = {i: self._recent[i] for i in lead_ids if i in self._recent}
+        processed, loaded = await asyncio.gather(
+            self._store.processed_among(keys),
+            self._store.load_many([i for i in lead_ids if i not in remembered]),
         )
+        leads = remembered | loaded
         arriving = sorted(
             {m.lead_id for m in messages if isinstance(m, InboundLead) and m.lead_id not in leads}
         )
@@ -118,21 +129,16 @@ class LeadService:
             self._store.held_for(arriving),
             self._store.unsent_of(lead_ids),
         )
-        return Snapshot(processed, leads, profiles, held, unsent)
+        return Snapshot(processed, leads, profiles, held, unsent), set(remembered)
 
-    async def _leads(self, lead_ids: Sequence[str]) -> dict[str, Lead]:
-        """The leads as stored: those decided here recently are taken from memory when
-        the store still has them at that version (only versions are read then)."""
-        known = [i for i in lead_ids if i in self._recent]
-        unknown = [i for i in lead_ids if i not in self._recent]
-        versions, loaded = await asyncio.gather(
-            self._store.versions_of(known), self._store.load_many(unknown)
-        )
-        current = {i: self._recent[i] for i in known if versions.get(i) == self._recent[i].version}
-        moved = [i for i in known if i in versions and i not in current]
-        if moved:
-            loaded |= await self._store.load_many(moved)
-        return current | loaded
+    async def _still_current(self, versions: dict[str, int]) -> None:
+        """Leads taken from memory are still stored at the versions decided on."""
+        if versions and await self._store.versions_of(list(versions)) != versions:
+            raise VersionConflict("a lead remembered here was changed elsewhere")
+
+    def _forget(self, lead_ids: Iterable[str]) -> None:
+        for lead_id in lead_ids:
+            self._recent.pop(lead_id, None)
 
     def _remember(self, leads: Iterable[Lead]) -> None:
         for lead in leads:
