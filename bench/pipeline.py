@@ -297,7 +297,7 @@ async def run(settings: Settings, service: ServiceProcess, args: argparse.Namesp
         handled, batches = committed_batches(settings)
         single = await one_at_a_time(driver, args.samples)
     average_batch = handled / batches if batches else 1.0
-    ceiling = await store_ceiling(settings, min(args.leads, 2000), max(1, round(average_batch)))
+    ceiling = await store_ceiling(settings, args.leads, max(1, round(average_batch)))
     throughput = 3 * args.leads / elapsed
     ours, bare = 1000 * cpu / (3 * args.leads), 1000 * floor["cpu_s"] / floor["count"]
     rows = [
