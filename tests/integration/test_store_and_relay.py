@@ -4,6 +4,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,8 +14,8 @@ from pymongo.errors import BulkWriteError
 from contracts.topics import OUTBOUND_TOPICS, Topic
 from services.lifecycle.adapters.kafka import KafkaPublisher, ensure_topics
 from services.lifecycle.adapters.lease import Lease
-from services.lifecycle.adapters.mongo import MongoStore
-from services.lifecycle.domain.clock import SystemClock
+from services.lifecycle.adapters.mongo import MongoStore, Write
+from services.lifecycle.domain.clock import FixedClock, SystemClock
 from services.lifecycle.domain.deadlines import DeadlineChanges, deadlines_of
 from services.lifecycle.domain.lead import Windows
 from services.lifecycle.service_layer.handler import LeadService
@@ -238,6 +239,34 @@ async def test_relay_keeps_each_leads_order_with_cloudevents_headers(
     assert headers["ce_specversion"] == b"1.0" and headers["ce_type"] == b"lead.received"
     assert headers["ce_subject"] == b"lead-o" and headers["content-type"] == b"application/json"
     assert {r.key for r in records} == {b"lead-o"}
+
+
+async def test_the_relay_waits_from_a_slow_transactions_commit_not_from_its_start(
+    mongo: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows of a transaction that took longer than the relay's wait are the
+    consumer's to publish once it commits; taken by the relay at once, they went
+    out twice."""
+    clock = FixedClock(datetime(2026, 11, 1, tzinfo=UTC))
+    store = MongoStore(mongo, settings.mongodb_database, clock, settings.topic_prefix)
+    await store.ensure_indexes()
+    service = LeadService(store, clock, Windows())
+    await service.handle(delivery(Topic.PROFILES, messages.profile()))
+    await store.mark_sent([row.id for row in await store.pending(100)])
+    write = Write.run
+
+    async def slow_write(self: Write, session: Any = None) -> None:
+        clock.advance(timedelta(seconds=10))  # a busy store: each bulk write takes 10 s
+        await write(self, session)
+
+    monkeypatch.setattr(Write, "run", slow_write)
+    lead = messages.inbound()
+    await service.handle(delivery(Topic.INBOUND, lead))
+
+    # The transaction took 40 s or more; its last write, 10 s.
+    assert await store.pending(100, older_than=timedelta(seconds=30)) == []
+    left_over = await store.pending(100, older_than=timedelta(seconds=10))
+    assert {row.lead_id for row in left_over} == {lead["lead_id"]}
 
 
 async def test_only_one_relay_holds_the_lease(store: MongoStore, settings: Settings) -> None:

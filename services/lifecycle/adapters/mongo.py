@@ -184,7 +184,7 @@ class MongoStore:
         steps = self.writes(change, documents, now)
         async with self._client.start_session() as session:
             # A transient error retries the whole callback: every check runs again.
-            await session.with_transaction(lambda s: self._write(s, change, steps))
+            await session.with_transaction(lambda s: self._write(s, change, steps, documents))
         return [row for document in documents for row in outbox.rows_of(document)]
 
     def writes(self, change: Change, documents: list[Document], now: datetime) -> list[Write]:
@@ -203,18 +203,30 @@ class MongoStore:
             Write(self._processed, markers, matched=settled, duplicate=AlreadyProcessed),
             Write(self._leads, leads, replaced, len(change.claims), VersionConflict),
             Write(self._held, held.writes(change.hold.values(), change.release), deleted=released),
-            Write(self._outbox, [InsertOne(d) for d in documents]),
             Write(self._deadlines, deadlines.writes(change.deadlines)),
             Write(self._tallies, tallies.writes(change)),
             Write(self._profiles, profiles, profiles_replaced, duplicate=VersionConflict),
             Write(self._dead_letters, parked),
+            Write(self._outbox, [InsertOne(d) for d in documents]),
         ]
 
-    async def _write(self, session: AsyncClientSession, change: Change, steps: list[Write]) -> None:
+    async def _write(
+        self,
+        session: AsyncClientSession,
+        change: Change,
+        steps: list[Write],
+        documents: list[Document],
+    ) -> None:
         for step in steps:
             if step.collection is self._held and change.arrivals:
                 # Before its held actions are released: none was held meanwhile.
                 await held.check_unchanged(self._held, change.arrivals, session)
+            if step.collection is self._outbox:
+                # Stamped last, just before the commit: the relay's wait
+                # (`LEADS_RELAY_AFTER`) counts from there, not from before a
+                # transaction that a busy store made long, which let the relay
+                # publish rows the consumer was publishing too.
+                outbox.stamp(documents, self._clock.now())
             await step.run(session)
 
     @staticmethod

@@ -67,6 +67,12 @@ def _document(rows: list[Document], now: datetime) -> Document:
     }
 
 
+def stamp(documents: Sequence[Document], now: datetime) -> None:
+    """When the documents were committed, near enough: the relay waits from then."""
+    for document in documents:
+        document["created_at"] = now
+
+
 def rows_of(document: Document) -> list[OutboxRow]:
     """The rows of a document as written (bytes and tuples as they were) or as read."""
     return [

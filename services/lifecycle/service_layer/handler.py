@@ -121,9 +121,9 @@ class LeadService:
         arriving = sorted(
             {m.lead_id for m in messages if isinstance(m, InboundLead) and m.lead_id not in leads}
         )
-        # Unsent rows are read after the leads: a row committed with a version read
-        # above is then found here or already sent, so none is published after a
-        # later row of its lead.
+        # Unsent rows are read after the leads: a row committed with a version taken
+        # above (read, or remembered from this replica's own commit) is then found
+        # here or already sent, so none is published after a later row of its lead.
         profiles, held, unsent = await asyncio.gather(
             self._store.load_profiles(_partners_needed(messages, leads)),
             self._store.held_for(arriving),
