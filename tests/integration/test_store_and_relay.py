@@ -12,13 +12,17 @@ from aiokafka import AIOKafkaConsumer
 from pymongo.errors import BulkWriteError
 
 from contracts.topics import OUTBOUND_TOPICS, Topic
+from services.lifecycle.adapters.failures import classify
 from services.lifecycle.adapters.kafka import KafkaPublisher, ensure_topics
 from services.lifecycle.adapters.lease import Lease
 from services.lifecycle.adapters.mongo import MongoStore, Write
 from services.lifecycle.domain.clock import FixedClock, SystemClock
 from services.lifecycle.domain.deadlines import DeadlineChanges, deadlines_of
 from services.lifecycle.domain.lead import Windows
+from services.lifecycle.service_layer.batch import Handled
+from services.lifecycle.service_layer.failures import Failure
 from services.lifecycle.service_layer.handler import LeadService
+from services.lifecycle.service_layer.pipeline import Pipeline, RetryPolicy
 from services.lifecycle.service_layer.ports import (
     Change,
     LeadWrite,
@@ -267,6 +271,48 @@ async def test_the_relay_waits_from_a_slow_transactions_commit_not_from_its_star
     assert await store.pending(100, older_than=timedelta(seconds=30)) == []
     left_over = await store.pending(100, older_than=timedelta(seconds=10))
     assert {row.lead_id for row in left_over} == {lead["lead_id"]}
+
+
+class SlowBroker:
+    """Kafka, with each publish held until the test lets it go."""
+
+    def __init__(self, producer: KafkaPublisher) -> None:
+        self.producer = producer
+        self.go = asyncio.Event()
+
+    async def publish(self, rows: Sequence[OutboxRow]) -> None:
+        await self.go.wait()
+        await self.producer.publish(rows)
+
+    def handled_batch(self, topic: str, outcomes: Sequence[Handled], seconds: float) -> None: ...
+    def retried(self, kind: Failure) -> None: ...
+    def parked(self, error_class: str) -> None: ...
+
+
+async def test_the_relay_leaves_rows_the_consumer_is_publishing_to_it(
+    store: MongoStore, service: LeadService, producer: KafkaPublisher, settings: Settings
+) -> None:
+    """However long a publish takes, the relay of the same process does not send
+    the rows too (nor a later row of the same lead, which would overtake them)."""
+    broker = SlowBroker(producer)
+    pipeline = Pipeline(service, store, broker, classify, broker, RetryPolicy())
+    lease = Lease(store.database["leases"], "outbox-relay", "me", settings.relay_lease, CLOCK)
+    the_relay = OutboxRelay(store, producer, lease, 100, 0.1, busy=pipeline.busy)
+    assert await lease.acquire()
+    handling = asyncio.create_task(
+        pipeline.handle([delivery(Topic.INBOUND, messages.inbound(lead_id="lead-slow"))])
+    )
+    deadline = asyncio.get_running_loop().time() + 10
+    while not await store.pending(100) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+    assert {row.lead_id for row in await store.pending(100)} == {"lead-slow"}  # committed
+
+    assert await the_relay.relay_once() == 0  # the consumer's to publish
+    broker.go.set()
+    await handling
+    assert await the_relay.relay_once() == 0
+    records = await read_all(settings, expected=2)
+    assert len(records) == 2 and len({dict(r.headers)["ce_id"] for r in records}) == 2
 
 
 async def test_only_one_relay_holds_the_lease(store: MongoStore, settings: Settings) -> None:

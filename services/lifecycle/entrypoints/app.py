@@ -82,6 +82,8 @@ class LifecycleApp:
             batch_size=settings.relay_batch,
             poll_interval=settings.relay_poll_interval.total_seconds(),
             after=settings.relay_after,
+            # Rows this process's consumer is publishing are its own to finish.
+            busy=lambda rows: self.pipeline.busy(rows),
         )
         self.metrics = ServiceMetrics()
         self.tracer = tracing.configure("leads-lifecycle")

@@ -71,6 +71,14 @@ class Pipeline:
         self._tracer: Tracer = tracer or NoTracing()
         self._published: OrderedDict[Any, None] = OrderedDict()
         """Outbox documents published here lately, oldest first."""
+        self._in_flight: dict[Any, frozenset[str]] = {}
+        """Outbox documents being published here now, with the leads they hold."""
+
+    def busy(self, rows: Sequence[OutboxRow]) -> set[Any]:
+        """Documents among `rows` that the relay must leave to this pipeline: being
+        published here, or holding rows of a lead that is (its order would break)."""
+        leads = {lead for held in self._in_flight.values() for lead in held}
+        return {row.id for row in rows if row.id in self._in_flight or row.lead_id in leads}
 
     async def handle(self, deliveries: Sequence[Delivery]) -> None:
         """Returns once the batch is committed (or parked): its offsets may be committed.
@@ -198,8 +206,18 @@ class Pipeline:
         published again (another partition's batch may have read them as unsent
         before they were marked)."""
         fresh = [row for row in rows if row.id not in self._published]
-        if not fresh:
-            return
+        documents: dict[Any, set[str]] = {}
+        for row in fresh:
+            documents.setdefault(row.id, set()).add(row.lead_id)
+        self._in_flight.update({id_: frozenset(leads) for id_, leads in documents.items()})
+        try:
+            if fresh:
+                await self._publish_and_mark(fresh)
+        finally:
+            for id_ in documents:
+                self._in_flight.pop(id_, None)
+
+    async def _publish_and_mark(self, fresh: Sequence[OutboxRow]) -> None:
         try:
             await self._publisher.publish(fresh)
         except Exception as error:

@@ -10,9 +10,11 @@ id. One replica relays at a time (a lease), so rows are not raced out of order.
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
-from services.lifecycle.service_layer.ports import Lease, Outbox, Publisher
+from services.lifecycle.service_layer.ports import Lease, Outbox, OutboxRow, Publisher
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,7 @@ class OutboxRelay:
         poll_interval: float,
         after: timedelta = timedelta(0),
         max_backoff: float = 5.0,
+        busy: Callable[[Sequence[OutboxRow]], set[Any]] = lambda rows: set(),
     ) -> None:
         self._outbox = outbox
         self._publisher = publisher
@@ -35,6 +38,8 @@ class OutboxRelay:
         self._poll_interval = poll_interval
         self._after = after
         self._max_backoff = max_backoff
+        self._busy = busy
+        """Documents this process's consumer is publishing: left to it."""
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -44,7 +49,9 @@ class OutboxRelay:
 
     async def relay_once(self) -> int:
         """Publish one batch; return how many rows were sent."""
-        rows = await self._outbox.pending(self._batch_size, self._after)
+        pending = await self._outbox.pending(self._batch_size, self._after)
+        busy = self._busy(pending)
+        rows = [row for row in pending if row.id not in busy]
         if rows:
             await self._publisher.publish(rows)
             await self._outbox.mark_sent([row.id for row in rows])
