@@ -10,8 +10,6 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import psutil
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from services.dev_servers import embedded_servers
@@ -20,11 +18,6 @@ from tests.e2e.conftest import ServiceProcess
 
 SETTLE_S = 5.0
 """Start-up work (topics, indexes, the group join) left out of the measure."""
-
-
-def cpu_seconds(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return float(times.user + times.system)
 
 
 def main() -> None:
@@ -41,11 +34,9 @@ def main() -> None:
             service.start()
             try:
                 time.sleep(SETTLE_S)
-                assert service.process is not None
-                process = psutil.Process(service.process.pid)
-                before, started = cpu_seconds(process), time.monotonic()
+                before, started = service.cpu_seconds(), time.monotonic()
                 time.sleep(args.seconds)
-                used = cpu_seconds(process) - before
+                used = service.cpu_seconds() - before
                 share = 100 * used / (time.monotonic() - started)
                 print(f"fetch wait {wait_ms:>4} ms   idle CPU {share:4.1f} % of a core")
             finally:

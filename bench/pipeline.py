@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 from tqdm import tqdm
@@ -212,13 +211,6 @@ async def _nothing(event: dict[str, Any]) -> None:
     return None
 
 
-def service_cpu(service: ServiceProcess) -> float:
-    assert service.process is not None
-    process = psutil.Process(service.process.pid)
-    own = process.cpu_times()
-    return own.user + own.system
-
-
 def committed_batches(settings: Settings) -> tuple[float, float]:
     """(messages, batches) the service committed, from its /metrics."""
     text = httpx.get(f"http://127.0.0.1:{settings.http_port}/metrics", timeout=5).text
@@ -291,9 +283,9 @@ def chunks(values: list[dict[str, Any]], size: int) -> Iterable[list[dict[str, A
 async def run(settings: Settings, service: ServiceProcess, args: argparse.Namespace) -> None:
     floor = await bare_loop(settings, 3 * args.leads)
     async with upstream_of(service), Driver(settings) as driver:
-        cpu_before = service_cpu(service)
+        cpu_before = service.cpu_seconds()
         elapsed, loaded = await under_load(driver, args.leads, args.window or args.leads)
-        cpu = service_cpu(service) - cpu_before
+        cpu = service.cpu_seconds() - cpu_before
         handled, batches = committed_batches(settings)
         single = await one_at_a_time(driver, args.samples)
     average_batch = handled / batches if batches else 1.0

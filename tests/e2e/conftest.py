@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -75,6 +76,12 @@ class ServiceProcess:
             self.lines.append(line)
             if self.ready in line:
                 started.set()
+
+    def cpu_seconds(self) -> float:
+        """CPU the process has used so far, user and system."""
+        assert self.process is not None
+        times = psutil.Process(self.process.pid).cpu_times()
+        return float(times.user + times.system)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hooks, no offset commits, no goodbyes."""

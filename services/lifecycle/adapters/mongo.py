@@ -222,10 +222,11 @@ class MongoStore:
                 # Before its held actions are released: none was held meanwhile.
                 await held.check_unchanged(self._held, change.arrivals, session)
             if step.collection is self._outbox:
-                # Stamped last, just before the commit: the relay's wait
-                # (`LEADS_RELAY_AFTER`) counts from there, not from before a
-                # transaction that a busy store made long, which let the relay
-                # publish rows the consumer was publishing too.
+                # Stamped last, just before the commit (the step's inserts hold
+                # these very documents): the relay's wait (`LEADS_RELAY_AFTER`)
+                # counts from there, not from before a transaction that a busy
+                # store made long, which let the relay publish rows the consumer
+                # was publishing too.
                 outbox.stamp(documents, self._clock.now())
             await step.run(session)
 
