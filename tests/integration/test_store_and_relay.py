@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError
 
 from contracts.topics import OUTBOUND_TOPICS, Topic
@@ -22,6 +23,7 @@ from services.lifecycle.domain.lead import Windows
 from services.lifecycle.service_layer.batch import Handled
 from services.lifecycle.service_layer.failures import Failure
 from services.lifecycle.service_layer.handler import LeadService
+from services.lifecycle.service_layer.own_documents import OwnDocuments
 from services.lifecycle.service_layer.pipeline import Pipeline, RetryPolicy
 from services.lifecycle.service_layer.ports import (
     Change,
@@ -284,6 +286,10 @@ class SlowBroker:
         await self.go.wait()
         await self.producer.publish(rows)
 
+
+class Quiet:
+    """A pipeline observer that observes nothing."""
+
     def handled_batch(self, topic: str, outcomes: Sequence[Handled], seconds: float) -> None: ...
     def retried(self, kind: Failure) -> None: ...
     def parked(self, error_class: str) -> None: ...
@@ -295,9 +301,9 @@ async def test_the_relay_leaves_rows_the_consumer_is_publishing_to_it(
     """However long a publish takes, the relay of the same process does not send
     the rows too (nor a later row of the same lead, which would overtake them)."""
     broker = SlowBroker(producer)
-    pipeline = Pipeline(service, store, broker, classify, broker, RetryPolicy())
+    pipeline = Pipeline(service, store, broker, classify, Quiet(), RetryPolicy())
     lease = Lease(store.database["leases"], "outbox-relay", "me", settings.relay_lease, CLOCK)
-    the_relay = OutboxRelay(store, producer, lease, 100, 0.1, busy=pipeline.busy)
+    the_relay = OutboxRelay(store, producer, lease, 100, 0.1, own=pipeline.own)
     assert await lease.acquire()
     handling = asyncio.create_task(
         pipeline.handle([delivery(Topic.INBOUND, messages.inbound(lead_id="lead-slow"))])
@@ -311,6 +317,64 @@ async def test_the_relay_leaves_rows_the_consumer_is_publishing_to_it(
     broker.go.set()
     await handling
     assert await the_relay.relay_once() == 0
+    records = await read_all(settings, expected=2)
+    assert len(records) == 2 and len({dict(r.headers)["ce_id"] for r in records}) == 2
+
+
+async def test_the_relay_leaves_rows_whose_commit_has_not_returned_yet(
+    mongo: Any, settings: Settings, producer: KafkaPublisher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A busy store may apply a commit well before its reply reaches the consumer:
+    the rows are then unsent on the store and still the consumer's to publish."""
+    own = OwnDocuments()
+    store = MongoStore(mongo, settings.mongodb_database, CLOCK, settings.topic_prefix, own=own)
+    await store.ensure_indexes()
+    service = LeadService(store, CLOCK, Windows())
+    pipeline = Pipeline(service, store, producer, classify, Quiet(), RetryPolicy(), own=own)
+    lease = Lease(store.database["leases"], "outbox-relay", "me", settings.relay_lease, CLOCK)
+    the_relay = OutboxRelay(store, producer, lease, 100, 0.1, own=own)
+    assert await lease.acquire()
+    commit = AsyncClientSession.with_transaction
+    relayed_before_the_reply: list[int] = []
+
+    async def late_reply(self: AsyncClientSession, *args: Any, **kwargs: Any) -> Any:
+        done = await commit(self, *args, **kwargs)
+        relayed_before_the_reply.append(await the_relay.relay_once())
+        return done
+
+    monkeypatch.setattr(AsyncClientSession, "with_transaction", late_reply)
+    await pipeline.handle([delivery(Topic.PROFILES, messages.profile())])
+    await pipeline.handle([delivery(Topic.INBOUND, messages.inbound(lead_id="lead-late"))])
+
+    assert relayed_before_the_reply == [0, 0]
+    assert await store.pending(100) == []
+    records = await read_all(settings, expected=2)
+    assert len(records) == 2 and len({dict(r.headers)["ce_id"] for r in records}) == 2
+
+
+class Unmarkable:
+    """The store's outbox, with marking rows sent failing."""
+
+    async def pending(self, limit: int, older_than: timedelta) -> list[OutboxRow]:
+        raise AssertionError("the pipeline does not read pending rows")
+
+    async def mark_sent(self, ids: Sequence[Any]) -> None:
+        raise ConnectionError("the store went away")
+
+
+async def test_the_relay_marks_without_sending_what_the_consumer_published_unmarked(
+    store: MongoStore, service: LeadService, producer: KafkaPublisher, settings: Settings
+) -> None:
+    pipeline = Pipeline(service, Unmarkable(), producer, classify, Quiet(), RetryPolicy())
+    await store.mark_sent([row.id for row in await store.pending(100)])  # the profile's
+    await pipeline.handle([delivery(Topic.INBOUND, messages.inbound(lead_id="lead-unmarked"))])
+    assert {row.lead_id for row in await store.pending(100)} == {"lead-unmarked"}
+
+    lease = Lease(store.database["leases"], "outbox-relay", "me", settings.relay_lease, CLOCK)
+    the_relay = OutboxRelay(store, producer, lease, 100, 0.1, own=pipeline.own)
+    assert await lease.acquire()
+    assert await the_relay.relay_once() == 2
+    assert await store.pending(100) == []
     records = await read_all(settings, expected=2)
     assert len(records) == 2 and len({dict(r.headers)["ce_id"] for r in records}) == 2
 

@@ -31,6 +31,7 @@ from services.lifecycle.adapters.outbox import MongoOutbox
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.domain.lead import Lead
 from services.lifecycle.service_layer.outgoing import dead_letter_headers
+from services.lifecycle.service_layer.own_documents import OwnDocuments
 from services.lifecycle.service_layer.ports import (
     AlreadyProcessed,
     Change,
@@ -105,6 +106,7 @@ class MongoStore:
         topic_prefix: str = "",
         event_source: str = "leads-service",
         outbox_retention: timedelta = timedelta(days=7),
+        own: OwnDocuments | None = None,
     ) -> None:
         self._client = client
         self._db: AsyncDatabase[Document] = client[database]
@@ -121,6 +123,7 @@ class MongoStore:
         self._prefix = topic_prefix
         self._source = event_source
         self._retention = outbox_retention
+        self._own = own or OwnDocuments()
 
     @property
     def database(self) -> AsyncDatabase[Document]:
@@ -182,9 +185,12 @@ class MongoStore:
         now = self._clock.now()
         documents = outbox.pack(self.outbox_rows(change), now)
         steps = self.writes(change, documents, now)
-        async with self._client.start_session() as session:
-            # A transient error retries the whole callback: every check runs again.
-            await session.with_transaction(lambda s: self._write(s, change, steps, documents))
+        # Held from before the transaction: its commit may land on the store well
+        # before its reply comes back, and the relay must not send them meanwhile.
+        with self._own.holding({d["_id"]: d["lead_ids"] for d in documents}):
+            async with self._client.start_session() as session:
+                # A transient error retries the whole callback: every check runs again.
+                await session.with_transaction(lambda s: self._write(s, change, steps, documents))
         return [row for document in documents for row in outbox.rows_of(document)]
 
     def writes(self, change: Change, documents: list[Document], now: datetime) -> list[Write]:

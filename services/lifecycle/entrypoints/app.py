@@ -34,6 +34,7 @@ from services.lifecycle.service_layer.actions import Actions
 from services.lifecycle.service_layer.batch import Delivery
 from services.lifecycle.service_layer.handler import LeadService
 from services.lifecycle.service_layer.inbox import CursorSeal, Inbox
+from services.lifecycle.service_layer.own_documents import OwnDocuments
 from services.lifecycle.service_layer.pipeline import Pipeline, RetryPolicy
 from services.lifecycle.service_layer.relay import OutboxRelay
 from services.lifecycle.settings import Settings
@@ -50,6 +51,9 @@ class LifecycleApp:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.mongo = connect(settings.mongodb_uri)
+        # The outbox documents the consumer has in hand: its commits and publishes
+        # mark them, and the relay of this process leaves them alone.
+        self.own = OwnDocuments()
         self.store = MongoStore(
             self.mongo,
             settings.mongodb_database,
@@ -57,6 +61,7 @@ class LifecycleApp:
             topic_prefix=settings.topic_prefix,
             event_source=settings.event_source,
             outbox_retention=settings.outbox_retention,
+            own=self.own,
         )
         self.service = LeadService(
             self.store,
@@ -82,8 +87,7 @@ class LifecycleApp:
             batch_size=settings.relay_batch,
             poll_interval=settings.relay_poll_interval.total_seconds(),
             after=settings.relay_after,
-            # Rows this process's consumer is publishing are its own to finish.
-            busy=lambda rows: self.pipeline.busy(rows),
+            own=self.own,
         )
         self.metrics = ServiceMetrics()
         self.tracer = tracing.configure("leads-lifecycle")
@@ -96,6 +100,7 @@ class LifecycleApp:
             RetryPolicy(settings.retry_max_backoff.total_seconds(), settings.unforeseen_attempts),
             on_unpublished=self.relay.wake,
             tracer=self.tracer,
+            own=self.own,
         )
         self._topics = {topic.named(settings.topic_prefix): topic for topic in CONSUMED}
         self.consumer = BatchConsumer(

@@ -9,7 +9,6 @@ dead-letter topic and answered `internal_error`, and the partition moves on.
 
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -17,12 +16,11 @@ from typing import Any, Protocol
 from services.lifecycle.service_layer.batch import Delivery, Handled
 from services.lifecycle.service_layer.failures import Backoff, Classify, Failure, Stopping
 from services.lifecycle.service_layer.handler import Committed, where_it_failed
+from services.lifecycle.service_layer.own_documents import OwnDocuments
 from services.lifecycle.service_layer.ports import Outbox, OutboxRow, Publisher
 from services.lifecycle.service_layer.tracing import MessageTrace, NoTracing, Tracer
 
 log = logging.getLogger("leads.lifecycle")
-
-REMEMBERED_PUBLISHED = 50_000
 
 
 class BatchHandler(Protocol):
@@ -60,6 +58,7 @@ class Pipeline:
         policy: RetryPolicy,
         on_unpublished: Callable[[], None] = lambda: None,
         tracer: Tracer | None = None,
+        own: OwnDocuments | None = None,
     ) -> None:
         self._service = service
         self._outbox = outbox
@@ -69,16 +68,8 @@ class Pipeline:
         self._policy = policy
         self._on_unpublished = on_unpublished
         self._tracer: Tracer = tracer or NoTracing()
-        self._published: OrderedDict[Any, None] = OrderedDict()
-        """Outbox documents published here lately, oldest first."""
-        self._in_flight: dict[Any, frozenset[str]] = {}
-        """Outbox documents being published here now, with the leads they hold."""
-
-    def busy(self, rows: Sequence[OutboxRow]) -> set[Any]:
-        """Documents among `rows` that the relay must leave to this pipeline: being
-        published here, or holding rows of a lead that is (its order would break)."""
-        leads = {lead for held in self._in_flight.values() for lead in held}
-        return {row.id for row in rows if row.id in self._in_flight or row.lead_id in leads}
+        self.own = own or OwnDocuments()
+        """The documents in hand here, which the relay of this process leaves alone."""
 
     async def handle(self, deliveries: Sequence[Delivery]) -> None:
         """Returns once the batch is committed (or parked): its offsets may be committed.
@@ -205,17 +196,15 @@ class Pipeline:
         now goes with the relay. Rows this process published already are not
         published again (another partition's batch may have read them as unsent
         before they were marked)."""
-        fresh = [row for row in rows if row.id not in self._published]
+        fresh = [row for row in rows if not self.own.was_published(row.id)]
         documents: dict[Any, set[str]] = {}
         for row in fresh:
             documents.setdefault(row.id, set()).add(row.lead_id)
-        self._in_flight.update({id_: frozenset(leads) for id_, leads in documents.items()})
-        try:
+        # Held from here, synchronously after the commit's own hold (`MongoStore.commit`)
+        # ended: the relay finds no moment when they are neither.
+        with self.own.holding(documents):
             if fresh:
                 await self._publish_and_mark(fresh)
-        finally:
-            for id_ in documents:
-                self._in_flight.pop(id_, None)
 
     async def _publish_and_mark(self, fresh: Sequence[OutboxRow]) -> None:
         try:
@@ -227,14 +216,12 @@ class Pipeline:
             )
             self._on_unpublished()
             return
-        for row in fresh:
-            self._published[row.id] = None
-        while len(self._published) > REMEMBERED_PUBLISHED:
-            self._published.popitem(last=False)
+        self.own.published(row.id for row in fresh)
         try:
             await self._outbox.mark_sent([row.id for row in fresh])
         except Exception as error:
-            # Left unmarked, they go again with the relay: the same ids, no harm.
+            # Left unmarked: this process's relay marks them (it knows they went from
+            # here); another replica's sends them again, with the same ids.
             log.warning("marking published rows failed", extra={"error": type(error).__name__})
 
     def _backoff(self) -> Backoff:

@@ -10,11 +10,10 @@ id. One replica relays at a time (a lease), so rows are not raced out of order.
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any
 
-from services.lifecycle.service_layer.ports import Lease, Outbox, OutboxRow, Publisher
+from services.lifecycle.service_layer.own_documents import OwnDocuments
+from services.lifecycle.service_layer.ports import Lease, Outbox, Publisher
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +28,7 @@ class OutboxRelay:
         poll_interval: float,
         after: timedelta = timedelta(0),
         max_backoff: float = 5.0,
-        busy: Callable[[Sequence[OutboxRow]], set[Any]] = lambda rows: set(),
+        own: OwnDocuments | None = None,
     ) -> None:
         self._outbox = outbox
         self._publisher = publisher
@@ -38,8 +37,8 @@ class OutboxRelay:
         self._poll_interval = poll_interval
         self._after = after
         self._max_backoff = max_backoff
-        self._busy = busy
-        """Documents this process's consumer is publishing: left to it."""
+        self._own = own or OwnDocuments()
+        """Documents this process's consumer has in hand: left to it."""
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -48,12 +47,15 @@ class OutboxRelay:
         self._wake.set()
 
     async def relay_once(self) -> int:
-        """Publish one batch; return how many rows were sent."""
+        """Publish one batch and mark it sent; return how many rows were settled."""
         pending = await self._outbox.pending(self._batch_size, self._after)
-        busy = self._busy(pending)
+        busy = self._own.busy(pending)
         rows = [row for row in pending if row.id not in busy]
+        sent = self._own.sent(rows)
+        unsent = [row for row in rows if row.id not in sent]
+        if unsent:
+            await self._publisher.publish(unsent)
         if rows:
-            await self._publisher.publish(rows)
             await self._outbox.mark_sent([row.id for row in rows])
         return len(rows)
 
