@@ -321,6 +321,34 @@ async def test_the_relay_leaves_rows_the_consumer_is_publishing_to_it(
     assert len(records) == 2 and len({dict(r.headers)["ce_id"] for r in records}) == 2
 
 
+async def test_a_batch_that_read_rows_another_batch_is_publishing_does_not_send_them_too(
+    store: MongoStore, service: LeadService, producer: KafkaPublisher, settings: Settings
+) -> None:
+    """A lead's accept, on its own partition, is decided while the publish of its
+    arrival is still under way: the accept waits for it rather than sending the
+    arrival's rows a second time ahead of its own."""
+    await store.mark_sent([row.id for row in await store.pending(100)])  # the profile's
+    broker = SlowBroker(producer)
+    pipeline = Pipeline(service, store, broker, classify, Quiet(), RetryPolicy())
+    arriving = asyncio.create_task(
+        pipeline.handle([delivery(Topic.INBOUND, messages.inbound(lead_id="lead-both"))])
+    )
+    deadline = asyncio.get_running_loop().time() + 10
+    while not await store.pending(100) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+    accepting = asyncio.create_task(
+        pipeline.handle([delivery(Topic.PARTNER_ACTIONS, messages.action("lead-both", "accept"))])
+    )
+    while await store.versions_of(["lead-both"]) != {"lead-both": 2}:
+        assert asyncio.get_running_loop().time() < deadline, "the accept was not committed"
+        await asyncio.sleep(0.01)
+    broker.go.set()
+    await asyncio.gather(arriving, accepting)
+
+    events = [r for r in await read_all(settings, expected=4) if r.topic.endswith("leads.events")]
+    assert [dict(r.headers)["ce_type"] for r in events] == [b"lead.received", b"lead.accepted"]
+
+
 async def test_the_relay_leaves_rows_whose_commit_has_not_returned_yet(
     mongo: Any, settings: Settings, producer: KafkaPublisher, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,12 +11,12 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from services.lifecycle.service_layer.batch import Delivery, Handled
 from services.lifecycle.service_layer.failures import Backoff, Classify, Failure, Stopping
 from services.lifecycle.service_layer.handler import Committed, where_it_failed
-from services.lifecycle.service_layer.own_documents import OwnDocuments
+from services.lifecycle.service_layer.own_documents import OwnDocuments, by_document
 from services.lifecycle.service_layer.ports import Outbox, OutboxRow, Publisher
 from services.lifecycle.service_layer.tracing import MessageTrace, NoTracing, Tracer
 
@@ -194,17 +194,18 @@ class Pipeline:
     async def _publish(self, rows: Sequence[OutboxRow]) -> None:
         """Out at once, now that they are committed, and marked sent; what cannot go
         now goes with the relay. Rows this process published already are not
-        published again (another partition's batch may have read them as unsent
-        before they were marked)."""
-        fresh = [row for row in rows if not self.own.was_published(row.id)]
-        documents: dict[Any, set[str]] = {}
-        for row in fresh:
-            documents.setdefault(row.id, set()).add(row.lead_id)
+        published again: the batch may have read, as unsent, rows another batch
+        here had just published, or was publishing (then it waits for that one)."""
+        others = self.own.held(rows)
         # Held from here, synchronously after the commit's own hold (`MongoStore.commit`)
         # ended: the relay finds no moment when they are neither.
-        with self.own.holding(documents):
-            if fresh:
-                await self._publish_and_mark(fresh)
+        with self.own.holding(by_document(row for row in rows if row.id not in others)):
+            await self.own.settled(others)
+            # What the other batch could not publish is this one's to send, first.
+            with self.own.holding(by_document(row for row in rows if row.id in others)):
+                fresh = [row for row in rows if not self.own.was_published(row.id)]
+                if fresh:
+                    await self._publish_and_mark(fresh)
 
     async def _publish_and_mark(self, fresh: Sequence[OutboxRow]) -> None:
         try:
