@@ -383,7 +383,9 @@ async def test_the_relay_leaves_rows_whose_commit_has_not_returned_yet(
 class Unmarkable:
     """The store's outbox, with marking rows sent failing."""
 
-    async def pending(self, limit: int, older_than: timedelta) -> list[OutboxRow]:
+    async def pending(
+        self, limit: int, older_than: timedelta, leave: Any = None
+    ) -> list[OutboxRow]:
         raise AssertionError("the pipeline does not read pending rows")
 
     async def mark_sent(self, ids: Sequence[Any]) -> None:

@@ -67,7 +67,7 @@ class Observed:
 
 class NoOutbox:
     async def mark_sent(self, ids: Sequence[Any]) -> None: ...
-    async def pending(self, limit: int, older_than: Any) -> list[OutboxRow]:
+    async def pending(self, limit: int, older_than: Any, leave: Any = None) -> list[OutboxRow]:
         return []
 
 

@@ -37,10 +37,12 @@ from services.lifecycle.service_layer.ports import (
     Change,
     DeadLetter,
     HeldAction,
+    Leave,
     Marker,
     OutboxRow,
     ProfileUpdate,
     VersionConflict,
+    leave_none,
 )
 
 Document = dict[str, Any]
@@ -291,8 +293,10 @@ class MongoStore:
 
     # --- outbox (the relay's port) -----------------------------------------------------
 
-    async def pending(self, limit: int, older_than: timedelta = timedelta(0)) -> list[OutboxRow]:
-        return await self.outbox.pending(limit, older_than)
+    async def pending(
+        self, limit: int, older_than: timedelta = timedelta(0), leave: Leave = leave_none
+    ) -> list[OutboxRow]:
+        return await self.outbox.pending(limit, older_than, leave)
 
     async def mark_sent(self, ids: Sequence[Any]) -> None:
         await self.outbox.mark_sent(ids)

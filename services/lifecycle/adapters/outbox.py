@@ -13,12 +13,20 @@ from bson import ObjectId
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 
-from services.lifecycle.service_layer.ports import OutboxRow, in_publishing_order
+from services.lifecycle.service_layer.ports import (
+    Leave,
+    OutboxRow,
+    in_publishing_order,
+    leave_none,
+)
 
 Document = dict[str, Any]
 
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
 """Rows past this size go to another document (MongoDB's limit is 16 MB)."""
+
+HEAD = {"lead_ids": 1, "count": 1}
+"""What the relay reads of a document before it decides to read it whole."""
 
 
 def indexes(retention: timedelta) -> list[IndexModel]:
@@ -62,6 +70,7 @@ def _document(rows: list[Document], now: datetime) -> Document:
         "_id": ObjectId(),
         "rows": rows,
         "lead_ids": sorted({row["lead_id"] for row in rows}),
+        "count": len(rows),
         "created_at": now,
         "sent": False,
     }
@@ -103,27 +112,32 @@ class MongoOutbox:
         found = self._outbox.find({"sent": False, "lead_ids": {"$in": list(lead_ids)}})
         return [row async for document in found for row in rows_of(document)]
 
-    async def pending(self, limit: int, older_than: timedelta = timedelta(0)) -> list[OutboxRow]:
+    async def pending(
+        self, limit: int, older_than: timedelta = timedelta(0), leave: Leave = leave_none
+    ) -> list[OutboxRow]:
         """About `limit` unsent rows committed at least `older_than` ago, oldest first,
         plus every other unsent document holding rows of the same leads, each lead's
-        rows in the order they were committed."""
+        rows in the order they were committed. Documents are chosen by their heads
+        and only those not left alone are read whole: under load most unsent ones
+        are in hand with the consumer, and large."""
         cutoff = self._now() - older_than
-        documents: dict[Any, Document] = {}
+        chosen: list[Any] = []
+        leads: set[str] = set()
         rows = 0
-        cursor = self._outbox.find({"sent": False, "created_at": {"$lte": cutoff}}).sort(
-            "_id", ASCENDING
-        )
-        async for document in cursor:
-            documents[document["_id"]] = document
-            rows += len(document["rows"])
-            if rows >= limit:
-                break
-        if not documents:
+        heads = self._outbox.find({"sent": False, "created_at": {"$lte": cutoff}}, HEAD)
+        async for head in heads.sort("_id", ASCENDING):
+            if not leave(head["_id"], head["lead_ids"]):
+                chosen.append(head["_id"])
+                leads.update(head["lead_ids"])
+                rows += head.get("count", 1)
+                if rows >= limit:
+                    break
+        if not chosen:
             return []
-        leads = sorted({lead for d in documents.values() for lead in d["lead_ids"]})
-        async for document in self._outbox.find({"sent": False, "lead_ids": {"$in": leads}}):
-            documents.setdefault(document["_id"], document)
-        return in_publishing_order(row for d in documents.values() for row in rows_of(d))
+        related = self._outbox.find({"sent": False, "lead_ids": {"$in": sorted(leads)}}, HEAD)
+        chosen += [h["_id"] async for h in related if not leave(h["_id"], h["lead_ids"])]
+        documents = self._outbox.find({"_id": {"$in": sorted(set(chosen))}, "sent": False})
+        return in_publishing_order([row async for d in documents for row in rows_of(d)])
 
     async def mark_sent(self, ids: Sequence[Any]) -> None:
         await self._outbox.update_many(

@@ -9,7 +9,7 @@ way: one that read another's rows as unsent waits for that one's publish.
 """
 
 import asyncio
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -23,6 +23,8 @@ class OwnDocuments:
     def __init__(self, remembered: int = REMEMBERED_PUBLISHED) -> None:
         self._held: dict[Any, frozenset[str]] = {}
         """Documents being committed or published here, with the leads they hold."""
+        self._held_leads: Counter[str] = Counter()
+        """The leads of those documents, with how many of them hold rows of each."""
         self._released = asyncio.Event()
         """Set, and replaced, whenever held documents are let go."""
         self._published: OrderedDict[Any, None] = OrderedDict()
@@ -35,11 +37,13 @@ class OwnDocuments:
         process's to publish."""
         for id_, leads in documents.items():
             self._held[id_] = frozenset(leads)
+            self._held_leads.update(self._held[id_])
         try:
             yield
         finally:
             for id_ in documents:
-                self._held.pop(id_, None)
+                self._held_leads.subtract(self._held.pop(id_, frozenset()))
+            self._held_leads = +self._held_leads  # drops the leads no longer held
             if documents:
                 self._released.set()
                 self._released = asyncio.Event()
@@ -61,11 +65,14 @@ class OwnDocuments:
     def was_published(self, id_: Any) -> bool:
         return id_ in self._published
 
+    def leaves(self, document_id: Any, lead_ids: Sequence[str]) -> bool:
+        """Whether the relay leaves this document alone: held here, or holding rows of
+        a lead that a held document has rows of (sending them would overtake those)."""
+        return document_id in self._held or any(lead in self._held_leads for lead in lead_ids)
+
     def busy(self, rows: Sequence[OutboxRow]) -> set[Any]:
-        """Documents among `rows` to leave alone: held here, or holding rows of a lead
-        that a held document has rows of (sending them would overtake those)."""
-        leads = {lead for held in self._held.values() for lead in held}
-        return {row.id for row in rows if row.id in self._held or row.lead_id in leads}
+        """Documents among `rows` that the relay leaves alone (see `leaves`)."""
+        return {row.id for row in rows if self.leaves(row.id, [row.lead_id])}
 
     def sent(self, rows: Sequence[OutboxRow]) -> set[Any]:
         """Documents among `rows` published here already: only their mark is missing."""

@@ -1,7 +1,7 @@
 """What the service layer needs from storage and the broker. The adapters implement it."""
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -206,10 +206,21 @@ class Publisher(Protocol):
         ...
 
 
+Leave = Callable[[Any, Sequence[str]], bool]
+"""Whether to leave an outbox document (its id, the leads it has rows of) alone."""
+
+
+def leave_none(document_id: Any, lead_ids: Sequence[str]) -> bool:
+    return False
+
+
 class Outbox(Protocol):
-    async def pending(self, limit: int, older_than: timedelta) -> list[OutboxRow]:
+    async def pending(
+        self, limit: int, older_than: timedelta, leave: Leave = leave_none
+    ) -> list[OutboxRow]:
         """Unsent rows committed at least `older_than` ago, oldest first, with every
-        older unsent row of the same leads, in publishing order."""
+        unsent row of the same leads, in publishing order; documents `leave` picks
+        are not read."""
         ...
 
     async def mark_sent(self, ids: Sequence[Any]) -> None: ...

@@ -48,8 +48,8 @@ class OutboxRelay:
 
     async def relay_once(self) -> int:
         """Publish one batch and mark it sent; return how many rows were settled."""
-        pending = await self._outbox.pending(self._batch_size, self._after)
-        busy = self._own.busy(pending)
+        pending = await self._outbox.pending(self._batch_size, self._after, self._own.leaves)
+        busy = self._own.busy(pending)  # again: the consumer may have taken some meanwhile
         rows = [row for row in pending if row.id not in busy]
         sent = self._own.sent(rows)
         unsent = [row for row in rows if row.id not in sent]
