@@ -25,8 +25,8 @@ class OwnDocuments:
         """Documents being committed or published here, with the leads they hold."""
         self._held_leads: Counter[str] = Counter()
         """The leads of those documents, with how many of them hold rows of each."""
-        self._released = asyncio.Event()
-        """Set, and replaced, whenever held documents are let go."""
+        self._change = asyncio.Event()
+        """Set, and replaced, whenever documents are published or let go."""
         self._published: OrderedDict[Any, None] = OrderedDict()
         """Documents published here lately, oldest first."""
         self._remembered = remembered
@@ -34,33 +34,43 @@ class OwnDocuments:
     @contextmanager
     def holding(self, documents: Mapping[Any, Iterable[str]]) -> Iterator[None]:
         """While the block runs, the documents (ids, with their leads) are this
-        process's to publish."""
-        for id_, leads in documents.items():
-            self._held[id_] = frozenset(leads)
-            self._held_leads.update(self._held[id_])
+        process's to publish. One held already stays with its holder."""
+        taken = {i: frozenset(leads) for i, leads in documents.items() if i not in self._held}
+        self._held.update(taken)
+        for leads in taken.values():
+            self._held_leads.update(leads)
         try:
             yield
         finally:
-            for id_ in documents:
-                self._held_leads.subtract(self._held.pop(id_, frozenset()))
+            for id_, leads in taken.items():
+                del self._held[id_]
+                self._held_leads.subtract(leads)
             self._held_leads = +self._held_leads  # drops the leads no longer held
-            if documents:
-                self._released.set()
-                self._released = asyncio.Event()
+            if taken:
+                self._changed()
 
-    def held(self, rows: Sequence[OutboxRow]) -> set[Any]:
-        return {row.id for row in rows if row.id in self._held}
+    def in_hand(self, rows: Sequence[OutboxRow]) -> set[Any]:
+        """Documents among `rows` held here and not yet published."""
+        return {row.id for row in rows if self._in_hand(row.id)}
 
     async def settled(self, ids: set[Any]) -> None:
-        """Returns once none of these documents is in hand here any more."""
-        while any(id_ in self._held for id_ in ids):
-            await self._released.wait()
+        """Returns once each of these documents is published here, or let go."""
+        while any(self._in_hand(id_) for id_ in ids):
+            await self._change.wait()
+
+    def _in_hand(self, id_: Any) -> bool:
+        return id_ in self._held and id_ not in self._published
+
+    def _changed(self) -> None:
+        self._change.set()
+        self._change = asyncio.Event()
 
     def published(self, ids: Iterable[Any]) -> None:
         for id_ in ids:
             self._published[id_] = None
         while len(self._published) > self._remembered:
             self._published.popitem(last=False)
+        self._changed()
 
     def was_published(self, id_: Any) -> bool:
         return id_ in self._published

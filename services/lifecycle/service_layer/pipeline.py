@@ -196,7 +196,7 @@ class Pipeline:
         now goes with the relay. Rows this process published already are not
         published again: the batch may have read, as unsent, rows another batch
         here had just published, or was publishing (then it waits for that one)."""
-        others = self.own.held(rows)
+        others = self.own.in_hand(rows)
         # Held from here, synchronously after the commit's own hold (`MongoStore.commit`)
         # ended: the relay finds no moment when they are neither.
         with self.own.holding(by_document(row for row in rows if row.id not in others)):
