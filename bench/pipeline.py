@@ -110,6 +110,9 @@ class Driver:
         self.sent_at: dict[str, float] = {}
         self.waiting: dict[str, asyncio.Future[float]] = {}
         self.after_event: Callable[[dict[str, Any]], Awaitable[None]] = _nothing
+        self.seen: set[bytes] = set()
+        self.twice = 0
+        """Events that arrived again under an id already seen (published twice)."""
         self.producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=1
         )
@@ -146,6 +149,9 @@ class Driver:
 
     async def _read(self) -> None:
         async for record in self.consumer:
+            event_id = dict(record.headers)["ce_id"]
+            self.twice += event_id in self.seen
+            self.seen.add(event_id)
             event = json.loads(record.value)
             caused = self.waiting.pop(event["causation_id"], None)
             if caused is not None and not caused.done():
@@ -288,6 +294,7 @@ async def run(settings: Settings, service: ServiceProcess, args: argparse.Namesp
         cpu = service.cpu_seconds() - cpu_before
         handled, batches = committed_batches(settings)
         single = await one_at_a_time(driver, args.samples)
+        twice = driver.twice
     average_batch = handled / batches if batches else 1.0
     ceiling = await store_ceiling(settings, args.leads, max(1, round(average_batch)))
     throughput = 3 * args.leads / elapsed
@@ -300,6 +307,7 @@ async def run(settings: Settings, service: ServiceProcess, args: argparse.Namesp
         ("batches committed", f"{batches:.0f}, {average_batch:.1f} messages each on average"),
         ("store ceiling, same documents", f"{ceiling:.0f} messages/s (bulk writes, no service)"),
         ("share of the store's ceiling", f"{100 * throughput / ceiling:.0f} %"),
+        ("events published twice", f"{twice}"),
     ]
     for label, value in rows:
         print(f"{label:<34} {value}")
