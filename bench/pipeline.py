@@ -233,49 +233,64 @@ def committed_batches(settings: Settings) -> tuple[float, float]:
 # --- 4. the store's ceiling ------------------------------------------------------------
 
 
-async def store_ceiling(settings: Settings, leads: int, batch: int) -> float:
+async def store_ceiling(
+    settings: Settings, leads: int, batch: int, samples: int
+) -> tuple[float, list[float]]:
     """Messages per second MongoDB takes for the service's own documents, bulk-written
-    in one transaction per batch with no reads and no checks."""
+    in one transaction per batch with no reads and no checks; then, on that volume,
+    the seconds each of `samples` accepts' writes take one at a time."""
     client = connect(settings.mongodb_uri)
     clock = SystemClock()
     store = MongoStore(client, f"ceiling_{uuid.uuid4().hex[:8]}", clock, settings.topic_prefix)
     await store.ensure_indexes()  # the service's own indexes: every write keeps them up
     await MongoInbox(store.database).ensure_indexes()
     profile = PartnerProfile.model_validate(messages.profile())
+    state: dict[str, Lead] = {}
+
+    async def written(topic: Topic, chunk: list[dict[str, Any]]) -> float:
+        """Seconds the store took for what the service writes for these messages."""
+        plan = BatchPlan(
+            Snapshot(frozenset(), state, {profile.partner_id: profile}, {}),
+            clock.now(),
+            Windows(),
+            settings.early_action_grace,
+        )
+        for offset, value in enumerate(chunk):
+            raw = json.dumps(value).encode()
+            plan.take(Delivery(topic, topic.value, 0, offset, raw), decode(topic, raw))
+        state.update({w.lead.lead_id: w.lead for w in plan.change.leads.values()})
+        documents = outbox.pack(store.outbox_rows(plan.change), clock.now())
+        writes = store.writes(plan.change, documents, clock.now())
+        started = time.perf_counter()
+        async with client.start_session() as session, await session.start_transaction():
+            for write in writes:
+                if write.operations:
+                    await write.collection.bulk_write(write.operations, session=session)
+        await store.mark_sent([d["_id"] for d in documents])
+        return time.perf_counter() - started
+
     stream = [messages.inbound(lead_id=f"ceiling-{n}") for n in range(leads)]
     phases: list[tuple[Topic, list[dict[str, Any]]]] = [
         (Topic.INBOUND, stream),
         (Topic.PARTNER_ACTIONS, [messages.action(m["lead_id"], "accept") for m in stream]),
         (Topic.PARTNER_ACTIONS, [messages.action(m["lead_id"], "won") for m in stream]),
     ]
-    state: dict[str, Lead] = {}
-    written = 0.0
+    singles = [messages.inbound(lead_id=f"ceiling-single-{n}") for n in range(samples)]
     try:
+        seconds = 0.0
         for topic, values in phases:
             for chunk in chunks(values, batch):
-                plan = BatchPlan(
-                    Snapshot(frozenset(), state, {profile.partner_id: profile}, {}),
-                    clock.now(),
-                    Windows(),
-                    settings.early_action_grace,
-                )
-                for offset, value in enumerate(chunk):
-                    raw = json.dumps(value).encode()
-                    plan.take(Delivery(topic, topic.value, 0, offset, raw), decode(topic, raw))
-                state.update({w.lead.lead_id: w.lead for w in plan.change.leads.values()})
-                documents = outbox.pack(store.outbox_rows(plan.change), clock.now())
-                writes = store.writes(plan.change, documents, clock.now())
-                started = time.perf_counter()
-                async with client.start_session() as session, await session.start_transaction():
-                    for write in writes:
-                        if write.operations:
-                            await write.collection.bulk_write(write.operations, session=session)
-                await store.mark_sent([d["_id"] for d in documents])
-                written += time.perf_counter() - started
+                seconds += await written(topic, chunk)
+        for lead in singles:
+            await written(Topic.INBOUND, [lead])
+        one_by_one = [
+            await written(Topic.PARTNER_ACTIONS, [messages.action(lead["lead_id"], "accept")])
+            for lead in singles
+        ]
     finally:
         await client.drop_database(store.database.name)
         await client.close()
-    return 3 * leads / written
+    return 3 * leads / seconds, one_by_one
 
 
 def chunks(values: list[dict[str, Any]], size: int) -> Iterable[list[dict[str, Any]]]:
@@ -296,7 +311,9 @@ async def run(settings: Settings, service: ServiceProcess, args: argparse.Namesp
         single = await one_at_a_time(driver, args.samples)
         twice = driver.twice
     average_batch = handled / batches if batches else 1.0
-    ceiling = await store_ceiling(settings, args.leads, max(1, round(average_batch)))
+    ceiling, store_single = await store_ceiling(
+        settings, args.leads, max(1, round(average_batch)), args.samples
+    )
     throughput = 3 * args.leads / elapsed
     ours, bare = 1000 * cpu / (3 * args.leads), 1000 * floor["cpu_s"] / floor["count"]
     rows = [
@@ -314,6 +331,7 @@ async def run(settings: Settings, service: ServiceProcess, args: argparse.Namesp
     print(latencies(f"publish -> event, {args.window or args.leads} in flight", loaded))
     print(latencies("accept -> lead.accepted, one by one", single))
     print(f"{'':<34} mean {1000 * statistics.mean(single):.1f} ms")
+    print(latencies("store alone, one accept's writes", store_single))
 
 
 def main() -> None:
