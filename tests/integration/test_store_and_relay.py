@@ -205,9 +205,22 @@ async def read_all(settings: Settings, expected: int, timeout: float = 30) -> li
     return records
 
 
-def relay(store: MongoStore, publisher: Any, settings: Settings, batch: int = 4) -> OutboxRelay:
+def relay(
+    store: MongoStore,
+    publisher: Any,
+    settings: Settings,
+    batch: int = 4,
+    own: OwnDocuments | None = None,
+) -> OutboxRelay:
     lease = Lease(store.database["leases"], "outbox-relay", "me", settings.relay_lease, CLOCK)
-    return OutboxRelay(store, publisher, lease, batch_size=batch, poll_interval=0.1)
+    return OutboxRelay(store, publisher, lease, batch_size=batch, poll_interval=0.1, own=own)
+
+
+async def until_committed(store: MongoStore) -> None:
+    """Polls until the store holds unsent rows (a batch committed), or 10 s pass."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while not await store.pending(100) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
 
 
 async def test_relay_resumes_after_a_crash_and_loses_nothing(
@@ -302,15 +315,11 @@ async def test_the_relay_leaves_rows_the_consumer_is_publishing_to_it(
     the rows too (nor a later row of the same lead, which would overtake them)."""
     broker = SlowBroker(producer)
     pipeline = Pipeline(service, store, broker, classify, Quiet(), RetryPolicy())
-    lease = Lease(store.database["leases"], "outbox-relay", "me", settings.relay_lease, CLOCK)
-    the_relay = OutboxRelay(store, producer, lease, 100, 0.1, own=pipeline.own)
-    assert await lease.acquire()
+    the_relay = relay(store, producer, settings, batch=100, own=pipeline.own)
     handling = asyncio.create_task(
         pipeline.handle([delivery(Topic.INBOUND, messages.inbound(lead_id="lead-slow"))])
     )
-    deadline = asyncio.get_running_loop().time() + 10
-    while not await store.pending(100) and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.01)
+    await until_committed(store)
     assert {row.lead_id for row in await store.pending(100)} == {"lead-slow"}  # committed
 
     assert await the_relay.relay_once() == 0  # the consumer's to publish
@@ -333,12 +342,11 @@ async def test_a_batch_that_read_rows_another_batch_is_publishing_does_not_send_
     arriving = asyncio.create_task(
         pipeline.handle([delivery(Topic.INBOUND, messages.inbound(lead_id="lead-both"))])
     )
-    deadline = asyncio.get_running_loop().time() + 10
-    while not await store.pending(100) and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.01)
+    await until_committed(store)
     accepting = asyncio.create_task(
         pipeline.handle([delivery(Topic.PARTNER_ACTIONS, messages.action("lead-both", "accept"))])
     )
+    deadline = asyncio.get_running_loop().time() + 10
     while await store.versions_of(["lead-both"]) != {"lead-both": 2}:
         assert asyncio.get_running_loop().time() < deadline, "the accept was not committed"
         await asyncio.sleep(0.01)
@@ -359,9 +367,7 @@ async def test_the_relay_leaves_rows_whose_commit_has_not_returned_yet(
     await store.ensure_indexes()
     service = LeadService(store, CLOCK, Windows())
     pipeline = Pipeline(service, store, producer, classify, Quiet(), RetryPolicy(), own=own)
-    lease = Lease(store.database["leases"], "outbox-relay", "me", settings.relay_lease, CLOCK)
-    the_relay = OutboxRelay(store, producer, lease, 100, 0.1, own=own)
-    assert await lease.acquire()
+    the_relay = relay(store, producer, settings, batch=100, own=own)
     commit = AsyncClientSession.with_transaction
     relayed_before_the_reply: list[int] = []
 
@@ -400,9 +406,7 @@ async def test_the_relay_marks_without_sending_what_the_consumer_published_unmar
     await pipeline.handle([delivery(Topic.INBOUND, messages.inbound(lead_id="lead-unmarked"))])
     assert {row.lead_id for row in await store.pending(100)} == {"lead-unmarked"}
 
-    lease = Lease(store.database["leases"], "outbox-relay", "me", settings.relay_lease, CLOCK)
-    the_relay = OutboxRelay(store, producer, lease, 100, 0.1, own=pipeline.own)
-    assert await lease.acquire()
+    the_relay = relay(store, producer, settings, batch=100, own=pipeline.own)
     assert await the_relay.relay_once() == 2
     assert await store.pending(100) == []
     records = await read_all(settings, expected=2)
