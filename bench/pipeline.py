@@ -235,10 +235,11 @@ def committed_batches(settings: Settings) -> tuple[float, float]:
 
 async def store_ceiling(
     settings: Settings, leads: int, batch: int, samples: int
-) -> tuple[float, list[float]]:
+) -> tuple[float, list[float], float]:
     """Messages per second MongoDB takes for the service's own documents, bulk-written
     in one transaction per batch with no reads and no checks; then, on that volume,
-    the seconds each of `samples` accepts' writes take one at a time."""
+    the seconds each of `samples` accepts' writes take one at a time; and the most
+    documents a message writes (a phase's average)."""
     client = connect(settings.mongodb_uri)
     clock = SystemClock()
     store = MongoStore(client, f"ceiling_{uuid.uuid4().hex[:8]}", clock, settings.topic_prefix)
@@ -246,6 +247,7 @@ async def store_ceiling(
     await MongoInbox(store.database).ensure_indexes()
     profile = PartnerProfile.model_validate(messages.profile())
     state: dict[str, Lead] = {}
+    documents_per_message: list[float] = []
 
     async def written(topic: Topic, chunk: list[dict[str, Any]]) -> float:
         """Seconds the store took for what the service writes for these messages."""
@@ -261,6 +263,7 @@ async def store_ceiling(
         state.update({w.lead.lead_id: w.lead for w in plan.change.leads.values()})
         documents = outbox.pack(store.outbox_rows(plan.change), clock.now())
         writes = store.writes(plan.change, documents, clock.now())
+        documents_per_message.append(sum(len(w.operations) for w in writes) / len(chunk))
         started = time.perf_counter()
         async with client.start_session() as session, await session.start_transaction():
             for write in writes:
@@ -281,6 +284,7 @@ async def store_ceiling(
         for topic, values in phases:
             for chunk in chunks(values, batch):
                 seconds += await written(topic, chunk)
+        heaviest = max(documents_per_message)
         for lead in singles:
             await written(Topic.INBOUND, [lead])
         one_by_one = [
@@ -290,7 +294,7 @@ async def store_ceiling(
     finally:
         await client.drop_database(store.database.name)
         await client.close()
-    return 3 * leads / seconds, one_by_one
+    return 3 * leads / seconds, one_by_one, heaviest
 
 
 def chunks(values: list[dict[str, Any]], size: int) -> Iterable[list[dict[str, Any]]]:
@@ -332,12 +336,17 @@ async def run(settings: Settings, service: ServiceProcess, args: argparse.Namesp
     client = connect(settings.mongodb_uri)
     await client.drop_database(settings.mongodb_database)
     await client.close()
-    ceiling, store_single = await store_ceiling(
+    ceiling, store_single, per_message = await store_ceiling(
         settings, args.leads, max(1, round(average_batch)), args.samples
     )
     show(
         ("store ceiling, same documents", f"{ceiling:.0f} messages/s (bulk writes, no service)"),
         ("share of the store's ceiling", f"{100 * throughput / ceiling:.0f} %"),
+        (
+            "documents per transaction",
+            f"{per_message:.1f} per message: {per_message * settings.batch_max:.0f} "
+            f"in a full batch of {settings.batch_max} (MongoDB advises ~1,000)",
+        ),
     )
     print(latencies("store alone, one accept's writes", store_single))
 

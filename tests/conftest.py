@@ -2,15 +2,19 @@
 
 `LEADS_TEST_SERVERS` picks them:
 - `embedded` (default): Tansu and SecantusDB as child processes (no Docker needed);
-- `containers`: testcontainers (Kafka in KRaft mode, a MongoDB replica set), needs Docker;
+- `containers`: Apache Kafka 4.1 (KRaft) and a MongoDB 8 replica set in Docker
+  containers (tests/containers.py); `containers-sasl-ssl`: the same, Kafka reached
+  over SASL_SSL (SCRAM-SHA-512). Without a Docker engine the tests skip, saying so;
 - `external`: the servers named by `LEADS_KAFKA_BOOTSTRAP_SERVERS` and `LEADS_MONGODB_URI`.
 Each test gets its own topic prefix and database on them.
 """
 
 import contextlib
+import functools
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -18,7 +22,22 @@ from services.dev_servers import Servers, embedded_servers, free_port
 from services.lifecycle.adapters.mongo import connect
 from services.lifecycle.settings import Settings
 
+if TYPE_CHECKING:
+    from tests.containers import ContainerCluster, KafkaSecurity
 
+NO_DOCKER = "no Docker engine answers here (testcontainers needs one)"
+CONTAINERS: "dict[str, KafkaSecurity]" = {
+    "containers": "PLAINTEXT",
+    "containers-sasl-ssl": "SASL_SSL",
+}
+"""The LEADS_TEST_SERVERS values that start containers, and how their Kafka is reached."""
+
+
+def servers_choice() -> str:
+    return os.environ.get("LEADS_TEST_SERVERS", "embedded")
+
+
+@functools.cache
 def docker_available() -> bool:
     try:
         import docker  # type: ignore[import-untyped]
@@ -30,36 +49,40 @@ def docker_available() -> bool:
 
 
 @contextlib.contextmanager
-def container_servers() -> Iterator[Servers]:
+def container_cluster(security: "KafkaSecurity" = "PLAINTEXT") -> Iterator["ContainerCluster"]:
+    """Kafka and MongoDB containers, or a skip that says why there are none."""
     if not docker_available():
-        pytest.skip("LEADS_TEST_SERVERS=containers needs a Docker engine, and none answers here")
-    from testcontainers.kafka import KafkaContainer
-    from testcontainers.mongodb import MongoDbContainer
+        pytest.skip(f"Kafka and MongoDB in containers: {NO_DOCKER}")
+    from tests.containers import container_cluster as started  # testcontainers only here
 
-    kafka = KafkaContainer("confluentinc/cp-kafka:7.6.0").with_kraft()
-    # Atlas Local is a one-node replica set, so transactions work.
-    mongo = MongoDbContainer("mongodb/mongodb-atlas-local:8.0")
-    with kafka, mongo:
-        yield Servers(
-            kafka_bootstrap_servers=kafka.get_bootstrap_server(),
-            mongodb_uri=mongo.get_connection_url() + "/?directConnection=true",
-        )
+    with started(security) as cluster:
+        yield cluster
+
+
+@contextlib.contextmanager
+def container_servers(security: "KafkaSecurity" = "PLAINTEXT") -> Iterator[Servers]:
+    with container_cluster(security) as cluster:
+        yield cluster.servers
 
 
 @pytest.fixture(scope="session")
 def servers() -> Iterator[Servers]:
-    choice = os.environ.get("LEADS_TEST_SERVERS", "embedded")
+    choice = servers_choice()
     if choice == "external":
         yield Servers(
             kafka_bootstrap_servers=os.environ["LEADS_KAFKA_BOOTSTRAP_SERVERS"],
             mongodb_uri=os.environ["LEADS_MONGODB_URI"],
         )
-    elif choice == "containers":
-        with container_servers() as found:
+    elif choice in CONTAINERS:
+        with container_servers(CONTAINERS[choice]) as found:
             yield found
-    else:
+    elif choice == "embedded":
         with embedded_servers() as started:
             yield started
+    else:
+        pytest.fail(
+            f"LEADS_TEST_SERVERS={choice!r}: say embedded, external or one of {sorted(CONTAINERS)}"
+        )
 
 
 def isolated_settings(servers: Servers, kind: str = "test") -> Settings:

@@ -2,9 +2,10 @@
 
 import socket
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, SecretStr, TypeAdapter, field_validator
+from pydantic import Field, SecretStr, TypeAdapter, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _DURATION: TypeAdapter[timedelta] = TypeAdapter(timedelta)
@@ -14,8 +15,30 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LEADS_", extra="ignore")
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # How every Kafka client connects (consumer, producers, admin, readiness).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    """CA bundle the brokers' certificates are checked against; the system's when unset."""
+    kafka_ssl_certfile: Path | None = None
+    """Client certificate (PEM) for mutual TLS, with LEADS_KAFKA_SSL_KEYFILE."""
+    kafka_ssl_keyfile: Path | None = None
+    kafka_group_instance_id: str | None = None
+    """Static group membership: a replica restarted under the same id within the session
+    timeout gets its partitions back without a rebalance. Unique per replica."""
+    kafka_session_timeout: timedelta = Field(
+        default=timedelta(seconds=10), ge=timedelta(seconds=1), le=timedelta(minutes=30)
+    )
+    """How long the group waits for a silent replica before moving its partitions; with
+    static membership, long enough to cover a restart."""
     mongodb_uri: str = "mongodb://127.0.0.1:27017/?replicaSet=rs0"
+    """TLS and credentials go here too (`tls=true&tlsCAFile=...`, `user:password@`)."""
     mongodb_database: str = "leads"
+    mongodb_timeout: timedelta = Field(default=timedelta(seconds=30), gt=timedelta(0))
+    """Client-side bound of one MongoDB call, and of a batch's whole transaction with
+    its retries (pymongo's timeoutMS): a server that hangs fails the call, it is retried."""
     topic_prefix: str = ""
     consumer_group: str = "leads-lifecycle"
     topic_partitions: int = Field(default=6, ge=1)
@@ -44,6 +67,9 @@ class Settings(BaseSettings):
     kafka_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
     """Compression of every batch the service and the scheduler publish."""
     kafka_idempotence: bool = True
+    publish_timeout: timedelta = Field(default=timedelta(seconds=30), gt=timedelta(0))
+    """How long a publish may wait for the broker's acknowledgements; rows not confirmed
+    by then are the relay's (an idempotent producer never gives up on its own)."""
     """The idempotent producer: a retried send is never written twice. The embedded dev
     broker (Tansu) refuses the version of InitProducerId aiokafka sends, so `leads dev`
     and the tests on it turn this off."""
@@ -89,6 +115,26 @@ class Settings(BaseSettings):
     cursor_secret: SecretStr | None = None
     """HMAC key of `next_cursor`; random per process when unset (replicas need one shared)."""
 
+    @model_validator(mode="after")
+    def _kafka_security_complete(self) -> Self:
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if sasl and not (self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ValueError(
+                f"LEADS_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "LEADS_KAFKA_SASL_USERNAME and LEADS_KAFKA_SASL_PASSWORD"
+            )
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            raise ValueError(
+                "mutual TLS needs both LEADS_KAFKA_SSL_CERTFILE and LEADS_KAFKA_SSL_KEYFILE"
+            )
+        tls_files = (self.kafka_ssl_cafile, self.kafka_ssl_certfile)
+        if not self.kafka_security_protocol.endswith("SSL") and any(tls_files):
+            raise ValueError(
+                f"LEADS_KAFKA_SSL_* files are set but LEADS_KAFKA_SECURITY_PROTOCOL="
+                f"{self.kafka_security_protocol} does not use TLS: say SSL or SASL_SSL"
+            )
+        return self
+
     @field_validator("reminder_offsets", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
@@ -109,7 +155,7 @@ class Settings(BaseSettings):
         """These settings as the LEADS_* variables that reproduce them in another process."""
         values = self.model_dump(mode="json")
         values["reminder_offsets"] = ",".join(values["reminder_offsets"])
-        for name in ("jwt_secret", "cursor_secret"):
+        for name in ("jwt_secret", "cursor_secret", "kafka_sasl_password"):
             secret = getattr(self, name)
             if secret is not None:
                 values[name] = secret.get_secret_value()

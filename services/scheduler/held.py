@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 from services.lifecycle.domain.clock import Clock
+from services.lifecycle.service_layer import publishing
 from services.lifecycle.service_layer.handler import LeadService
 from services.lifecycle.service_layer.ports import (
     HeldAction,
@@ -66,7 +67,7 @@ class HeldExpiry:
         if not rows:
             return
         try:
-            await self._publisher.publish(rows)
+            await publishing.publish(self._publisher, self._outbox, rows)
             await self._outbox.mark_sent([row.id for row in rows])
         except Exception as error:
             log.warning(

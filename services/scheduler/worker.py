@@ -27,9 +27,11 @@ from services.lifecycle.adapters.kafka import (
     KafkaPublisher,
     ensure_topics,
 )
+from services.lifecycle.adapters.kafka_connection import KafkaConnection
 from services.lifecycle.adapters.lease import Lease
-from services.lifecycle.adapters.mongo import MongoStore, connect
+from services.lifecycle.adapters.mongo import MongoStore, connect, database_of
 from services.lifecycle.adapters.performance import PerformanceRecords
+from services.lifecycle.adapters.refusals import mongodb_refusals
 from services.lifecycle.adapters.tallies import PartnerTallies
 from services.lifecycle.domain.clock import Clock, SystemClock
 from services.lifecycle.domain.lead import Windows
@@ -50,8 +52,8 @@ class SchedulerWorker:
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
         clock = clock or SystemClock()
-        self.mongo = connect(settings.mongodb_uri)
-        database = self.mongo[settings.mongodb_database]
+        self.mongo = connect(settings.mongodb_uri, settings.mongodb_timeout)
+        database = database_of(self.mongo, settings.mongodb_database)
         self.deadlines = DueDeadlines(database["deadlines"])
         self.kafka = KafkaPublisher.of(settings, "scheduler")
         self.lease = Lease(
@@ -74,6 +76,7 @@ class SchedulerWorker:
             clock,
             topic_prefix=settings.topic_prefix,
             event_source=settings.event_source,
+            timeout=settings.mongodb_timeout,
         )
         self.held = HeldExpiry(
             lambda now, limit: held.expired(database["held_actions"], now, limit),
@@ -95,7 +98,10 @@ class SchedulerWorker:
         )
         self.metrics = SchedulerMetrics()
         self.http = EmbeddedServer(
-            self._health_api(), settings.http_host, settings.scheduler_http_port
+            self._health_api(),
+            settings.http_host,
+            settings.scheduler_http_port,
+            port_setting="LEADS_SCHEDULER_HTTP_PORT",
         )
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._sweeping: asyncio.Task[None] | None = None
@@ -116,15 +122,11 @@ class SchedulerWorker:
         return api
 
     async def start(self) -> None:
-        await ensure_topics(
-            self.settings.kafka_bootstrap_servers,
-            [t.named(self.settings.topic_prefix) for t in (Topic.COMMANDS, Topic.PERFORMANCE)],
-            self.settings.topic_partitions,
-            self.settings.topic_replication_factor,
-        )
-        await self.store.ensure_indexes()
-        await self.kafka.start()
-        await self.http.start()
+        try:
+            await self._connect()
+        except BaseException:
+            await self.stop()  # what did start is closed, not left to warn at exit
+            raise
         # Catch up on deadlines at once on start; figures can wait an interval.
         self._every(self.settings.sweep_interval, self.sweep, "sweep", datetime.now(UTC))
         self._every(self.settings.performance_interval, self.publish_feedback, "performance")
@@ -139,6 +141,20 @@ class SchedulerWorker:
                 "http_port": self.http.port,
             },
         )
+
+    async def _connect(self) -> None:
+        """Everything that can refuse the worker: its port, Kafka, MongoDB."""
+        self.http.bind()
+        await ensure_topics(
+            KafkaConnection.of(self.settings),
+            [t.named(self.settings.topic_prefix) for t in (Topic.COMMANDS, Topic.PERFORMANCE)],
+            self.settings.topic_partitions,
+            self.settings.topic_replication_factor,
+        )
+        async with mongodb_refusals(self.settings.mongodb_uri):
+            await self.store.ensure_indexes()
+        await self.kafka.start()
+        await self.http.start()
 
     def _every(
         self,
@@ -190,7 +206,8 @@ class SchedulerWorker:
     async def stop(self) -> None:
         """Stop between batches, release the lease (a standby takes over at once),
         then close the producer and the database, in that order."""
-        if self.scheduler.running:
+        swept = self.scheduler.running  # else it never held the lease
+        if swept:
             self.scheduler.shutdown(wait=False)
         self.sweeper.stop()
         if self._sweeping is not None:
@@ -201,11 +218,12 @@ class SchedulerWorker:
             if not done:
                 self._sweeping.cancel()
         try:
-            await self.lease.release()
+            if swept:
+                await self.lease.release()
         except Exception:
             log.warning("could not release the scheduler lease; it will lapse")
         await self.http.stop()
-        await self.kafka.stop()
+        await self.kafka.stop(self.settings.shutdown_grace.total_seconds())
         await self.mongo.close()
         tracing.shutdown(self.tracer)
         log.info("scheduler stopped")

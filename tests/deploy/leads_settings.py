@@ -4,7 +4,7 @@ import os
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from functools import cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from unittest import mock
 
 from fastapi.routing import APIRoute
@@ -23,13 +23,31 @@ PREFIX = "LEADS_"
 SCHEDULER_PATHS = frozenset({"/healthz", "/metrics"})
 
 SECRET_SETTINGS = frozenset(
-    {"LEADS_MONGODB_URI", "LEADS_JWT_SECRET", "LEADS_JWT_PUBLIC_KEY", "LEADS_CURSOR_SECRET"}
+    {
+        "LEADS_MONGODB_URI",
+        "LEADS_JWT_SECRET",
+        "LEADS_JWT_PUBLIC_KEY",
+        "LEADS_CURSOR_SECRET",
+        "LEADS_KAFKA_SASL_PASSWORD",
+    }
 )
 """Never in a ConfigMap or a file in the repository."""
+
+TLS_DIR = PurePosixPath("/etc/leads")
+"""Where compose and Kubernetes mount TLS files, so deploy/README's paths serve both."""
 
 
 def variable(field: str) -> str:
     return f"{PREFIX}{field.upper()}"
+
+
+KAFKA_CONNECTION_SETTINGS = frozenset(
+    variable(field)
+    for field in Settings.model_fields
+    if field == "kafka_bootstrap_servers"
+    or field.startswith(("kafka_security", "kafka_sasl", "kafka_ssl"))
+)
+"""How every Kafka client reaches the brokers: what a secured cluster needs set."""
 
 
 def unknown_settings(names: Iterable[str]) -> list[str]:

@@ -4,6 +4,8 @@ with what the service reads, serves and publishes on."""
 import json
 import re
 import shlex
+import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -13,10 +15,15 @@ import pytest
 import yaml
 
 from contracts.topics import INBOUND_TOPICS, Topic
+from services.lifecycle.adapters.kafka import min_insync_replicas
 from tests.deploy.kustomize import split_image
 from tests.deploy.leads_settings import (
     DEPLOY,
+    KAFKA_CONNECTION_SETTINGS,
+    ROOT,
     SCHEDULER_PATHS,
+    SECRET_SETTINGS,
+    TLS_DIR,
     duration,
     effective,
     served_paths,
@@ -43,10 +50,40 @@ def services(compose: dict[str, Any]) -> dict[str, Service]:
     return found
 
 
-def environment(service: Service) -> dict[str, str]:
+# `${NAME}`, `${NAME:-default}` (unset or empty: the default), `${NAME:?message}`
+# (unset or empty: compose refuses to start, saying the message).
+INTERPOLATION = re.compile(r"\$\{(?P<name>\w+)(?::(?P<op>[-?])(?P<arg>[^}]*))?\}")
+
+GIVEN_AT_START = {
+    "LEADS_JWT_SECRET": "token-key-given-by-the-caller",
+    "LEADS_CURSOR_SECRET": "cursor-key-given-by-the-caller",
+}
+"""What deploy/README's start command gives compose; nothing else needs giving."""
+
+
+def declared(service: Service) -> dict[str, str | None]:
+    """The service's environment as written: None where a variable is passed on."""
     env = service.get("environment", {})
     assert isinstance(env, dict), "environment as a mapping, please"
-    return {name: str(value) for name, value in env.items()}
+    return {name: None if value is None else str(value) for name, value in env.items()}
+
+
+def environment(service: Service, given: Mapping[str, str] = GIVEN_AT_START) -> dict[str, str]:
+    """The environment the container starts with when the caller's shell (or
+    deploy/compose/.env) holds `given`: interpolated as compose does, and a variable
+    declared without a value passed on only when given."""
+
+    def interpolate(match: re.Match[str]) -> str:
+        value = given.get(match["name"], "")
+        if not value and match["op"] == "?":
+            raise AssertionError(f"compose will not start: {match['arg']}")
+        return match["arg"] if not value and match["op"] == "-" else value
+
+    return {
+        name: INTERPOLATION.sub(interpolate, value) if value is not None else given[name]
+        for name, value in declared(service).items()
+        if value is not None or name in given
+    }
 
 
 def bind_mounts(service: Service) -> dict[str, Path]:
@@ -57,11 +94,6 @@ def bind_mounts(service: Service) -> dict[str, Path]:
         if source.startswith("."):
             mounts[target] = (COMPOSE.parent / source).resolve()
     return mounts
-
-
-def given_at_run_time(value: str) -> bool:
-    """`${VAR:?message}`: compose takes it from the caller's environment."""
-    return bool(re.fullmatch(r"\$\{\w+:\?[^}]*\}", value))
 
 
 def test_the_file_validates_against_the_compose_specification(compose: dict[str, Any]) -> None:
@@ -76,13 +108,65 @@ def test_the_file_validates_against_the_compose_specification(compose: dict[str,
 
 def test_every_leads_variable_is_a_setting_the_service_reads(compose: dict[str, Any]) -> None:
     for name, service in services(compose).items():
-        env = environment(service)
-        assert unknown_settings(env) == [], name
-        settings_from({k: v for k, v in env.items() if not given_at_run_time(v)})
-    env = environment(services(compose)["serve"])
-    assert given_at_run_time(env["LEADS_JWT_SECRET"]), "no token key in the repository"
-    # Both replicas (and a restarted one) accept the cursors either handed out.
-    assert given_at_run_time(env["LEADS_CURSOR_SECRET"]), "no cursor key in the repository"
+        assert unknown_settings(declared(service)) == [], name
+        settings_from(environment(service))  # each value parses as the service parses it
+
+
+def test_secrets_are_given_at_run_time_never_written_here(compose: dict[str, Any]) -> None:
+    for name in LEADS_SERVICES:
+        for setting, value in declared(services(compose)[name]).items():
+            if setting not in SECRET_SETTINGS or value is None:  # None: passed on
+                continue
+            given = INTERPOLATION.fullmatch(value)
+            assert given and given["name"] == setting, f"{name}: {setting} written in the file"
+            if given["op"] == "-":
+                # Only an address may have a default: the local replica set, no user.
+                default = urlsplit(given["arg"])
+                assert setting.endswith("_URI") and default.password is None, (name, setting)
+    env = declared(services(compose)["serve"])
+    # Compose refuses to start without the token key, and without the cursor key
+    # (both replicas, and a restarted one, accept the cursors either handed out).
+    for key in GIVEN_AT_START:
+        given = INTERPOLATION.fullmatch(env[key] or "")
+        assert given and given["op"] == "?", key
+
+
+def test_the_stack_runs_as_is_on_its_own_kafka(compose: dict[str, Any]) -> None:
+    kafka = services(compose)["kafka"]["environment"]
+    protocols = dict(p.split(":") for p in kafka["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    advertised = {
+        address.removeprefix("//"): protocols[listener]
+        for listener, address in (
+            a.split(":", 1) for a in kafka["KAFKA_ADVERTISED_LISTENERS"].split(",")
+        )
+    }
+    for name in LEADS_SERVICES:
+        # Started as deploy/README says, nothing else given: the broker's own
+        # listener, with the protocol it speaks there.
+        settings = settings_from(environment(services(compose)[name]))
+        listener = advertised[settings.kafka_bootstrap_servers]
+        assert settings.kafka_security_protocol == listener, name
+
+
+def test_secured_clusters_are_set_from_the_callers_environment(compose: dict[str, Any]) -> None:
+    """What deploy/README says to put in deploy/compose/.env for a secured Kafka or
+    MongoDB reaches both processes (compose drops any variable it is not told to pass)."""
+    for name in LEADS_SERVICES:
+        service = services(compose)[name]
+        for setting in sorted(KAFKA_CONNECTION_SETTINGS | {"LEADS_MONGODB_URI"}):
+            env = environment(service, {**GIVEN_AT_START, setting: "given-by-the-caller"})
+            assert env.get(setting) == "given-by-the-caller", (name, setting)
+        # The TLS files those settings name, from deploy/compose/tls/, read-only.
+        assert bind_mounts(service)[str(TLS_DIR)] == COMPOSE.parent / "tls", name
+        assert f"./tls:{TLS_DIR}:ro" in service["volumes"], name
+
+
+def test_secrets_and_tls_files_put_beside_the_stack_stay_out_of_git() -> None:
+    for path in (".env", "tls/kafka/client.key", "tls/kafka/ca.pem", "tls/mongodb/ca.pem"):
+        checked = subprocess.run(
+            ["git", "check-ignore", "--quiet", str(COMPOSE.parent / path)], cwd=ROOT, check=False
+        )
+        assert checked.returncode == 0, f"git would commit deploy/compose/{path}"
 
 
 def test_every_topic_is_created_as_the_service_expects(compose: dict[str, Any]) -> None:
@@ -96,7 +180,9 @@ def test_every_topic_is_created_as_the_service_expects(compose: dict[str, Any]) 
     replication = effective(env, "LEADS_TOPIC_REPLICATION_FACTOR")
     for name, topic in topics.items():
         assert topic["replication-factor"] == replication, name
-        assert int(topic["config"]["min.insync.replicas"]) <= int(replication), name
+        # As the service creates a missing topic: acks=all waits for this many.
+        insync = min_insync_replicas(int(replication))
+        assert int(topic["config"]["min.insync.replicas"]) == insync, name
 
 
 def created_topics(service: Service) -> dict[str, dict[str, Any]]:

@@ -5,7 +5,7 @@ against what the service really reads and serves."""
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import jsonschema
@@ -20,6 +20,7 @@ from tests.deploy.leads_settings import (
     DOCKERFILE,
     SCHEDULER_PATHS,
     SECRET_SETTINGS,
+    TLS_DIR,
     duration,
     effective,
     served_paths,
@@ -37,6 +38,29 @@ TARGETS = {
 # default from 1.30) and the newest whose schemas kubernetes-validate ships.
 KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
 KEDA_CRD = Path(__file__).parent / "schemas" / "keda.sh_scaledobjects.yaml"
+KEDA_KINDS = {"ScaledObject", "TriggerAuthentication"}
+
+# KEDA's kafka scaler (v2.20): the parameters a TriggerAuthentication may give it
+# (a misspelt one is ignored without a word), and its `tls` and `sasl` for each
+# LEADS_KAFKA_SECURITY_PROTOCOL and LEADS_KAFKA_SASL_MECHANISM.
+KEDA_KAFKA_AUTH_PARAMETERS = {"sasl", "tls", "username", "password", "ca", "cert", "key"}
+KEDA_TLS = {
+    "PLAINTEXT": "disable",
+    "SASL_PLAINTEXT": "disable",
+    "SSL": "enable",
+    "SASL_SSL": "enable",
+}
+KEDA_SASL = {"PLAIN": "plaintext", "SCRAM-SHA-256": "scram_sha256", "SCRAM-SHA-512": "scram_sha512"}
+# The settings naming what KEDA reads as each parameter of the same Secret.
+KAFKA_CREDENTIAL_SETTINGS = {
+    "LEADS_KAFKA_SASL_USERNAME": "username",
+    "LEADS_KAFKA_SASL_PASSWORD": "password",
+}
+KAFKA_FILE_SETTINGS = {
+    "LEADS_KAFKA_SSL_CAFILE": "ca",
+    "LEADS_KAFKA_SSL_CERTFILE": "cert",
+    "LEADS_KAFKA_SSL_KEYFILE": "key",
+}
 
 SERVE, SCHEDULER = "leads-serve", "leads-scheduler"
 DEPLOYMENT_PORT_SETTING = {SERVE: "LEADS_HTTP_PORT", SCHEDULER: "LEADS_SCHEDULER_HTTP_PORT"}
@@ -68,6 +92,44 @@ class Rendered:
         (container,) = containers
         return container
 
+    def secret_refs(self, deployment: str) -> dict[str, Manifest]:
+        """Setting -> the `secretKeyRef` it is read from."""
+        return {
+            env["name"]: env["valueFrom"]["secretKeyRef"]
+            for env in self.container(deployment).get("env", [])
+            if "secretKeyRef" in env.get("valueFrom", {})
+        }
+
+    def environment(self, deployment: str) -> dict[str, str]:
+        """The LEADS_* variables the container starts with; those from the Secret or
+        the pod itself as placeholders."""
+        env = dict(self.config)
+        for variable in self.container(deployment).get("env", []):
+            env[variable["name"]] = variable.get("value", f"<{variable['name']} at run time>")
+        return env
+
+    def secret_files(self, deployment: str) -> dict[str, tuple[str, str]]:
+        """Path in the container -> (Secret, key) of each file mounted from a Secret."""
+        volumes = {volume["name"]: volume for volume in self.pod(deployment)["volumes"]}
+        files = {}
+        for mount in self.container(deployment).get("volumeMounts", []):
+            secret = volumes[mount["name"]].get("secret")
+            if secret is not None:
+                # Named keys only: the whole Secret would put the MongoDB URI, the
+                # token key and the passwords on disk as well.
+                for item in secret["items"]:
+                    path = PurePosixPath(mount["mountPath"]) / item["path"]
+                    files[str(path)] = secret["secretName"], item["key"]
+        return files
+
+    @property
+    def keda_secret_refs(self) -> dict[str, tuple[str, str]]:
+        """KEDA parameter -> (Secret, key) it is read from."""
+        (auth,) = self.of_kind("TriggerAuthentication")
+        return {
+            ref["parameter"]: (ref["name"], ref["key"]) for ref in auth["spec"]["secretTargetRef"]
+        }
+
 
 @pytest.fixture(scope="module", params=sorted(TARGETS))
 def rendered(request: pytest.FixtureRequest) -> Rendered:
@@ -75,7 +137,7 @@ def rendered(request: pytest.FixtureRequest) -> Rendered:
 
 
 def test_every_manifest_validates_against_the_kubernetes_schemas(rendered: Rendered) -> None:
-    core = [m for m in rendered.manifests if m["kind"] != "ScaledObject"]
+    core = [m for m in rendered.manifests if m["kind"] not in KEDA_KINDS]
     assert {m["kind"] for m in core} >= {
         "ConfigMap",
         "Deployment",
@@ -96,6 +158,77 @@ def test_the_scaled_object_validates_against_the_keda_crd(rendered: Rendered) ->
     (scaled,) = rendered.of_kind("ScaledObject")
     assert scaled["apiVersion"] == f"{crd['spec']['group']}/v1alpha1"
     jsonschema.Draft4Validator(schema).validate(scaled)
+
+
+def test_the_trigger_authentication_is_one_keda_reads_and_every_trigger_uses(
+    rendered: Rendered,
+) -> None:
+    """No package on the registries reachable here ships KEDA's TriggerAuthentication
+    CRD (tests/deploy/schemas/README.md), so its shape is checked here: a misspelt
+    field or parameter is dropped by KEDA without a word, and the scaler then reads
+    the lag without credentials."""
+    (auth,) = rendered.of_kind("TriggerAuthentication")
+    (scaled,) = rendered.of_kind("ScaledObject")
+    assert auth["apiVersion"] == scaled["apiVersion"] == "keda.sh/v1alpha1"
+    assert set(auth) == {"apiVersion", "kind", "metadata", "spec"}
+    assert set(auth["spec"]) == {"secretTargetRef"}
+    refs = auth["spec"]["secretTargetRef"]
+    for ref in refs:
+        assert set(ref) == {"parameter", "name", "key"}, ref
+        assert all(isinstance(value, str) and value for value in ref.values()), ref
+        assert ref["parameter"] in KEDA_KAFKA_AUTH_PARAMETERS, ref
+    assert len({ref["parameter"] for ref in refs}) == len(refs), "one source per parameter"
+    name = auth["metadata"]["name"]
+    for trigger in scaled["spec"]["triggers"]:
+        assert trigger["authenticationRef"]["name"] == name, trigger["name"]
+        assert trigger["authenticationRef"].get("kind", "TriggerAuthentication") == auth["kind"]
+    # A TriggerAuthentication serves ScaledObjects of its own namespace only.
+    assert auth["metadata"].get("namespace") == scaled["metadata"].get("namespace")
+
+
+def test_keda_reaches_kafka_as_the_service_does(rendered: Rendered) -> None:
+    protocol = effective(rendered.config, "LEADS_KAFKA_SECURITY_PROTOCOL")
+    mechanism = effective(rendered.config, "LEADS_KAFKA_SASL_MECHANISM")
+    sasl = KEDA_SASL[mechanism] if protocol.startswith("SASL_") else "none"
+    (scaled,) = rendered.of_kind("ScaledObject")
+    for trigger in scaled["spec"]["triggers"]:
+        metadata = trigger["metadata"]
+        assert metadata.get("tls", "disable") == KEDA_TLS[protocol], trigger["name"]
+        assert metadata.get("sasl", "none") == sasl, trigger["name"]
+
+
+def test_kafka_credentials_and_tls_files_are_the_ones_keda_reads(rendered: Rendered) -> None:
+    keda = rendered.keda_secret_refs
+    for deployment in (SERVE, SCHEDULER):
+        refs = rendered.secret_refs(deployment)
+        for setting, parameter in KAFKA_CREDENTIAL_SETTINGS.items():
+            assert (refs[setting]["name"], refs[setting]["key"]) == keda[parameter], setting
+            # Optional: a Secret without Kafka credentials still starts (PLAINTEXT).
+            assert refs[setting].get("optional") is True, setting
+        files = rendered.secret_files(deployment)
+        for setting, parameter in KAFKA_FILE_SETTINGS.items():
+            # The file the pods are given is the PEM KEDA reads, under one folder
+            # in compose and here (deploy/README names the paths once).
+            (path,) = [path for path, source in files.items() if source == keda[parameter]]
+            assert PurePosixPath(path).is_relative_to(TLS_DIR), path
+            if setting in rendered.config:
+                assert rendered.config[setting] == path, setting
+        for volume in rendered.pod(deployment)["volumes"]:
+            if "secret" in volume:
+                # A Secret without TLS keys still starts (PLAINTEXT, SASL over TLS
+                # with the system's CAs).
+                assert volume["secret"].get("optional") is True, volume["name"]
+
+
+def test_static_membership_is_never_set_on_a_deployment(rendered: Rendered) -> None:
+    """One id shared by replicas fences them off each other; one per pod name changes
+    on every rollout, leaving the old member's partitions idle until its session
+    times out. Only stable pod names (a StatefulSet) may carry it (deploy/README)."""
+    assert "LEADS_KAFKA_GROUP_INSTANCE_ID" not in rendered.config
+    for deployment in rendered.of_kind("Deployment"):
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            names = {env["name"] for env in container.get("env", [])}
+            assert "LEADS_KAFKA_GROUP_INSTANCE_ID" not in names, deployment["metadata"]["name"]
 
 
 def _strict(schema: Any) -> Any:
@@ -127,8 +260,10 @@ def test_every_leads_variable_is_a_setting_the_service_reads(rendered: Rendered)
     for trigger in scaled["spec"]["triggers"]:
         names |= {v for k, v in trigger["metadata"].items() if k.endswith("FromEnv")}
     assert unknown_settings(names) == []
+    for deployment in (SERVE, SCHEDULER):
+        # Each value parses as the service parses it, the Secret's included.
+        settings_from(rendered.environment(deployment))
     config = rendered.config
-    settings_from(config)  # each value parses as the service parses it
     assert duration(config["LEADS_SHUTDOWN_GRACE"]) > duration("PT0S")
     assert 0 < int(config["LEADS_SCHEDULER_HTTP_PORT"]) < 65536
 
@@ -136,14 +271,10 @@ def test_every_leads_variable_is_a_setting_the_service_reads(rendered: Rendered)
 def test_secrets_come_from_the_secret_never_from_the_config_map(rendered: Rendered) -> None:
     assert not SECRET_SETTINGS & set(rendered.config)
     from_secret = {
-        deployment: {
-            env["name"]
-            for env in rendered.container(deployment)["env"]
-            if "secretKeyRef" in env.get("valueFrom", {})
-        }
-        for deployment in (SERVE, SCHEDULER)
+        deployment: set(rendered.secret_refs(deployment)) for deployment in (SERVE, SCHEDULER)
     }
-    assert "LEADS_MONGODB_URI" in from_secret[SERVE] & from_secret[SCHEDULER]
+    both = from_secret[SERVE] & from_secret[SCHEDULER]
+    assert {"LEADS_MONGODB_URI", "LEADS_KAFKA_SASL_PASSWORD"} <= both
     # `leads serve` refuses to start without a token key.
     assert from_secret[SERVE] & {"LEADS_JWT_SECRET", "LEADS_JWT_PUBLIC_KEY"}
     # Replicas behind one Service sign page cursors with one shared key.

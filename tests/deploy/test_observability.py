@@ -41,6 +41,8 @@ EXPECTED_METRICS = {
     "leads_actions_held": _metric("gauge"),
     "leads_consumer_undecodable_batches_total": _metric("counter", "topic", "partition"),
     "leads_dependency_up": _metric("gauge", "dependency"),
+    "leads_outbox_set_aside_rows": _metric("gauge"),
+    "leads_kafka_producers_renewed_total": _metric("counter"),
     "leads_build_info": _metric("gauge", "version"),
     "leads_scheduler_sweep_duration_seconds": _metric("histogram", exporter="scheduler"),
     "leads_scheduler_due_backlog": _metric("gauge", exporter="scheduler"),

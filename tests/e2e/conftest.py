@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from contracts.topics import OUTBOUND_TOPICS, Topic
 from services.dev_servers import Servers, stop_process
+from services.lifecycle.adapters.kafka_connection import KafkaConnection
 from services.lifecycle.adapters.tokens import issue
 from services.lifecycle.settings import Settings
 from tests import messages
@@ -200,12 +201,17 @@ class Upstream:
         self._consumer: AIOKafkaConsumer | None = None
         self._reader: asyncio.Task[None] | None = None
 
+    @property
+    def connection(self) -> dict[str, Any]:
+        """How its Kafka clients connect: as the service does (TLS, SASL)."""
+        return KafkaConnection.of(self.settings).options()
+
     async def start(self) -> None:
-        self._producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap_servers)
+        self._producer = AIOKafkaProducer(**self.connection)
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(
             *(t.named(self.settings.topic_prefix) for t in (*OUTBOUND_TOPICS, Topic.COMMANDS)),
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            **self.connection,
             auto_offset_reset="earliest",
             group_id=None,  # no group to join: an observer reads every partition at once
         )
@@ -248,7 +254,7 @@ class Upstream:
         topics = [t.named(self.settings.topic_prefix) for t in (*OUTBOUND_TOPICS, Topic.COMMANDS)]
         reader = AIOKafkaConsumer(
             *topics,
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            **self.connection,
             auto_offset_reset="earliest",
             group_id=None,
         )

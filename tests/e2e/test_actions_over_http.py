@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts.topics import Topic
 from services.dev_servers import embedded_servers
+from services.lifecycle.adapters.kafka_connection import KafkaConnection
 from services.lifecycle.settings import Settings
 from tests import messages
 from tests.conftest import isolated_settings
@@ -72,7 +73,7 @@ async def done(api: ReadApi, lead_id: str, body: dict[str, Any], **options: Any)
 
 async def published(settings: Settings, message_id: str) -> list[dict[str, Any]]:
     """The records on leads.partner-actions with this message_id, up to the topic's end."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None)
+    consumer = AIOKafkaConsumer(**KafkaConnection.of(settings).options(), group_id=None)
     await consumer.start()
     try:
         name = Topic.PARTNER_ACTIONS.named(settings.topic_prefix)

@@ -4,30 +4,76 @@ is published twice under another id, nothing is parked, and the service never ex
 
 Each outage lasts LEADS_TEST_CHAOS_SECONDS (8 s in `make test`; 30 s is the figure
 users ask about: the code path is the same).
+
+The servers are the embedded ones (SIGSTOP, SIGCONT, a stop and a start on the same
+port), or containers when LEADS_TEST_SERVERS names them (`docker pause`, `unpause`,
+`stop` and `start` of the same container).
 """
 
 import asyncio
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
 
 import pytest
 
 from contracts.topics import Topic
-from services.dev_servers import EmbeddedServers
+from services.dev_servers import Child, EmbeddedServers, Servers
 from tests import messages
-from tests.conftest import isolated_settings
+from tests.conftest import CONTAINERS, container_cluster, isolated_settings, servers_choice
 from tests.e2e.conftest import Outputs, Upstream, service_running, upstream_of
 
 OUTAGE_S = float(os.environ.get("LEADS_TEST_CHAOS_SECONDS", "8"))
 LEADS = 60
 
 
+class Freezable(Protocol):
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+
+class Restartable(Freezable, Protocol):
+    def stop(self) -> None: ...
+
+    def restart(self) -> None:
+        """Start it again after `stop`, at the same address, with the data it had."""
+
+
+class Cluster(Protocol):
+    """Servers a test takes away and brings back."""
+
+    @property
+    def servers(self) -> Servers: ...
+
+    @property
+    def kafka(self) -> Freezable: ...
+
+    @property
+    def mongodb(self) -> Restartable: ...
+
+
+@dataclass(frozen=True)
+class Embedded:
+    servers: Servers
+    kafka: Child
+    mongodb: Child
+
+
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServers]:
-    """Servers of this module's own, the database on disk so it survives a restart."""
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Servers of this module's own; the embedded database on disk so it survives a
+    restart (a stopped container keeps its data)."""
+    security = CONTAINERS.get(servers_choice())
+    if security is not None:
+        with container_cluster(security) as containers:
+            yield containers
+        return
     with EmbeddedServers(mongo_storage=str(tmp_path_factory.mktemp("mongodb"))) as started:
-        yield started
+        assert started.kafka is not None and started.mongodb is not None
+        yield Embedded(started.servers, started.kafka, started.mongodb)
 
 
 def won(lead_ids: list[str]) -> Callable[[Outputs], int]:
@@ -45,8 +91,7 @@ async def stream(upstream: Upstream, lead_ids: list[str]) -> None:
         await asyncio.sleep(0.02)
 
 
-async def outage(cluster: EmbeddedServers, fault: str) -> None:
-    assert cluster.kafka is not None and cluster.mongodb is not None
+async def outage(cluster: Cluster, fault: str) -> None:
     if fault == "broker frozen":
         cluster.kafka.pause()
         await asyncio.sleep(OUTAGE_S)  # how long the broker is away: the test's input
@@ -62,7 +107,7 @@ async def outage(cluster: EmbeddedServers, fault: str) -> None:
 
 
 @pytest.mark.parametrize("fault", ["broker frozen", "database restarted", "database frozen"])
-async def test_every_lead_ends_won_through_an_outage(cluster: EmbeddedServers, fault: str) -> None:
+async def test_every_lead_ends_won_through_an_outage(cluster: Cluster, fault: str) -> None:
     settings = isolated_settings(cluster.servers, "chaos")
     lead_ids = [f"chaos-{uuid.uuid4().hex[:6]}-{n}" for n in range(LEADS)]
     with service_running(settings) as service:

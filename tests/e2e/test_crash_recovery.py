@@ -6,34 +6,44 @@ partners do: after a restart the consumer may read an accept before its lead
 lead still ends won, each transition published once.
 """
 
+import asyncio
 import json
+import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from contracts.topics import Topic
+from services.lifecycle.adapters.mongo import connect
 from services.lifecycle.settings import Settings
 from tests import messages
 from tests.e2e.conftest import Outputs, ServiceProcess, Upstream, service_running, upstream_of
 
 LEADS = 150
-KILLS_AT = (0.15, 0.4, 0.65)
-"""Share of the leads won when each SIGKILL comes."""
+KILLS_AT = (0.25, 0.6)
+"""Share of the leads won (in the store) when each SIGKILL comes. A kill lands in a
+batch's transaction more often than not: the server keeps that transaction, and
+its writes, until its lifetime ends (60 s on mongod and SecantusDB), and the next
+batches of its leads retry until then. Two kills show it and keep the test short."""
 
 
 @pytest.fixture
 def service(settings: Settings) -> Iterator[ServiceProcess]:
     # Restarts take seconds: an action must wait for its lead longer than that. Small
-    # batches make progress visible step by step, so the kills land mid-stream.
+    # batches make progress visible step by step, so the kills land mid-stream. A
+    # killed replica holds the group until the broker gives up on it (Tansu waits the
+    # rebalance timeout, which the hand-over bounds; Kafka the session timeout).
     patient = settings.model_copy(
         update={
             "early_action_grace": timedelta(minutes=10),
             "batch_max": 5,
             "kafka_max_poll_records": 20,
+            "shutdown_grace": timedelta(seconds=2),
+            "kafka_session_timeout": timedelta(seconds=3),
         }
     )
     with service_running(patient) as process:
@@ -50,10 +60,25 @@ def count(outputs: Outputs, type_: str, lead_ids: list[str]) -> int:
     return sum(1 for lead_id in lead_ids if type_ in outputs.event_types(lead_id))
 
 
-def won_at_least(n: float, lead_ids: list[str]) -> Callable[[Outputs], bool]:
-    return lambda outputs: count(outputs, "lead.won", lead_ids) >= n
+async def committed_won(settings: Settings, lead_ids: list[str], at_least: float) -> int:
+    """Polls the store until at least `at_least` of the leads are won there: the
+    service's own progress (the events reach a reader in fetches, a moment later,
+    while the service takes the whole stream in a second or two)."""
+    client = connect(settings.mongodb_uri)
+    query = {"_id": {"$in": lead_ids}, "outcome": "won"}
+    try:
+        deadline = time.monotonic() + 60
+        while (won := await client[settings.mongodb_database]["leads"].count_documents(query)) < (
+            at_least
+        ):
+            assert time.monotonic() < deadline, f"only {won} won"
+            await asyncio.sleep(0.01)
+    finally:
+        await client.close()
+    return won
 
 
+@pytest.mark.timeout(360)
 async def test_killed_mid_stream_every_lead_ends_once(
     service: ServiceProcess, client: Upstream
 ) -> None:
@@ -67,10 +92,7 @@ async def test_killed_mid_stream_every_lead_ends_once(
 
     kills = 0
     for share in KILLS_AT:
-        await client.until(
-            won_at_least(share * LEADS, lead_ids), timeout=60, what=f"{share:.0%} won"
-        )
-        if count(client.outputs, "lead.won", lead_ids) < LEADS:
+        if await committed_won(service.settings, lead_ids, share * LEADS) < LEADS:
             service.kill()
             kills += 1
             service.start()

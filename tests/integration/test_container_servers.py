@@ -1,32 +1,84 @@
-"""The testcontainers path: real Apache Kafka (KRaft) and a MongoDB replica set.
+"""The container path (tests/containers.py): Apache Kafka 4.1 in KRaft mode, over
+plaintext and over SASL_SSL with SCRAM-SHA-512, and a MongoDB 8 replica set.
 
-The whole suite runs on them with LEADS_TEST_SERVERS=containers; this test
-checks the path itself, and is skipped where no Docker engine answers."""
+The whole suite runs on them with LEADS_TEST_SERVERS=containers (or
+containers-sasl-ssl); these tests check the path itself, and are skipped where no
+Docker engine answers."""
 
 import asyncio
+import dataclasses
 import uuid
+from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
+from pydantic import SecretStr
 
+from services.dev_servers import Servers
 from services.lifecycle.adapters.kafka import ensure_topics
+from services.lifecycle.adapters.kafka_connection import KafkaConnection
 from services.lifecycle.adapters.mongo import connect
-from tests.conftest import container_servers, docker_available
+from services.lifecycle.adapters.refusals import Refused
+from services.lifecycle.settings import Settings
+from tests.conftest import NO_DOCKER, container_servers, docker_available
 
 pytestmark = [
     pytest.mark.containers,
-    pytest.mark.skipif(not docker_available(), reason="no Docker engine answers on this machine"),
+    pytest.mark.skipif(not docker_available(), reason=f"Kafka and MongoDB containers: {NO_DOCKER}"),
 ]
 
 
-def test_containers_give_kafka_topics_and_mongodb_transactions() -> None:
-    async def exercise(bootstrap: str, uri: str) -> None:
-        topic = f"probe-{uuid.uuid4().hex[:8]}"
-        assert await ensure_topics(bootstrap, [topic], 2, 1) == [topic]
-        client = connect(uri)
+def kafka_connection(bootstrap_servers: str, connection: dict[str, Any]) -> KafkaConnection:
+    """How the service reaches Kafka with these settings."""
+    return KafkaConnection.of(Settings(kafka_bootstrap_servers=bootstrap_servers, **connection))
+
+
+async def topic_and_idempotent_send(connection: KafkaConnection) -> None:
+    """A topic is created, and the idempotent producer (InitProducerId, which the
+    embedded broker refuses) writes to it."""
+    topic = f"probe-{uuid.uuid4().hex[:8]}"
+    assert await ensure_topics(connection, [topic], 2, 1) == [topic]
+    producer = AIOKafkaProducer(**connection.options(), acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"probe", key=b"one-key")
+    finally:
+        await producer.stop()
+
+
+async def replica_set_transaction(uri: str) -> None:
+    client = connect(uri)
+    try:
+        hello = await client.admin.command("hello")
+        assert hello.get("setName") and hello.get("isWritablePrimary"), hello
+        version = (await client.admin.command("buildInfo"))["version"]
+        assert version.startswith("8."), version
+        probe = client[f"probe_{uuid.uuid4().hex[:8]}"]["t"]
         async with client.start_session() as session, await session.start_transaction():
-            await client["probe"]["t"].insert_one({"x": 1}, session=session)
-        assert await client["probe"]["t"].count_documents({}) == 1
+            await probe.insert_one({"x": 1}, session=session)
+        assert await probe.count_documents({}) == 1
+    finally:
         await client.close()
 
+
+def test_containers_give_kafka_topics_and_mongodb_transactions() -> None:
+    async def exercise(servers: Servers) -> None:
+        kafka = kafka_connection(servers.kafka_bootstrap_servers, servers.connection)
+        await topic_and_idempotent_send(kafka)
+        await replica_set_transaction(servers.mongodb_uri)
+
     with container_servers() as servers:
-        asyncio.run(exercise(servers.kafka_bootstrap_servers, servers.mongodb_uri))
+        asyncio.run(exercise(servers))
+
+
+def test_sasl_ssl_takes_the_scram_login_and_refuses_a_wrong_password() -> None:
+    from tests.containers import kafka_container  # testcontainers only where it runs
+
+    async def exercise(connection: KafkaConnection) -> None:
+        await topic_and_idempotent_send(connection)
+        wrong = dataclasses.replace(connection, sasl_password=SecretStr("not-the-password"))
+        with pytest.raises(Refused, match="SASL SCRAM-SHA-512 login"):
+            await ensure_topics(wrong, [f"refused-{uuid.uuid4().hex[:8]}"], 1, 1)
+
+    with kafka_container("SASL_SSL") as kafka:
+        asyncio.run(exercise(kafka_connection(kafka.bootstrap_servers, kafka.connection)))

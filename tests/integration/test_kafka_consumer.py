@@ -15,6 +15,7 @@ from confluent_kafka import Producer
 
 import services.lifecycle.adapters.kafka_consumer as kafka_consumer
 from services.lifecycle.adapters.kafka import ensure_topics
+from services.lifecycle.adapters.kafka_connection import KafkaConnection
 from services.lifecycle.adapters.kafka_consumer import BatchConsumer, ConsumerSettings
 from services.lifecycle.settings import Settings
 
@@ -41,7 +42,7 @@ def consumer_of(
     reported: list[tuple[str, int]] = []
     consumer = BatchConsumer(
         ConsumerSettings(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            connection=KafkaConnection.of(settings),
             topics=[topic],
             group_id=settings.consumer_group,
             client_id="test",

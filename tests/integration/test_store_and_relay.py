@@ -15,6 +15,7 @@ from pymongo.errors import BulkWriteError
 from contracts.topics import OUTBOUND_TOPICS, Topic
 from services.lifecycle.adapters.failures import classify
 from services.lifecycle.adapters.kafka import KafkaPublisher, ensure_topics
+from services.lifecycle.adapters.kafka_connection import KafkaConnection
 from services.lifecycle.adapters.lease import Lease
 from services.lifecycle.adapters.mongo import MongoStore, Write
 from services.lifecycle.domain.clock import FixedClock, SystemClock
@@ -30,6 +31,7 @@ from services.lifecycle.service_layer.ports import (
     LeadWrite,
     Marker,
     OutboxRow,
+    Refusal,
     VersionConflict,
 )
 from services.lifecycle.service_layer.relay import OutboxRelay
@@ -160,13 +162,14 @@ class CrashAfter:
         self._producer = producer
         self._left = n
 
-    async def publish(self, rows: Sequence[OutboxRow]) -> None:
+    async def publish(self, rows: Sequence[OutboxRow]) -> list[Refusal]:
         if self._left <= 0:
             raise ConnectionError("relay crashed")
         await self._producer.publish(rows[: self._left])
         self._left -= len(rows)
         if self._left <= 0:
             raise ConnectionError("relay crashed")
+        return []
 
 
 @pytest.fixture
@@ -186,7 +189,7 @@ async def producer(settings: Settings) -> AsyncIterator[KafkaPublisher]:
 async def read_all(settings: Settings, expected: int, timeout: float = 30) -> list[Any]:
     consumer = AIOKafkaConsumer(
         *(t.named(settings.topic_prefix) for t in OUTBOUND_TOPICS),
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **KafkaConnection.of(settings).options(),
         auto_offset_reset="earliest",
         group_id=f"reader-{uuid.uuid4()}",
     )
@@ -242,6 +245,55 @@ async def test_relay_resumes_after_a_crash_and_loses_nothing(
     assert len(ids) == 13
 
 
+async def test_a_row_kafka_refuses_is_set_aside_and_the_rest_go_out_once(
+    store: MongoStore, service: LeadService, producer: KafkaPublisher, settings: Settings
+) -> None:
+    for n in range(2):
+        await service.handle(delivery(Topic.INBOUND, messages.inbound(lead_id=f"lead-p{n}")))
+    # A 1.1 MiB record parked on the dead-letter topic: its copy there is more than
+    # a produce request may carry (1 MiB), beside its internal_error answer.
+    huge = delivery(Topic.INBOUND, b"x" * (1024 * 1024 + 100 * 1024))
+    await service.park(huge, ValueError("no rule foresaw this"))
+    await service.handle(delivery(Topic.INBOUND, messages.inbound(lead_id="lead-p2")))
+    rows = await store.pending(100)
+    dead_letter = Topic.DEAD_LETTER.named(settings.topic_prefix)
+    assert [row.topic for row in rows].count(dead_letter) == 1
+
+    the_relay = relay(store, producer, settings)
+    while await the_relay.relay_once():
+        pass  # the relay goes on past the refused row: it ends
+
+    assert await store.pending(100) == []
+    [aside] = await store.outbox.set_aside_rows()
+    assert aside.topic == dead_letter
+    assert aside.error == "MessageSizeTooLargeError" and aside.size == len(huge.value)
+    records = await read_all(settings, expected=len(rows) - 1)
+    ids = [dict(r.headers)["ce_id"] for r in records]
+    assert len(ids) == len(set(ids)) == len(rows) - 1  # every other row once, none again
+
+
+async def test_rows_set_aside_are_retried_through_the_outbox(
+    store: MongoStore, service: LeadService, producer: KafkaPublisher, settings: Settings
+) -> None:
+    await store.mark_sent([row.id for row in await store.pending(100)])  # the profile's
+    huge = delivery(Topic.INBOUND, b"x" * (1024 * 1024 + 100 * 1024))
+    await service.park(huge, ValueError("no rule foresaw this"))
+    the_relay = relay(store, producer, settings)
+    while await the_relay.relay_once():
+        pass
+    [first] = await store.outbox.set_aside_rows()
+    # Retried while still too large: back in the outbox, refused again, set aside
+    # again under the row's new place: kept, not lost, and the relay still ends.
+    assert await store.retry_set_aside([first.id]) == 1
+    assert await store.outbox.set_aside_rows() == []
+    assert [row.topic for row in await store.pending(100)] == [first.topic]
+    while await the_relay.relay_once():
+        pass
+    [again] = await store.outbox.set_aside_rows()
+    assert (again.topic, again.lead_id, again.size) == (first.topic, first.lead_id, first.size)
+    assert await store.pending(100) == []
+
+
 async def test_relay_keeps_each_leads_order_with_cloudevents_headers(
     store: MongoStore, service: LeadService, producer: KafkaPublisher, settings: Settings
 ) -> None:
@@ -295,9 +347,9 @@ class SlowBroker:
         self.producer = producer
         self.go = asyncio.Event()
 
-    async def publish(self, rows: Sequence[OutboxRow]) -> None:
+    async def publish(self, rows: Sequence[OutboxRow]) -> list[Refusal]:
         await self.go.wait()
-        await self.producer.publish(rows)
+        return await self.producer.publish(rows)
 
 
 class Quiet:
@@ -396,6 +448,9 @@ class Unmarkable:
 
     async def mark_sent(self, ids: Sequence[Any]) -> None:
         raise ConnectionError("the store went away")
+
+    async def set_aside(self, refused: Sequence[tuple[OutboxRow, str]]) -> None:
+        raise AssertionError("nothing is refused here")
 
 
 async def test_the_relay_marks_without_sending_what_the_consumer_published_unmarked(

@@ -22,7 +22,7 @@ from services.lifecycle.service_layer.batch import Delivery, Handled
 from services.lifecycle.service_layer.failures import Failure
 from services.lifecycle.service_layer.handler import LeadService
 from services.lifecycle.service_layer.pipeline import Pipeline, RetryPolicy
-from services.lifecycle.service_layer.ports import OutboxRow
+from services.lifecycle.service_layer.ports import OutboxRow, Refusal
 from services.lifecycle.service_layer.tracing import NoTracing
 from services.scheduler.sweep import Sweeper
 from tests import messages
@@ -35,8 +35,9 @@ class Recorded:
     def __init__(self) -> None:
         self.rows: list[Any] = []
 
-    async def publish(self, rows: Sequence[Any]) -> None:
+    async def publish(self, rows: Sequence[Any]) -> list[Refusal]:
         self.rows += rows
+        return []
 
     def handled_batch(self, topic: str, outcomes: Sequence[Handled], seconds: float) -> None: ...
     def retried(self, kind: Failure) -> None: ...
@@ -96,7 +97,7 @@ class Captured:
     def __init__(self) -> None:
         self.records: list[Record] = []
 
-    async def publish(self, rows: Sequence[Record]) -> None:
+    async def publish_all(self, rows: Sequence[Record]) -> None:
         self.records += rows
 
 

@@ -83,6 +83,7 @@ def test_not_utf8_is_malformed() -> None:
         ({"lead_type": "hot_tip"}, "lead_type"),
         ({"need": "x" * 4001}, "need"),
         ({"received_at": "2026-11-01T10:00:00"}, "received_at"),
+        ({"received_at": "0001-01-01T00:00:00+01:00"}, "received_at"),  # before year 1 in UTC
     ],
 )
 def test_bad_lead_fields_are_named(change: dict[str, Any], field: str) -> None:

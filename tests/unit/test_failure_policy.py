@@ -20,7 +20,7 @@ from services.lifecycle.service_layer.batch import Delivery, Handled
 from services.lifecycle.service_layer.failures import Failure, Stopping
 from services.lifecycle.service_layer.handler import Committed
 from services.lifecycle.service_layer.pipeline import Pipeline, RetryPolicy
-from services.lifecycle.service_layer.ports import OutboxRow, VersionConflict
+from services.lifecycle.service_layer.ports import OutboxRow, Refusal, VersionConflict
 
 
 def delivery(offset: int) -> Delivery:
@@ -67,12 +67,14 @@ class Observed:
 
 class NoOutbox:
     async def mark_sent(self, ids: Sequence[Any]) -> None: ...
+    async def set_aside(self, refused: Sequence[tuple[OutboxRow, str]]) -> None: ...
     async def pending(self, limit: int, older_than: Any, leave: Any = None) -> list[OutboxRow]:
         return []
 
 
 class NoPublisher:
-    async def publish(self, rows: Sequence[OutboxRow]) -> None: ...
+    async def publish(self, rows: Sequence[OutboxRow]) -> list[Refusal]:
+        return []
 
 
 def pipeline(service: Script, observed: Observed) -> Pipeline:
@@ -107,6 +109,37 @@ async def test_a_message_that_keeps_failing_is_found_and_parked_and_the_rest_com
     assert [4] in service.calls and [6] in service.calls
     assert observed.outcomes == ["applied", "rejected", "applied"]
     assert observed.parked_classes == ["ValueError"]
+
+
+TOO_LARGE = OperationFailure("TransactionTooLargeForCache", code=334)
+
+
+async def test_a_transaction_too_large_for_the_cache_is_committed_in_halves() -> None:
+    # The whole batch is too large once, and so is its first half: halves of halves.
+    service = Script({0: [TOO_LARGE, TOO_LARGE]})
+    observed = Observed()
+    await pipeline(service, observed).handle([delivery(n) for n in range(8)])
+    assert service.calls == [
+        [0, 1, 2, 3, 4, 5, 6, 7],
+        [0, 1, 2, 3],
+        [0, 1],
+        [2, 3],
+        [4, 5, 6, 7],
+    ]
+    assert observed.outcomes == ["applied"] * 8
+    assert service.parked == []  # too large is no reason to park anything
+
+
+async def test_one_message_too_large_on_its_own_is_parked_after_its_tries() -> None:
+    service = Script({1: [TOO_LARGE] * 10})
+    observed = Observed()
+    await pipeline(service, observed).handle([delivery(0), delivery(1)])
+    assert service.parked == [(1, "OperationFailure")]
+    assert observed.outcomes == ["applied", "rejected"]
+
+
+def test_a_transaction_too_large_for_the_cache_is_neither_transient_nor_unforeseen() -> None:
+    assert classify(TOO_LARGE) is Failure.TOO_LARGE
 
 
 async def test_a_stopping_process_abandons_the_batch_without_retrying() -> None:

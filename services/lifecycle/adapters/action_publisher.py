@@ -50,7 +50,7 @@ class KafkaActions:
             raise Unavailable("Kafka does not answer; nothing was sent")
         record = KafkaRecord.of(self._outgoing(action), self._prefix, self._source)
         try:
-            await asyncio.wait_for(self._kafka.publish([record]), SEND_S)
+            await asyncio.wait_for(self._kafka.publish_all([record]), SEND_S)
         except (KafkaError, TimeoutError) as error:
             log.warning(
                 "action not confirmed by Kafka", extra={"error_class": type(error).__name__}

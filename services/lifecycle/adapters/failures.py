@@ -39,6 +39,7 @@ _TRANSIENT_CODES = frozenset(
         13436,  # NotPrimaryOrSecondary
     }
 )
+_TOO_LARGE_FOR_CACHE = 334  # TransactionTooLargeForCache: no transient label
 _LABELS = ("TransientTransactionError", "RetryableWriteError", "UnknownTransactionCommitResult")
 
 
@@ -49,6 +50,8 @@ def classify(error: BaseException) -> Failure:
         return Failure.STOPPING
     if isinstance(error, VersionConflict | TimeoutError | ConnectionError):
         return Failure.TRANSIENT
+    if isinstance(error, OperationFailure) and error.code == _TOO_LARGE_FOR_CACHE:
+        return Failure.TOO_LARGE
     if isinstance(error, PyMongoError):
         return Failure.TRANSIENT if _mongo_may_pass(error) else Failure.UNFORESEEN
     if isinstance(error, KafkaError):

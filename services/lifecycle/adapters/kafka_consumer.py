@@ -16,9 +16,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, ConsumerStoppedError, KafkaError
 
+from services.lifecycle.adapters.kafka_connection import KafkaConnection
+from services.lifecycle.adapters.refusals import kafka_refusals
 from services.lifecycle.service_layer.failures import Stopping
+from services.lifecycle.settings import Settings
 
 log = logging.getLogger("leads.kafka")
 
@@ -29,9 +33,17 @@ UNREADABLE_RETRY_S = 60.0
 COMMIT_INTERVAL_S = 0.1
 
 
+MAX_POLL_INTERVAL_MS = 300_000
+"""A replica whose every partition has been stuck on one batch this long (its MongoDB
+away, say) leaves the group, so that others may take them; its batch goes on
+retrying, and the version guards and markers keep both owners' work safe. It
+joins again as soon as a batch ends. Kafka's default, kept on purpose."""
+REBALANCE_MARGIN_S = 5.0
+
+
 @dataclass(frozen=True)
 class ConsumerSettings:
-    bootstrap_servers: str
+    connection: KafkaConnection
     topics: Sequence[str]
     group_id: str
     client_id: str
@@ -41,6 +53,31 @@ class ConsumerSettings:
     max_poll_records: int
     hand_over_s: float
     """How long partitions moving away (a rebalance, a stop) wait for the batch in hand."""
+    group_instance_id: str | None = None
+    """Static membership: back within the session timeout, a replica keeps its partitions."""
+    session_timeout_ms: int = 10_000
+
+    @classmethod
+    def of(cls, settings: Settings, topics: Sequence[str]) -> "ConsumerSettings":
+        return cls(
+            connection=KafkaConnection.of(settings),
+            topics=topics,
+            group_id=settings.consumer_group,
+            client_id=f"leads-{settings.instance_id}",
+            batch_max=settings.batch_max,
+            batch_wait_s=settings.batch_wait.total_seconds(),
+            fetch_max_wait_ms=int(settings.kafka_fetch_max_wait.total_seconds() * 1000),
+            max_poll_records=settings.kafka_max_poll_records,
+            hand_over_s=settings.shutdown_grace.total_seconds(),
+            group_instance_id=settings.kafka_group_instance_id,
+            session_timeout_ms=int(settings.kafka_session_timeout.total_seconds() * 1000),
+        )
+
+    @property
+    def rebalance_timeout_ms(self) -> int:
+        """How long the group waits for members to re-join: above the hand-over, which
+        waits for the batches in hand and then for their offset commit."""
+        return int((2 * self.hand_over_s + REBALANCE_MARGIN_S) * 1000)
 
 
 class BatchConsumer:
@@ -76,7 +113,7 @@ class BatchConsumer:
     def options(self) -> dict[str, object]:
         settings = self._settings
         return {
-            "bootstrap_servers": settings.bootstrap_servers,
+            **settings.connection.options(),
             "group_id": settings.group_id,
             "client_id": settings.client_id,
             "enable_auto_commit": False,  # an offset is committed once its batch is
@@ -84,12 +121,26 @@ class BatchConsumer:
             "isolation_level": "read_committed",  # never an aborted upstream transaction
             "fetch_max_wait_ms": settings.fetch_max_wait_ms,
             "max_poll_records": settings.max_poll_records,
+            # Partition N of every input topic to one replica: a lead's messages on the
+            # four topics (one key, one partition number) are decided by one replica.
+            "partition_assignment_strategy": (RangePartitionAssignor,),
+            "rebalance_timeout_ms": settings.rebalance_timeout_ms,
+            "session_timeout_ms": settings.session_timeout_ms,
+            "max_poll_interval_ms": MAX_POLL_INTERVAL_MS,
+            "group_instance_id": settings.group_instance_id,
         }
 
     async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(**self.options())
-        self._consumer.subscribe(list(self._settings.topics), listener=_HandOver(self))
-        await self._consumer.start()
+        consumer = AIOKafkaConsumer(**self.options())
+        consumer.subscribe(list(self._settings.topics), listener=_HandOver(self))
+        try:
+            async with kafka_refusals(self._settings.connection):
+                await consumer.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+            raise
+        self._consumer = consumer
         self._loop = asyncio.create_task(self._run(), name="kafka-consumer")
         self._committer = asyncio.create_task(self._commit_offsets(), name="offset-commits")
 
@@ -112,12 +163,14 @@ class BatchConsumer:
                 await asyncio.wait_for(consumer.stop(), self._settings.hand_over_s)
 
     def lag(self) -> dict[str, int]:
-        """Records not yet handled, per topic, as of the last fetch."""
+        """Records not yet handled, per topic, as of the last fetch: up to the last stable
+        offset (an open upstream transaction's records cannot be read yet, and commit
+        markers are no records)."""
         behind: dict[str, int] = {}
         if self._consumer is None:
             return behind
         for tp in self._consumer.assignment():
-            end = self._consumer.highwater(tp)
+            end = _readable_end(self._consumer, tp)
             position = self._next.get(tp)
             if end is not None and position is not None:
                 behind[tp.topic] = behind.get(tp.topic, 0) + max(0, end - position)
@@ -256,6 +309,7 @@ class BatchConsumer:
         self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
     ) -> None:
         size = self._settings.batch_max
+        last = (len(records) - 1) // size * size
         for start in range(0, len(records), size):
             batch = records[start : start + size]
             try:
@@ -269,7 +323,18 @@ class BatchConsumer:
                 self.consumer.seek(tp, batch[0].offset)
                 await asyncio.sleep(1.0)
                 return
-            self._next[tp] = self._uncommitted[tp] = batch[-1].offset + 1
+            after = batch[-1].offset + 1
+            if start == last:
+                # Past what the fetch skipped after it (a commit marker, aborted
+                # records): the committed offset then reaches the end, and lag 0.
+                after = max(after, await self._position(tp, after))
+            self._next[tp] = self._uncommitted[tp] = after
+
+    async def _position(self, tp: TopicPartition, otherwise: int) -> int:
+        try:
+            return int(await self.consumer.position(tp))
+        except KafkaError:  # moved away meanwhile
+            return otherwise
 
     async def _commit_offsets(self) -> None:
         """Offsets of handled batches go to Kafka together, every COMMIT_INTERVAL_S:
@@ -330,9 +395,21 @@ class _HandOver(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         await self._consumer._finish_batches(revoked)
         await self._consumer._flush_offsets(revoked)
+        log.info("partitions handed over", extra={"partitions": len(revoked)})
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self._consumer._assigned(assigned)
+        log.info("partitions assigned", extra={"partitions": len(assigned)})
+
+
+def _readable_end(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
+    """The last stable offset under read_committed; the high watermark where the
+    broker does not tell it."""
+    stable = consumer.last_stable_offset(tp)
+    if stable is not None and stable >= 0:
+        return int(stable)
+    end = consumer.highwater(tp)
+    return None if end is None else int(end)
 
 
 def _outcome_read(task: asyncio.Future[None]) -> None:

@@ -12,17 +12,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import pymongo
 from pymongo import (
     AsyncMongoClient,
     DeleteOne,
+    IndexModel,
     InsertOne,
+    ReadPreference,
     ReplaceOne,
     UpdateOne,
 )
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, CollectionInvalid, OperationFailure
+from pymongo.read_concern import ReadConcern
+from pymongo.write_concern import WriteConcern
 
 from contracts.profiles import PartnerProfile
 from contracts.topics import Topic
@@ -52,8 +57,75 @@ _DATE_FIELDS = ("received_at", "respond_by", "hot_until", "answered_at")
 _DUPLICATE_KEY = 11000
 
 
-def connect(uri: str) -> AsyncMongoClient[Document]:
-    return AsyncMongoClient(uri, tz_aware=True, appname="leads-service")
+COLLECTIONS = (
+    "leads",
+    "processed_messages",
+    "outbox",
+    "outbox_set_aside",
+    "deadlines",
+    "partner_profiles",
+    "held_actions",
+    "partner_tallies",
+    "partner_performance",
+    "dead_letters",
+    "http_actions",
+    "leases",
+)
+"""Created at start-up: a transaction that had to create one would race its twin on
+a fresh database, and a cross-shard one cannot create it at all."""
+_NAMESPACE_EXISTS = 48
+_TRANSACTION: dict[str, Any] = {
+    "read_concern": ReadConcern("snapshot"),
+    "write_concern": WriteConcern("majority"),
+    "read_preference": ReadPreference.PRIMARY,
+}
+"""Whatever the URI says: a transaction reads the primary's snapshot and is
+acknowledged once a majority has it, so no fail-over rolls back a committed batch."""
+
+
+def connect(uri: str, timeout: timedelta | None = None) -> AsyncMongoClient[Document]:
+    """A client whose every call is bounded by `timeout` (pymongo's timeoutMS, a
+    client-side bound: a server that hangs fails the call instead of holding it)."""
+    bound: dict[str, Any] = {"timeoutMS": int(timeout.total_seconds() * 1000)} if timeout else {}
+    return AsyncMongoClient(uri, tz_aware=True, appname="leads-service", **bound)
+
+
+def database_of(client: AsyncMongoClient[Document], name: str) -> AsyncDatabase[Document]:
+    """The service's database, read on the primary and written with w: majority,
+    whatever the URI says (a secondary's read is stale; w: 1 can be rolled back)."""
+    return client.get_database(
+        name, read_preference=ReadPreference.PRIMARY, write_concern=WriteConcern("majority")
+    )
+
+
+async def ensure_collections(database: AsyncDatabase[Document]) -> None:
+    for name in COLLECTIONS:
+        try:
+            await database.create_collection(name)
+        except CollectionInvalid:
+            pass  # exists (another replica made it first)
+        except OperationFailure as error:
+            if error.code != _NAMESPACE_EXISTS:
+                raise
+
+
+async def ensure_indexes(
+    collection: AsyncCollection[Document], models: Sequence[IndexModel]
+) -> None:
+    """Create the indexes; a TTL index whose expiry changed is changed in place
+    (`collMod`): created again with new options, MongoDB refuses it."""
+    existing = await collection.index_information()
+    for model in models:
+        wanted = model.document
+        ttl = wanted.get("expireAfterSeconds")
+        found = existing.get(wanted["name"])
+        if ttl is not None and found is not None and found.get("expireAfterSeconds") != ttl:
+            await collection.database.command(
+                "collMod",
+                collection.name,
+                index={"name": wanted["name"], "expireAfterSeconds": ttl},
+            )
+    await collection.create_indexes(list(models))
 
 
 def to_document(lead: Lead) -> Document:
@@ -109,9 +181,10 @@ class MongoStore:
         event_source: str = "leads-service",
         outbox_retention: timedelta = timedelta(days=7),
         own: OwnDocuments | None = None,
+        timeout: timedelta = timedelta(seconds=30),
     ) -> None:
         self._client = client
-        self._db: AsyncDatabase[Document] = client[database]
+        self._db = database_of(client, database)
         self._leads = self._db["leads"]
         self._processed = self._db["processed_messages"]
         self._outbox = self._db["outbox"]
@@ -120,7 +193,8 @@ class MongoStore:
         self._held = self._db["held_actions"]
         self._tallies = self._db["partner_tallies"]
         self._dead_letters = self._db["dead_letters"]
-        self.outbox = MongoOutbox(self._outbox, clock.now)
+        self.outbox = MongoOutbox(self._outbox, clock.now, self._db["outbox_set_aside"])
+        self._timeout_s = timeout.total_seconds()
         self._clock = clock
         self._prefix = topic_prefix
         self._source = event_source
@@ -132,13 +206,15 @@ class MongoStore:
         return self._db
 
     async def ensure_indexes(self) -> None:
-        """Idempotent; run at start-up. The lead id is `_id`, unique by nature; the
-        inbox's indexes on leads are the read side's (`adapters.inbox`)."""
-        await self._deadlines.create_indexes(deadlines.INDEXES)
-        await self._held.create_indexes(held.INDEXES)
-        await self._tallies.create_indexes(tallies.INDEXES)
-        await self._outbox.create_indexes(outbox.indexes(self._retention))
-        await self._dead_letters.create_indexes(dead_letters.INDEXES)
+        """Idempotent; run at start-up, with the collections. The lead id is `_id`,
+        unique by nature; the inbox's indexes on leads are the read side's
+        (`adapters.inbox`)."""
+        await ensure_collections(self._db)
+        await ensure_indexes(self._deadlines, deadlines.INDEXES)
+        await ensure_indexes(self._held, held.INDEXES)
+        await ensure_indexes(self._tallies, tallies.INDEXES)
+        await ensure_indexes(self._outbox, outbox.indexes(self._retention))
+        await ensure_indexes(self._dead_letters, dead_letters.INDEXES)
 
     # --- reads a batch is decided on ---------------------------------------------------
 
@@ -189,10 +265,17 @@ class MongoStore:
         steps = self.writes(change, documents, now)
         # Held from before the transaction: its commit may land on the store well
         # before its reply comes back, and the relay must not send them meanwhile.
-        with self._own.holding({d["_id"]: d["lead_ids"] for d in documents}):
+        # Bounded as a whole, retries included: a hung server fails the batch, which
+        # is retried (a commit that landed meanwhile is found by its markers).
+        with (
+            self._own.holding({d["_id"]: d["lead_ids"] for d in documents}),
+            pymongo.timeout(self._timeout_s),
+        ):
             async with self._client.start_session() as session:
                 # A transient error retries the whole callback: every check runs again.
-                await session.with_transaction(lambda s: self._write(s, change, steps, documents))
+                await session.with_transaction(
+                    lambda s: self._write(s, change, steps, documents), **_TRANSACTION
+                )
         return [row for document in documents for row in outbox.rows_of(document)]
 
     def writes(self, change: Change, documents: list[Document], now: datetime) -> list[Write]:
@@ -300,6 +383,16 @@ class MongoStore:
 
     async def mark_sent(self, ids: Sequence[Any]) -> None:
         await self.outbox.mark_sent(ids)
+
+    async def set_aside(self, refused: Sequence[tuple[OutboxRow, str]]) -> None:
+        await self.outbox.set_aside(refused)
+
+    async def retry_set_aside(self, ids: Sequence[str] | None = None) -> int:
+        async with self._client.start_session() as session:
+            retried: int = await session.with_transaction(
+                lambda s: self.outbox.retry_set_aside(ids, s), **_TRANSACTION
+            )
+        return retried
 
     async def unsent_count(self) -> int:
         return await self.outbox.unsent_count()

@@ -6,12 +6,15 @@ messages it publishes. A document is published and marked sent whole.
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, IndexModel, UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.read_concern import ReadConcern
 
 from services.lifecycle.service_layer.ports import (
     Leave,
@@ -84,25 +87,67 @@ def stamp(documents: Sequence[Document], now: datetime) -> None:
 
 def rows_of(document: Document) -> list[OutboxRow]:
     """The rows of a document as written (bytes and tuples as they were) or as read."""
-    return [
-        OutboxRow(
-            id=document["_id"],
-            topic=row["topic"],
-            key=row["key"],
-            headers=[(name, value) for name, value in row["headers"]],
-            value=row["value"],
-            lead_id=row["lead_id"],
-            order=(row["order"][0], row["order"][1]),
-        )
-        for row in document["rows"]
-    ]
+    return [_row(document["_id"], index, row) for index, row in enumerate(document["rows"])]
+
+
+def _row(id_: Any, index: int, row: Document) -> OutboxRow:
+    return OutboxRow(
+        id=id_,
+        topic=row["topic"],
+        key=row["key"],
+        headers=[(name, value) for name, value in row["headers"]],
+        value=row["value"],
+        lead_id=row["lead_id"],
+        order=(row["order"][0], row["order"][1]),
+        index=index,
+    )
+
+
+def _fields(row: OutboxRow) -> Document:
+    """A row as the outbox stores it."""
+    return {
+        "topic": row.topic,
+        "key": row.key,
+        "headers": [list(header) for header in row.headers],
+        "value": row.value,
+        "lead_id": row.lead_id,
+        "order": list(row.order),
+    }
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """A row Kafka refused for good, kept for an operator (never its content here)."""
+
+    id: str
+    topic: str
+    lead_id: str
+    error: str
+    set_aside_at: datetime
+    size: int
+    """Bytes of its value."""
+
+
+def _without_set_aside_fields(document: Document) -> Document:
+    return {k: v for k, v in document.items() if k not in ("_id", "error", "set_aside_at")}
 
 
 class MongoOutbox:
-    """The relay's view: unsent documents, oldest first, and marking them sent."""
+    """The relay's view: unsent documents, oldest first, and marking them sent; rows
+    Kafka refused for good, set aside until an operator retries them."""
 
-    def __init__(self, collection: AsyncCollection[Document], now: Any) -> None:
-        self._outbox = collection
+    def __init__(
+        self,
+        collection: AsyncCollection[Document],
+        now: Any,
+        set_aside: AsyncCollection[Document] | None = None,
+    ) -> None:
+        # Reads the relay acts on see only majority-committed documents: a row a
+        # fail-over rolls back is never published.
+        self._outbox = collection.with_options(read_concern=ReadConcern("majority"))
+        self._set_aside = (
+            set_aside if set_aside is not None else collection.database["outbox_set_aside"]
+        )
         self._now = now
 
     async def unsent_of(self, lead_ids: Sequence[str]) -> list[OutboxRow]:
@@ -143,6 +188,50 @@ class MongoOutbox:
         await self._outbox.update_many(
             {"_id": {"$in": sorted(set(ids))}}, {"$set": {"sent": True, "sent_at": self._now()}}
         )
+
+    async def set_aside(self, refused: Sequence[tuple[OutboxRow, str]]) -> None:
+        """Idempotent: a row set aside twice (its document published again after a
+        crash) is kept once, under its document's id and its place in it."""
+        now = self._now()
+        await self._set_aside.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": f"{row.id}:{row.index}"},
+                    {"$setOnInsert": {**_fields(row), "error": error, "set_aside_at": now}},
+                    upsert=True,
+                )
+                for row, error in refused
+            ],
+            ordered=False,
+        )
+
+    async def set_aside_rows(self, ids: Sequence[str] | None = None) -> list[SetAside]:
+        query = {"_id": {"$in": list(ids)}} if ids else {}
+        found = self._set_aside.find(query).sort("set_aside_at", ASCENDING)
+        return [
+            SetAside(
+                d["_id"], d["topic"], d["lead_id"], d["error"], d["set_aside_at"], len(d["value"])
+            )
+            async for d in found
+        ]
+
+    async def set_aside_count(self) -> int:
+        return await self._set_aside.count_documents({})
+
+    async def retry_set_aside(self, ids: Sequence[str] | None, session: AsyncClientSession) -> int:
+        """Back into the outbox as one new document, in their order (the relay publishes
+        them; one refused again is set aside again); return how many."""
+        query = {"_id": {"$in": list(ids)}} if ids else {}
+        found = [d async for d in self._set_aside.find(query, session=session)]
+        if not found:
+            return 0
+        rows = sorted(found, key=lambda d: (d["lead_id"], *d["order"], d["_id"]))
+        for document in pack([_without_set_aside_fields(d) for d in rows], self._now()):
+            await self._outbox.insert_one(document, session=session)
+        await self._set_aside.delete_many(
+            {"_id": {"$in": [d["_id"] for d in found]}}, session=session
+        )
+        return len(found)
 
     async def unsent_count(self) -> int:
         """Rows not yet published."""

@@ -20,9 +20,11 @@ from services.lifecycle.adapters.action_status import MongoActionRecords
 from services.lifecycle.adapters.failures import classify
 from services.lifecycle.adapters.inbox import MongoInbox
 from services.lifecycle.adapters.kafka import KafkaPublisher, ensure_topics
+from services.lifecycle.adapters.kafka_connection import KafkaConnection
 from services.lifecycle.adapters.kafka_consumer import BatchConsumer, ConsumerSettings
 from services.lifecycle.adapters.lease import Lease
 from services.lifecycle.adapters.mongo import MongoStore, connect
+from services.lifecycle.adapters.refusals import mongodb_refusals
 from services.lifecycle.adapters.tokens import TokenVerifier
 from services.lifecycle.domain.clock import Clock, SystemClock
 from services.lifecycle.domain.lead import Windows
@@ -50,7 +52,8 @@ class LifecycleApp:
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.mongo = connect(settings.mongodb_uri)
+        self.kafka = KafkaConnection.of(settings)
+        self.mongo = connect(settings.mongodb_uri, settings.mongodb_timeout)
         # The outbox documents the consumer has in hand: its commits and publishes
         # mark them, and the relay of this process leaves them alone.
         self.own = OwnDocuments()
@@ -62,6 +65,7 @@ class LifecycleApp:
             event_source=settings.event_source,
             outbox_retention=settings.outbox_retention,
             own=self.own,
+            timeout=settings.mongodb_timeout,
         )
         self.service = LeadService(
             self.store,
@@ -73,7 +77,8 @@ class LifecycleApp:
             ),
             settings.early_action_grace,
         )
-        self.producer = KafkaPublisher.of(settings, "service")
+        self.metrics = ServiceMetrics()
+        self.producer = KafkaPublisher.of(settings, "service", self.metrics.producer_renewed)
         self.relay = OutboxRelay(
             self.store,
             self.producer,
@@ -89,7 +94,6 @@ class LifecycleApp:
             after=settings.relay_after,
             own=self.own,
         )
-        self.metrics = ServiceMetrics()
         self.tracer = tracing.configure("leads-lifecycle")
         self.pipeline = Pipeline(
             self.service,
@@ -104,17 +108,7 @@ class LifecycleApp:
         )
         self._topics = {topic.named(settings.topic_prefix): topic for topic in CONSUMED}
         self.consumer = BatchConsumer(
-            ConsumerSettings(
-                bootstrap_servers=settings.kafka_bootstrap_servers,
-                topics=list(self._topics),
-                group_id=settings.consumer_group,
-                client_id=f"leads-{settings.instance_id}",
-                batch_max=settings.batch_max,
-                batch_wait_s=settings.batch_wait.total_seconds(),
-                fetch_max_wait_ms=int(settings.kafka_fetch_max_wait.total_seconds() * 1000),
-                max_poll_records=settings.kafka_max_poll_records,
-                hand_over_s=settings.shutdown_grace.total_seconds(),
-            ),
+            ConsumerSettings.of(settings, list(self._topics)),
             self._handle,
             on_unreadable=self.metrics.unreadable,
         )
@@ -145,11 +139,13 @@ class LifecycleApp:
             settings.http_host,
             settings.http_port,
             settings.shutdown_grace.total_seconds(),
+            port_setting="LEADS_HTTP_PORT",
         )
         self._relay_task: asyncio.Task[None] | None = None
         # Owns the process's signals and lifecycle; answers readiness for Kafka.
         self.broker = KafkaBroker(
             settings.kafka_bootstrap_servers,
+            security=self.kafka.faststream_security(),
             logger=logging.getLogger("leads.kafka"),
             log_level=logging.DEBUG,
             client_id=f"leads-{settings.instance_id}-broker",
@@ -177,25 +173,37 @@ class LifecycleApp:
         )
 
     async def _prepare(self) -> None:
-        created = await ensure_topics(
-            self.settings.kafka_bootstrap_servers,
-            [t.named(self.settings.topic_prefix) for t in (*INBOUND_TOPICS, *OUTBOUND_TOPICS)],
-            self.settings.topic_partitions,
-            self.settings.topic_replication_factor,
-        )
-        await self.store.ensure_indexes()
-        await self.inbox.ensure_indexes()
-        await self.action_records.ensure_indexes()
+        """Everything that can refuse the service, before it takes any work: its port,
+        Kafka (topics), MongoDB (collections, indexes)."""
+        try:
+            self.http.bind()
+            created = await ensure_topics(
+                self.kafka,
+                [t.named(self.settings.topic_prefix) for t in (*INBOUND_TOPICS, *OUTBOUND_TOPICS)],
+                self.settings.topic_partitions,
+                self.settings.topic_replication_factor,
+            )
+            async with mongodb_refusals(self.settings.mongodb_uri):
+                await self.store.ensure_indexes()
+                await self.inbox.ensure_indexes()
+                await self.action_records.ensure_indexes()
+        except BaseException:
+            await self._stop()
+            raise
         log.info(
             "service prepared",
             extra={"topics_created": created, "database": self.settings.mongodb_database},
         )
 
     async def _start(self) -> None:
-        await self.producer.start()
-        self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
-        await self.consumer.start()
-        await self._start_http()
+        try:
+            await self.producer.start()
+            self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
+            await self.consumer.start()
+            await self._start_http()
+        except BaseException:
+            await self._stop()  # what did start is closed, not left to warn at exit
+            raise
         log.info("service started", extra={"consumer_group": self.settings.consumer_group})
 
     async def _start_http(self) -> None:
@@ -223,7 +231,9 @@ class LifecycleApp:
             return True
 
         kafka, mongo = await asyncio.gather(self.broker.ping(timeout=2.0), mongodb())
-        return {"kafka": kafka, "mongodb": mongo}
+        # Kafka may answer a ping while this producer cannot deliver (its state lost,
+        # too few in-sync replicas): publishing is a dependency of its own.
+        return {"kafka": kafka, "mongodb": mongo, "publishing": self.producer.publishing}
 
     async def _metrics(self) -> bytes:
         oldest = await self.store.oldest_unsent()
@@ -234,6 +244,7 @@ class LifecycleApp:
                 consumer_lag=self.consumer.lag(),
                 held_actions=await held.count(self.store.database["held_actions"]),
                 dependencies=await self._dependencies(),
+                outbox_set_aside=await self.store.outbox.set_aside_count(),
             )
         )
 
@@ -252,7 +263,7 @@ class LifecycleApp:
         if self._relay_task is not None:
             await _within(self._relay_task, self.settings.shutdown_grace.total_seconds())
         await self.http.stop()
-        await self.producer.stop()
+        await self.producer.stop(self.settings.shutdown_grace.total_seconds())
         await self.mongo.close()
         tracing.shutdown(self.tracer)
         log.info("service stopped")

@@ -10,9 +10,10 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pydantic import SecretStr, TypeAdapter
+from pydantic import SecretStr, TypeAdapter, ValidationError
 
 from services.lifecycle import logs
+from services.lifecycle.adapters.refusals import Refused
 from services.lifecycle.settings import Settings
 
 DEV_JWT_SECRET = "leads-dev-only-secret-never-use-in-production"
@@ -36,8 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         "scheduler",
         help="run the deadline worker: emit expiry, reminder and cool-down commands when due",
         description="Sweep MongoDB every LEADS_SWEEP_INTERVAL for due deadlines and publish "
-        "them on leads.commands. Run as many replicas as you like: one holds the lease "
-        "(LEADS_SCHEDULER_LEASE) and sweeps, another takes over when it dies.",
+        "them on leads.commands. Run as many replicas as you like (on one host, each with "
+        "its own LEADS_SCHEDULER_HTTP_PORT): one holds the lease (LEADS_SCHEDULER_LEASE) "
+        "and sweeps, another takes over when it dies.",
     )
     dev = commands.add_parser(
         "dev",
@@ -88,6 +90,27 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         help="replay this parked message (repeatable); default: every one not replayed yet",
     )
+    outbox = commands.add_parser(
+        "outbox",
+        help="list or retry committed messages Kafka refused for good (set aside)",
+        description="A committed message Kafka refuses for good (larger than the broker or "
+        "the topic allows, not allowed by an ACL, against a policy) is set aside, so that "
+        "the rest of its batch goes on. List them, and retry them once the cause is fixed: "
+        "they go back to the outbox and the relay publishes them.",
+    )
+    outbox_commands = outbox.add_subparsers(dest="outbox", required=True, metavar="ACTION")
+    outbox_commands.add_parser(
+        "list", help="show what is set aside: ids, topics, lead ids, errors (never the values)"
+    )
+    retry = outbox_commands.add_parser(
+        "retry", help="put rows set aside back in the outbox, for the relay to publish"
+    )
+    retry.add_argument(
+        "--id",
+        dest="ids",
+        action="append",
+        help="retry this row (repeatable); default: every row set aside",
+    )
     docs = commands.add_parser(
         "docs",
         help="write the JSON Schemas and the AsyncAPI document",
@@ -97,8 +120,22 @@ def main(argv: list[str] | None = None) -> int:
     docs.add_argument("--out", type=Path, default=Path("docs/contract"), help="output folder")
 
     args = parser.parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as invalid:
+        for line in _settings_errors(invalid):
+            print(f"leads {args.command}: {line}", file=sys.stderr)
+        return 2
     logs.configure(settings.log_level, settings.log_format)
+    try:
+        return _run(args, settings)
+    except Refused as refusal:
+        # One line naming the setting at fault: no traceback to scroll through.
+        logging.getLogger("leads").error(f"leads {args.command} cannot start: {refusal}")
+        return 1
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
         return _serve(settings)
     if args.command == "scheduler":
@@ -113,7 +150,23 @@ def main(argv: list[str] | None = None) -> int:
         if args.dead_letters == "list":
             return dead_letters.list_parked(settings)
         return dead_letters.replay(settings, args.ids)
+    if args.command == "outbox":
+        from services.lifecycle.entrypoints import set_aside
+
+        if args.outbox == "list":
+            return set_aside.list_rows(settings)
+        return set_aside.retry(settings, args.ids)
     return _docs(settings, args.out)
+
+
+def _settings_errors(invalid: ValidationError) -> list[str]:
+    """Each invalid setting under its LEADS_* name (the value is not quoted: it may be
+    a secret)."""
+    return [
+        (f"LEADS_{'_'.join(map(str, e['loc'])).upper()}: " if e["loc"] else "")
+        + e["msg"].removeprefix("Value error, ")
+        for e in invalid.errors()
+    ]
 
 
 def _serve(settings: Settings) -> int:

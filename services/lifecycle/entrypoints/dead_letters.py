@@ -53,7 +53,7 @@ def replay(settings: Settings, ids: list[str] | None) -> int:
                 record = KafkaRecord(
                     letter.topic_name, letter.key, list(letter.headers), letter.value
                 )
-                await kafka.publish([record])
+                await kafka.publish_all([record])
                 await letters.mark_replayed(letter.id, datetime.now(UTC))
                 print(f"replayed {letter.id} to {letter.topic_name}")
             return 1 if missing else 0

@@ -15,6 +15,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from contracts.topics import OUTBOUND_TOPICS, Topic
+from services.lifecycle.adapters.kafka_connection import KafkaConnection
 from services.lifecycle.adapters.tokens import issue
 from services.lifecycle.settings import Settings
 
@@ -253,11 +254,11 @@ async def run_demo(settings: Settings, answer_timeout: float = 30.0) -> None:
     outputs = [topic.named(settings.topic_prefix) for topic in OUTBOUND_TOPICS]
     consumer = AIOKafkaConsumer(
         *outputs,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **KafkaConnection.of(settings).options(),
         auto_offset_reset="earliest",
         group_id=f"demo-{uuid.uuid4()}",
     )
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    producer = AIOKafkaProducer(**KafkaConnection.of(settings).options())
     await consumer.start()
     await producer.start()
     answered: dict[str | None, asyncio.Event] = {}

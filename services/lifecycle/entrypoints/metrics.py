@@ -29,6 +29,7 @@ class Sampled:
     consumer_lag: Mapping[str, int]
     held_actions: int
     dependencies: Mapping[str, bool]
+    outbox_set_aside: int = 0
 
 
 class ServiceMetrics:
@@ -92,6 +93,17 @@ class ServiceMetrics:
             ["topic"],
             registry=registry,
         )
+        self.set_aside = Gauge(
+            "leads_outbox_set_aside_rows",
+            "Committed messages Kafka refused for good (too large, not allowed), set aside "
+            "until `leads outbox retry`",
+            registry=registry,
+        )
+        self.producers_renewed = Counter(
+            "leads_kafka_producers_renewed",
+            "Kafka producers replaced because their state was lost (sequence, epoch, id)",
+            registry=registry,
+        )
         self.held = Gauge(
             "leads_actions_held",
             "Partner actions waiting for their lead (early, or for another partner's lead)",
@@ -126,6 +138,9 @@ class ServiceMetrics:
     def unreadable(self, topic: str, partition: int) -> None:
         self.undecodable.labels(topic, str(partition)).inc()
 
+    def producer_renewed(self) -> None:
+        self.producers_renewed.inc()
+
     # --- scrape ------------------------------------------------------------------------
 
     def render(self, sampled: Sampled) -> bytes:
@@ -135,6 +150,7 @@ class ServiceMetrics:
         for topic, behind in sampled.consumer_lag.items():
             self.lag.labels(topic).set(behind)
         self.held.set(sampled.held_actions)
+        self.set_aside.set(sampled.outbox_set_aside)
         for dependency, up in sampled.dependencies.items():
             self.up.labels(dependency).set(1 if up else 0)
         return generate_latest(self.registry)

@@ -2,16 +2,26 @@
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Iterator
 
 import uvicorn
 from fastapi import FastAPI
 
+from services.lifecycle.adapters.refusals import Refused
+
 
 class EmbeddedServer(uvicorn.Server):
     """Uvicorn that leaves the process's signals to its host (FastStream, the scheduler)."""
 
-    def __init__(self, app: FastAPI, host: str, port: int, grace_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        app: FastAPI,
+        host: str,
+        port: int,
+        grace_s: float = 10.0,
+        port_setting: str = "the port",
+    ) -> None:
         super().__init__(
             uvicorn.Config(
                 app,
@@ -24,6 +34,27 @@ class EmbeddedServer(uvicorn.Server):
             )
         )
         self._task: asyncio.Task[None] | None = None
+        self._socket: socket.socket | None = None
+        self._port_setting = port_setting
+
+    def bind(self) -> socket.socket:
+        """Take the port now (a taken port refuses the start, naming its setting), so
+        that the rest of start-up does not happen for nothing."""
+        if self._socket is not None:
+            return self._socket
+        config = self.config
+        sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((config.host, config.port))
+        except OSError as error:
+            sock.close()
+            raise Refused(
+                f"{self._port_setting}: cannot listen on {config.host}:{config.port} "
+                f"({error.strerror}); give each process on this host its own port"
+            ) from None
+        self._socket = sock
+        return sock
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -31,7 +62,8 @@ class EmbeddedServer(uvicorn.Server):
 
     async def start(self) -> None:
         """Serve in the background; returns once listening, or raises why it could not."""
-        self._task = asyncio.create_task(self.serve(), name="http")
+        listening = self.bind()
+        self._task = asyncio.create_task(self.serve(sockets=[listening]), name="http")
         while not self.started:
             if self._task.done():
                 await self._task
@@ -44,6 +76,9 @@ class EmbeddedServer(uvicorn.Server):
             self.should_exit = True
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
 
     @property
     def port(self) -> int | None:

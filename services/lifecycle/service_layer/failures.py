@@ -20,6 +20,9 @@ class Failure(StrEnum):
     uncommitted (Kafka delivers it again)."""
     UNFORESEEN = "unforeseen"
     """A bug, or an input no rule foresaw: retried a few times, then parked."""
+    TOO_LARGE = "too_large"
+    """The batch's transaction is too large for the database (its cache): commit it in
+    halves; one message alone that is still too large is unforeseen."""
 
 
 Classify = Callable[[BaseException], Failure]

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from services.lifecycle.service_layer import publishing
 from services.lifecycle.service_layer.batch import Delivery, Handled
 from services.lifecycle.service_layer.failures import Backoff, Classify, Failure, Stopping
 from services.lifecycle.service_layer.handler import Committed, where_it_failed
@@ -103,20 +104,26 @@ class Pipeline:
                 return await self._service.handle_batch(deliveries, traces)
             except Exception as error:
                 kind = self._failure(error)
-                if kind is Failure.UNFORESEEN:
-                    if len(deliveries) > 1:
-                        return await self._one_by_one(deliveries, traces)
+                if kind is Failure.TRANSIENT:
+                    await self._retry_later(deliveries, error, kind, backoff, traces)
+                elif len(deliveries) == 1:
                     return await self._retry_or_park(deliveries[0], error, traces[0])
-                await self._retry_later(deliveries, error, kind, backoff, traces)
+                elif kind is Failure.TOO_LARGE:
+                    self._observer.retried(kind)
+                    return await self._in_parts(deliveries, traces, (len(deliveries) + 1) // 2)
+                else:
+                    # Find the message at fault: each on its own.
+                    return await self._in_parts(deliveries, traces, 1)
 
-    async def _one_by_one(
-        self, deliveries: Sequence[Delivery], traces: Sequence[MessageTrace]
+    async def _in_parts(
+        self, deliveries: Sequence[Delivery], traces: Sequence[MessageTrace], size: int
     ) -> Committed:
-        """Find the message at fault: each on its own, in order, each published once
-        committed (so the next one finds nothing of it left unsent)."""
+        """Commit the batch in parts of `size`, in order, each published once committed
+        (so the next one finds nothing of it left unsent)."""
         outcomes: list[Handled] = []
-        for delivery, trace in zip(deliveries, traces, strict=True):
-            committed = await self._commit([delivery], [trace])
+        for start in range(0, len(deliveries), size):
+            part = slice(start, start + size)
+            committed = await self._commit(deliveries[part], traces[part])
             await self._publish(committed.rows)
             outcomes += committed.outcomes
         return Committed(outcomes)
@@ -132,7 +139,7 @@ class Pipeline:
                 return await self._service.handle_batch([delivery], [trace])
             except Exception as again:
                 kind = self._failure(again)
-                if kind is not Failure.UNFORESEEN:
+                if kind is Failure.TRANSIENT:
                     return await self._commit([delivery], [trace])  # it may pass after all
                 error = again
         return await self._park(delivery, error, trace)
@@ -209,7 +216,7 @@ class Pipeline:
 
     async def _publish_and_mark(self, fresh: Sequence[OutboxRow]) -> None:
         try:
-            await self._publisher.publish(fresh)
+            await publishing.publish(self._publisher, self._outbox, fresh)
         except Exception as error:
             log.warning(
                 "publishing after commit failed; the relay sends it",

@@ -154,6 +154,18 @@ class OutboxRow:
     lead_id: str
     order: tuple[int, int]
     """(lead version, position in its transaction): publishing order within a lead."""
+    index: int = 0
+    """Its position in its outbox document: with `id`, the row's own identity."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A row Kafka refused for good (too large, not allowed, against a policy)."""
+
+    row: int
+    """Its position among the rows given to `publish`."""
+    error: str
+    """The error's class: never the row's content."""
 
 
 def in_publishing_order(rows: Iterable[OutboxRow]) -> list[OutboxRow]:
@@ -201,8 +213,9 @@ class Lease(Protocol):
 
 
 class Publisher(Protocol):
-    async def publish(self, rows: Sequence[OutboxRow]) -> None:
-        """Returns once the broker has every row."""
+    async def publish(self, rows: Sequence[OutboxRow]) -> list[Refusal]:
+        """Returns once the broker has every row but those it refused for good, which
+        are returned; raises when rows may still go later (they are the relay's)."""
         ...
 
 
@@ -224,3 +237,8 @@ class Outbox(Protocol):
         ...
 
     async def mark_sent(self, ids: Sequence[Any]) -> None: ...
+
+    async def set_aside(self, refused: Sequence[tuple[OutboxRow, str]]) -> None:
+        """Keep rows Kafka refused for good (with the error's class) out of the way of
+        their documents, until an operator retries them (`leads outbox retry`)."""
+        ...

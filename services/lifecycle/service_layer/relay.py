@@ -12,6 +12,7 @@ import contextlib
 import logging
 from datetime import timedelta
 
+from services.lifecycle.service_layer import publishing
 from services.lifecycle.service_layer.own_documents import OwnDocuments
 from services.lifecycle.service_layer.ports import Lease, Outbox, Publisher
 
@@ -54,7 +55,7 @@ class OutboxRelay:
         sent = self._own.sent(rows)
         unsent = [row for row in rows if row.id not in sent]
         if unsent:
-            await self._publisher.publish(unsent)
+            await publishing.publish(self._publisher, self._outbox, unsent)
         if rows:
             await self._outbox.mark_sent([row.id for row in rows])
         return len(rows)
