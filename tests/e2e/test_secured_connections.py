@@ -3,9 +3,6 @@ Kafka over TLS (the brokers' CA checked by every client) and MongoDB over TLS wi
 SCRAM, on certificates made here; and each way such a cluster refuses the service
 ends it with one line naming the setting to look at, and a non-zero exit."""
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -15,11 +12,11 @@ import pytest
 
 from contracts.topics import Topic
 from services.dev_servers import Servers
-from services.lifecycle.settings import Settings
 from tests import messages
 from tests.conftest import isolated_settings
 from tests.e2e.conftest import scheduler_running, service_running, upstream_of
 from tests.e2e.test_actions_over_http import ACCEPT, done
+from tests.e2e.test_startup_refusals import one_error, refusal
 from tests.secured_servers import (
     Certificates,
     SecuredMongo,
@@ -75,26 +72,6 @@ async def test_the_service_and_the_scheduler_work_over_tls_and_scram(secured: Se
                 what="the unanswered lead expired",
             )
     assert outputs.event_types(accepted["lead_id"]) == ["lead.received", "lead.accepted"]
-
-
-def refusal(settings: Settings, command: str = "serve") -> tuple[int, list[str]]:
-    """Run `leads COMMAND` until it gives up: its exit code and its log lines."""
-    ran = subprocess.run(
-        [sys.executable, "-m", "services.lifecycle.entrypoints.cli", command],
-        env={**os.environ, **settings.environment()},
-        capture_output=True,
-        timeout=120,
-    )
-    return ran.returncode, ran.stderr.decode().splitlines()
-
-
-def one_error(lines: list[str], *named: str) -> str:
-    errors = [line for line in lines if '"ERROR"' in line]
-    assert len(errors) == 1, lines
-    assert not [line for line in lines if "Traceback" in line], lines
-    for setting in named:
-        assert setting in errors[0], errors[0]
-    return errors[0]
 
 
 @pytest.mark.parametrize("command", ["serve", "scheduler"])

@@ -13,6 +13,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError
 
 from contracts.topics import OUTBOUND_TOPICS, Topic
+from services.lifecycle import logs
 from services.lifecycle.adapters.failures import classify
 from services.lifecycle.adapters.kafka import KafkaPublisher, ensure_topics
 from services.lifecycle.adapters.kafka_connection import KafkaConnection
@@ -21,6 +22,7 @@ from services.lifecycle.adapters.mongo import MongoStore, Write
 from services.lifecycle.domain.clock import FixedClock, SystemClock
 from services.lifecycle.domain.deadlines import DeadlineChanges, deadlines_of
 from services.lifecycle.domain.lead import Windows
+from services.lifecycle.entrypoints import cli
 from services.lifecycle.service_layer.batch import Handled
 from services.lifecycle.service_layer.failures import Failure
 from services.lifecycle.service_layer.handler import LeadService
@@ -292,6 +294,40 @@ async def test_rows_set_aside_are_retried_through_the_outbox(
     [again] = await store.outbox.set_aside_rows()
     assert (again.topic, again.lead_id, again.size) == (first.topic, first.lead_id, first.size)
     assert await store.pending(100) == []
+
+
+async def test_the_cli_lists_rows_set_aside_without_their_content_and_retries_them(
+    store: MongoStore,
+    service: LeadService,
+    producer: KafkaPublisher,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    await store.mark_sent([row.id for row in await store.pending(100)])  # the profile's
+    secret = b"grace@fabrikam.example" * 60_000  # over 1 MiB, and personal
+    await service.park(delivery(Topic.INBOUND, secret), ValueError("no rule foresaw this"))
+    the_relay = relay(store, producer, settings)
+    while await the_relay.relay_once():
+        pass
+    [aside] = await store.outbox.set_aside_rows()
+    for name, value in settings.environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(logs, "configure", lambda *_: None)  # pytest's logging stays
+
+    def leads(*argv: str) -> tuple[int, str, str]:
+        code = cli.main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, listed, _ = await asyncio.to_thread(leads, "outbox", "list")
+    assert code == 0 and aside.id in listed and "MessageSizeTooLargeError" in listed
+    assert "grace@" not in listed
+    code, _, missing = await asyncio.to_thread(leads, "outbox", "retry", "--id", "no-such-row")
+    assert code == 1 and "no-such-row" in missing
+    code, retried, _ = await asyncio.to_thread(leads, "outbox", "retry", "--id", aside.id)
+    assert code == 0 and retried.startswith("1 row(s) back in the outbox")
+    assert [row.topic for row in await store.pending(100)] == [aside.topic]
 
 
 async def test_relay_keeps_each_leads_order_with_cloudevents_headers(

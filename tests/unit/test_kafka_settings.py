@@ -2,13 +2,16 @@
 
 import ssl
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, ClassVar
 
 import pytest
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
 from faststream.security import SASLScram512
 from pydantic import ValidationError
 
-from services.lifecycle.adapters.kafka import KafkaPublisher, min_insync_replicas
+from services.lifecycle.adapters import kafka
+from services.lifecycle.adapters.kafka import KafkaPublisher, ensure_topics, min_insync_replicas
 from services.lifecycle.adapters.kafka_connection import KafkaConnection
 from services.lifecycle.adapters.kafka_consumer import (
     MAX_POLL_INTERVAL_MS,
@@ -184,3 +187,68 @@ def test_min_insync_replicas_leaves_room_for_one_broker_down(replication: int, i
 def test_a_publish_is_bounded_by_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LEADS_PUBLISH_TIMEOUT", "PT7S")
     assert KafkaPublisher.of(Settings(), "service")._timeout_s == 7.0
+
+
+class Admin:
+    """Kafka's admin API as aiokafka gives it: per-topic answers, nothing raised."""
+
+    existing: ClassVar[dict[str, int]] = {}
+    answer: ClassVar[list[tuple[str, int, str | None]]] = []
+    created: ClassVar[list[Any]] = []
+
+    def __init__(self, **options: Any) -> None: ...
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+
+    async def list_topics(self) -> list[str]:
+        return list(self.existing)
+
+    async def create_topics(self, topics: list[Any]) -> Any:
+        Admin.created = topics
+        return SimpleNamespace(topic_errors=self.answer)
+
+    async def describe_topics(self, names: list[str]) -> list[dict[str, Any]]:
+        return [{"topic": n, "partitions": [{}] * self.existing[n]} for n in names]
+
+
+@pytest.fixture
+def admin(monkeypatch: pytest.MonkeyPatch) -> type[Admin]:
+    monkeypatch.setattr(kafka, "AIOKafkaAdminClient", Admin)
+    Admin.existing, Admin.answer, Admin.created = {}, [], []
+    return Admin
+
+
+@pytest.mark.parametrize(
+    ("code", "named"),
+    [
+        (38, "LEADS_TOPIC_REPLICATION_FACTOR"),
+        (37, "LEADS_TOPIC_PARTITIONS"),
+        (29, "ACLs"),
+        (44, "policy"),
+        (17, "LEADS_TOPIC_PREFIX"),
+    ],
+)
+async def test_a_topic_kafka_refuses_to_create_stops_the_start_naming_what_to_check(
+    admin: type[Admin], code: int, named: str
+) -> None:
+    admin.answer = [("leads.inbound", 0, None), ("leads.events", code, "refused")]
+    with pytest.raises(Refused, match=named):
+        await ensure_topics("127.0.0.1:9092", ["leads.inbound", "leads.events"], 6, 3)
+
+
+async def test_topics_created_meanwhile_are_no_refusal_and_get_min_insync_replicas(
+    admin: type[Admin],
+) -> None:
+    admin.answer = [("leads.inbound", 36, "already exists")]  # another replica was first
+    assert await ensure_topics("127.0.0.1:9092", ["leads.inbound"], 6, 3) == ["leads.inbound"]
+    [topic] = admin.created
+    assert topic.topic_configs == {"min.insync.replicas": "2"}
+
+
+async def test_existing_topics_with_another_partition_count_are_reported(
+    admin: type[Admin], caplog: pytest.LogCaptureFixture
+) -> None:
+    admin.existing = {"leads.inbound": 6, "leads.partner-actions": 12}
+    await ensure_topics("127.0.0.1:9092", list(admin.existing), 6, 1)
+    [warning] = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.topics == {"leads.partner-actions": 12}  # type: ignore[attr-defined]
