@@ -54,8 +54,10 @@ class Settings(BaseSettings):
     their commit (a crash, the broker away) are the relay's."""
     outbox_retention: timedelta = timedelta(days=7)
     # The consumer: batches per partition, partitions side by side.
-    batch_max: int = Field(default=500, ge=1)
-    """Records of one partition decided and committed in one transaction, at most."""
+    batch_max: int = Field(default=300, ge=1)
+    """Records of one partition decided and committed in one transaction, at most: about
+    three documents each, so a full batch stays near the ~1,000 documents per
+    transaction MongoDB advises."""
     batch_wait: timedelta = Field(default=timedelta(milliseconds=5), ge=timedelta(0))
     """How long a batch may wait to fill once its first record is there."""
     kafka_fetch_max_wait: timedelta = Field(

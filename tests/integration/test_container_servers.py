@@ -11,14 +11,16 @@ import uuid
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pydantic import SecretStr
 
 from services.dev_servers import Servers
-from services.lifecycle.adapters.kafka import ensure_topics
+from services.lifecycle.adapters.kafka import KafkaPublisher, KafkaRecord, ensure_topics
 from services.lifecycle.adapters.kafka_connection import KafkaConnection
 from services.lifecycle.adapters.mongo import connect
 from services.lifecycle.adapters.refusals import Refused
+from services.lifecycle.service_layer.ports import Refusal
 from services.lifecycle.settings import Settings
 from tests.conftest import NO_DOCKER, container_servers, docker_available
 
@@ -82,3 +84,70 @@ def test_sasl_ssl_takes_the_scram_login_and_refuses_a_wrong_password() -> None:
 
     with kafka_container("SASL_SSL") as kafka:
         asyncio.run(exercise(kafka_connection(kafka.bootstrap_servers, kafka.connection)))
+
+
+async def topic_with(connection: KafkaConnection, **config: str) -> str:
+    """A one-partition topic with these configs (Kafka checks them; Tansu ignores them)."""
+    topic = f"probe-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(**connection.options())
+    await admin.start()
+    try:
+        answer = await admin.create_topics([NewTopic(topic, 1, 1, topic_configs=config)])
+        assert [e[1] for e in answer.topic_errors] == [0], answer.topic_errors
+    finally:
+        await admin.close()
+    return topic
+
+
+def test_a_row_the_broker_refuses_spends_no_later_send() -> None:
+    """Review row 2: after a record the broker refuses for good (over the topic's
+    max.message.bytes), aiokafka's idempotent producer refuses every later record of
+    the partition (OutOfOrderSequenceNumber) until restart; the publisher sets the
+    refused one aside and a new producer sends the rest, each once."""
+
+    async def exercise(connection: KafkaConnection) -> None:
+        topic = await topic_with(connection, **{"max.message.bytes": "1024"})
+        kafka = KafkaPublisher(connection, compression="none", timeout_s=30)
+        await kafka.start()
+        try:
+            rows = [KafkaRecord(topic, b"k", [], value) for value in (b"a", b"x" * 2048, b"c")]
+            assert await kafka.publish(rows) == [Refusal(1, "MessageSizeTooLargeError")]
+            assert await kafka.publish([KafkaRecord(topic, b"k", [], b"d")]) == []
+        finally:
+            await kafka.stop()
+        assert await values_of(connection, topic) == [b"a", b"c", b"d"]
+
+    with container_servers() as servers:
+        asyncio.run(exercise(kafka_connection(servers.kafka_bootstrap_servers, servers.connection)))
+
+
+def test_a_publish_too_few_replicas_acknowledge_gives_up_in_time() -> None:
+    """Review row 5: with fewer in-sync replicas than min.insync.replicas, the
+    idempotent producer retries for ever; the publish gives up at its timeout (the
+    rows are then the relay's) and says it cannot publish."""
+
+    async def exercise(connection: KafkaConnection) -> None:
+        topic = await topic_with(connection, **{"min.insync.replicas": "2"})  # one broker
+        kafka = KafkaPublisher(connection, timeout_s=3)
+        await kafka.start()
+        try:
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(TimeoutError):
+                await kafka.publish([KafkaRecord(topic, b"k", [], b"a")])
+            assert asyncio.get_running_loop().time() - started < 10
+            assert not kafka.publishing
+        finally:
+            await asyncio.wait_for(kafka.stop(grace_s=2), 10)  # the stop is bounded too
+
+    with container_servers() as servers:
+        asyncio.run(exercise(kafka_connection(servers.kafka_bootstrap_servers, servers.connection)))
+
+
+async def values_of(connection: KafkaConnection, topic: str) -> list[bytes]:
+    reader = AIOKafkaConsumer(topic, **connection.options(), auto_offset_reset="earliest")
+    await reader.start()
+    try:
+        batch = await reader.getmany(timeout_ms=5000)
+        return [record.value for records in batch.values() for record in records]
+    finally:
+        await reader.stop()

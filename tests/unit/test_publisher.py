@@ -16,7 +16,7 @@ from aiokafka.errors import (
     UnknownProducerId,
 )
 
-from services.lifecycle.adapters.kafka import FRESH_PRODUCERS, KafkaPublisher, KafkaRecord
+from services.lifecycle.adapters.kafka import SEND_ROUNDS, KafkaPublisher, KafkaRecord
 from services.lifecycle.adapters.kafka_connection import KafkaConnection
 from services.lifecycle.service_layer.ports import Refusal
 
@@ -32,6 +32,8 @@ class Broker:
     delivered: list[bytes] = field(default_factory=list)
     producers: list["FakeProducer"] = field(default_factory=list)
     hang: bool = False
+    max_batch_bytes: int | None = None
+    """A topic's max.message.bytes: a batch over it is refused whole, as Kafka does."""
 
     def producer(self, **options: Any) -> "FakeProducer":
         made = FakeProducer(self, len(self.producers))
@@ -40,10 +42,14 @@ class Broker:
 
 
 class FakeProducer:
+    """Records sent together, without a pause between them, go in one batch (as
+    aiokafka's accumulator puts them, lingering a moment)."""
+
     def __init__(self, broker: Broker, number: int) -> None:
         self.broker = broker
         self.number = number
         self.stopped = False
+        self.batch: list[tuple[bytes, asyncio.Future[None]]] = []
 
     async def start(self) -> None: ...
 
@@ -56,15 +62,26 @@ class FakeProducer:
         if len(value) > 1024:  # aiokafka checks max_request_size before sending
             raise MessageSizeTooLargeError()
         delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self.broker.hang:
-            return delivery  # never acknowledged (too few in-sync replicas, say)
-        error = self.broker.answer(self.number, value)
-        if error is None:
-            self.broker.delivered.append(value)
-            delivery.set_result(None)
-        else:
-            delivery.set_exception(error)
+        if not self.batch:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self.batch.append((value, delivery))
         return delivery
+
+    def flush(self) -> None:
+        batch, self.batch = self.batch, []
+        if self.broker.hang:
+            return  # never acknowledged (too few in-sync replicas, say)
+        limit = self.broker.max_batch_bytes
+        too_large = limit is not None and sum(len(value) for value, _ in batch) > limit
+        for value, delivery in batch:
+            error = (
+                MessageSizeTooLargeError() if too_large else self.broker.answer(self.number, value)
+            )
+            if error is None:
+                self.broker.delivered.append(value)
+                delivery.set_result(None)
+            else:
+                delivery.set_exception(error)
 
 
 def rows(*values: bytes) -> list[KafkaRecord]:
@@ -108,6 +125,18 @@ async def test_a_row_refused_by_the_broker_is_reported_and_the_others_go_out_onc
     assert broker.delivered[-1] == b"later"
 
 
+async def test_rows_refused_with_a_batch_too_large_go_again_each_on_its_own() -> None:
+    # The broker refuses a batch over the topic's limit whole: the small rows sent
+    # with the large one are no fault of theirs.
+    broker = Broker(lambda producer, value: None, max_batch_bytes=1000)
+    kafka = await publisher(broker)
+    refused = await kafka.publish(rows(b"a", b"x" * 1010, b"c", b"d" * 200))
+    assert refused == [Refusal(1, "MessageSizeTooLargeError")]
+    assert sorted(broker.delivered) == [b"a", b"c", b"d" * 200]  # each once
+    # The refused batch spent the partition's sequence, and so did the row alone.
+    assert len(broker.producers) == 3
+
+
 async def test_a_row_too_large_to_leave_the_client_needs_no_new_producer() -> None:
     broker = Broker(lambda producer, value: None)
     kafka = await publisher(broker)
@@ -122,7 +151,7 @@ async def test_a_producer_that_cannot_be_mended_leaves_the_rows_to_the_relay() -
     kafka = await publisher(broker)
     with pytest.raises(UnknownProducerId):
         await kafka.publish(rows(b"a"))
-    assert len(broker.producers) == 1 + FRESH_PRODUCERS + 1  # bounded, not forever
+    assert len(broker.producers) == 1 + SEND_ROUNDS  # bounded, not forever
     assert broker.delivered == []
     assert not kafka.publishing
 

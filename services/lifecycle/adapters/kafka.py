@@ -150,13 +150,14 @@ PRODUCER_STATE_LOST = (
 )
 """The idempotent producer's sequence or identity is lost: aiokafka never recovers
 (every later send to the partition fails until restart), a new producer does."""
-FRESH_PRODUCERS = 3
-"""New producers tried within one publish before it is left to the relay."""
+SEND_ROUNDS = 5
+"""Rounds of one publish (on a new producer after a lost state, a refused batch's rows
+each on their own) before what is left goes to the relay."""
 
 
 @dataclass(frozen=True)
-class _Sent:
-    error: BaseException | None = None
+class _Failed:
+    error: BaseException
     reached_broker: bool = True
     """Refused by the broker (its partition's sequence is then spent), not the client."""
 
@@ -256,29 +257,32 @@ class KafkaPublisher:
             raise RowsRefused(f"Kafka refused {len(refusals)} row(s): {refusals[0].error}")
 
     async def _publish(self, rows: Sequence[Record]) -> list[Refusal]:
-        pending = list(range(len(rows)))
+        """Rows a producer with a lost state could not send go again on a new one. The
+        broker refuses a batch of records whole (one too large refuses its batch): when
+        it refused several, each goes again on its own, so only the row at fault is."""
+        pending, alone = list(range(len(rows))), False
         refused: list[Refusal] = []
-        lost: BaseException | None = None
-        for _ in range(FRESH_PRODUCERS + 1):
+        for _ in range(SEND_ROUNDS):
             producer = self._current()
-            sent = await _send_all(producer, [rows[i] for i in pending])
-            retry = [i for i, s in zip(pending, sent, strict=True) if _lost(s.error)]
+            failed = await _sent(producer, rows, pending, alone)
+            again = [i for i, f in failed.items() if _lost(f.error)]
+            at_broker = [i for i, f in failed.items() if _spent(f)]
+            if len(at_broker) > 1 and not alone:
+                again, alone = sorted(again + at_broker), True
             refused += [
-                Refusal(i, type(s.error).__name__)
-                for i, s in zip(pending, sent, strict=True)
-                if _refused_for_good(s.error)
+                Refusal(i, type(f.error).__name__)
+                for i, f in failed.items()
+                if _refused_for_good(f.error) and i not in again
             ]
-            # A row the broker refused spends its partition's sequence number too.
-            if retry or (self._idempotent and any(_spent(s) for s in sent)):
+            # A batch the broker refused spends its partition's sequence number too.
+            if again or (self._idempotent and at_broker):
                 await self._renew(producer)
-            if failed := next((s.error for s in sent if _unsettled(s.error)), None):
-                raise failed
-            if not retry:
+            if unsettled := [f.error for f in failed.values() if _unsettled(f.error)]:
+                raise unsettled[0]
+            if not again:
                 return sorted(refused, key=lambda r: r.row)
-            lost = next(s.error for s in sent if _lost(s.error))
-            pending = retry
-        assert lost is not None
-        raise lost
+            pending = again
+        raise failed[pending[0]].error
 
     def _current(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -301,35 +305,44 @@ class RowsRefused(KafkaError):  # type: ignore[misc]
     """Kafka refused rows for good, where a caller has no place to set them aside."""
 
 
-async def _send_all(producer: AIOKafkaProducer, rows: Sequence[Record]) -> list[_Sent]:
+async def _sent(
+    producer: AIOKafkaProducer, rows: Sequence[Record], indexes: list[int], alone: bool
+) -> dict[int, _Failed]:
+    """Send the rows at `indexes` together, or each in a batch of its own; return the
+    failures by index."""
+    if not alone:
+        failed = await _send_all(producer, [rows[i] for i in indexes])
+        return {indexes[n]: failure for n, failure in failed.items()}
+    return {
+        i: failure for i in indexes for failure in (await _send_all(producer, [rows[i]])).values()
+    }
+
+
+async def _send_all(producer: AIOKafkaProducer, rows: Sequence[Record]) -> dict[int, _Failed]:
     """Hand every row over (in order, so one key's rows keep theirs on its partition),
-    then wait for each; a row's failure does not stop the others."""
-    handed: list[asyncio.Future[Any] | _Sent] = []
-    for row in rows:
+    then wait for all; return the failures by position (none, nearly always): one
+    row's failure does not stop the others."""
+    failed: dict[int, _Failed] = {}
+    deliveries: dict[int, asyncio.Future[Any]] = {}
+    for n, row in enumerate(rows):
         try:
-            handed.append(
-                await producer.send(row.topic, row.value, key=row.key, headers=row.headers)
+            deliveries[n] = await producer.send(
+                row.topic, row.value, key=row.key, headers=row.headers
             )
         except KafkaError as error:  # refused before it left: too large, say
-            handed.append(_Sent(error, reached_broker=False))
-    return [
-        outcome if isinstance(outcome, _Sent) else await _delivered(outcome) for outcome in handed
-    ]
+            failed[n] = _Failed(error, reached_broker=False)
+    outcomes = await asyncio.gather(*deliveries.values(), return_exceptions=True)
+    for n, outcome in zip(deliveries, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            failed[n] = _Failed(outcome)
+    return failed
 
 
-async def _delivered(delivery: "asyncio.Future[Any]") -> _Sent:
-    try:
-        await delivery
-    except KafkaError as error:
-        return _Sent(error)
-    return _Sent()
-
-
-def _lost(error: BaseException | None) -> bool:
+def _lost(error: BaseException) -> bool:
     return isinstance(error, PRODUCER_STATE_LOST)
 
 
-def _refused_for_good(error: BaseException | None) -> bool:
+def _refused_for_good(error: BaseException) -> bool:
     return (
         isinstance(error, BrokerResponseError)
         and not error.retriable
@@ -337,12 +350,12 @@ def _refused_for_good(error: BaseException | None) -> bool:
     )
 
 
-def _spent(sent: _Sent) -> bool:
-    return sent.reached_broker and _refused_for_good(sent.error)
+def _spent(failed: _Failed) -> bool:
+    return failed.reached_broker and _refused_for_good(failed.error)
 
 
-def _unsettled(error: BaseException | None) -> bool:
-    return error is not None and not _lost(error) and not _refused_for_good(error)
+def _unsettled(error: BaseException) -> bool:
+    return not _lost(error) and not _refused_for_good(error)
 
 
 async def _closed(producer: AIOKafkaProducer, within_s: float) -> bool:

@@ -87,20 +87,19 @@ def stamp(documents: Sequence[Document], now: datetime) -> None:
 
 def rows_of(document: Document) -> list[OutboxRow]:
     """The rows of a document as written (bytes and tuples as they were) or as read."""
-    return [_row(document["_id"], index, row) for index, row in enumerate(document["rows"])]
-
-
-def _row(id_: Any, index: int, row: Document) -> OutboxRow:
-    return OutboxRow(
-        id=id_,
-        topic=row["topic"],
-        key=row["key"],
-        headers=[(name, value) for name, value in row["headers"]],
-        value=row["value"],
-        lead_id=row["lead_id"],
-        order=(row["order"][0], row["order"][1]),
-        index=index,
-    )
+    return [
+        OutboxRow(
+            id=document["_id"],
+            topic=row["topic"],
+            key=row["key"],
+            headers=[(name, value) for name, value in row["headers"]],
+            value=row["value"],
+            lead_id=row["lead_id"],
+            order=(row["order"][0], row["order"][1]),
+            index=index,
+        )
+        for index, row in enumerate(document["rows"])
+    ]
 
 
 def _fields(row: OutboxRow) -> Document:
