@@ -242,7 +242,7 @@ async def store_ceiling(
     documents a message writes (a phase's average)."""
     client = connect(settings.mongodb_uri)
     clock = SystemClock()
-    store = MongoStore(client, f"ceiling_{uuid.uuid4().hex[:8]}", clock, settings.topic_prefix)
+    store = MongoStore(client[f"ceiling_{uuid.uuid4().hex[:8]}"], clock, settings.topic_prefix)
     await store.ensure_indexes()  # the service's own indexes: every write keeps them up
     await MongoInbox(store.database).ensure_indexes()
     profile = PartnerProfile.model_validate(messages.profile())

@@ -30,15 +30,15 @@ from contracts.profiles import PartnerProfile
 from contracts.topics import Topic
 from services.dev_servers import embedded_servers
 from services.lifecycle.adapters import deadlines as stored
-from services.lifecycle.adapters.deadlines import DueDeadlines
+from services.lifecycle.adapters.deadlines import MongoDueDeadlines
 from services.lifecycle.adapters.kafka import KafkaCommands, KafkaPublisher, ensure_topics
 from services.lifecycle.adapters.mongo import MongoStore, connect
 from services.lifecycle.domain import lead as rules
 from services.lifecycle.domain.clock import SystemClock
 from services.lifecycle.domain.deadlines import deadlines_of
 from services.lifecycle.domain.lead import Windows
+from services.lifecycle.service_layer.deadline_sweep import Sweeper
 from services.lifecycle.settings import Settings
-from services.scheduler.sweep import Sweeper
 from tests import messages
 from tests.conftest import isolated_settings
 
@@ -108,12 +108,12 @@ async def bench(settings: Settings, leads: int, due: int) -> None:
     )
     mongo = connect(settings.mongodb_uri)
     database = settings.mongodb_database
-    await MongoStore(mongo, database, CLOCK).ensure_indexes()
+    await MongoStore(mongo[database], CLOCK).ensure_indexes()
     collection = mongo[database]["deadlines"]
     await store(collection, leads, due)
     kafka = KafkaPublisher.of(settings, "test")
     await kafka.start()
-    deadlines = DueDeadlines(collection)
+    deadlines = MongoDueDeadlines(mongo[database])
     timed_store = Timed(deadlines)
     timed_kafka = Timed(KafkaCommands(kafka, settings.topic_prefix, "urn:bench", CLOCK))
     sweeper = Sweeper(

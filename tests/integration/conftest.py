@@ -43,7 +43,7 @@ def windows() -> Windows:
 
 @pytest.fixture
 async def store(mongo: Any, settings: Settings, clock: Clock) -> MongoStore:
-    store = MongoStore(mongo, settings.mongodb_database, clock, topic_prefix=settings.topic_prefix)
+    store = MongoStore(mongo[settings.mongodb_database], clock, topic_prefix=settings.topic_prefix)
     await store.ensure_indexes()
     return store
 

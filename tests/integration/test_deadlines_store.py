@@ -7,7 +7,7 @@ import pytest
 
 from contracts.commands import COMMAND
 from contracts.topics import Topic
-from services.lifecycle.adapters.deadlines import DueDeadlines
+from services.lifecycle.adapters.deadlines import MongoDueDeadlines
 from services.lifecycle.adapters.mongo import MongoStore
 from services.lifecycle.domain.clock import FixedClock
 from services.lifecycle.domain.deadlines import Deadline
@@ -35,20 +35,20 @@ def windows() -> Windows:
 
 
 @pytest.fixture
-def due(store: MongoStore) -> DueDeadlines:
-    return DueDeadlines(store.database["deadlines"])
+def due(store: MongoStore) -> MongoDueDeadlines:
+    return MongoDueDeadlines(store.database)
 
 
 async def handle(service: LeadService, topic: Topic, value: dict[str, Any]) -> str:
     return (await service.handle(delivery(topic, value))).outcome
 
 
-async def due_at(due: DueDeadlines, now: datetime) -> list[tuple[str, str, datetime]]:
+async def due_at(due: MongoDueDeadlines, now: datetime) -> list[tuple[str, str, datetime]]:
     return [(d.lead_id, d.command, d.due_at) for d, _ in await due.due(now, 100)]
 
 
 async def test_a_received_lead_is_due_for_each_command_at_its_time(
-    service: LeadService, due: DueDeadlines
+    service: LeadService, due: MongoDueDeadlines
 ) -> None:
     await handle(service, Topic.INBOUND, messages.inbound("hot", contact_requested=True))
     await handle(service, Topic.INBOUND, messages.inbound("cold"))
@@ -63,7 +63,7 @@ async def test_a_received_lead_is_due_for_each_command_at_its_time(
 
 
 async def test_answering_a_lead_settles_its_deadlines_in_the_same_transaction(
-    service: LeadService, due: DueDeadlines
+    service: LeadService, due: MongoDueDeadlines
 ) -> None:
     await handle(service, Topic.INBOUND, messages.inbound("answered", contact_requested=True))
     await handle(service, Topic.PARTNER_ACTIONS, messages.action("answered", "accept"))
@@ -76,7 +76,7 @@ async def test_answering_a_lead_settles_its_deadlines_in_the_same_transaction(
 
 
 async def test_an_early_expiry_is_not_marked_done_and_applies_once_due(
-    service: LeadService, due: DueDeadlines, clock: FixedClock
+    service: LeadService, due: MongoDueDeadlines, clock: FixedClock
 ) -> None:
     await handle(service, Topic.INBOUND, messages.inbound("patient"))
     expiry = Deadline("patient", "expire", T0 + timedelta(hours=10)).to_command()
@@ -89,7 +89,7 @@ async def test_an_early_expiry_is_not_marked_done_and_applies_once_due(
 
 
 async def test_a_reminder_handled_twice_notifies_once_and_is_settled(
-    service: LeadService, due: DueDeadlines, store: MongoStore, clock: FixedClock
+    service: LeadService, due: MongoDueDeadlines, store: MongoStore, clock: FixedClock
 ) -> None:
     await handle(service, Topic.INBOUND, messages.inbound("nudged"))
     clock.advance(timedelta(hours=6))
@@ -106,7 +106,7 @@ async def test_a_reminder_handled_twice_notifies_once_and_is_settled(
 
 
 async def test_an_emitted_deadline_waits_for_its_next_emission(
-    service: LeadService, due: DueDeadlines
+    service: LeadService, due: MongoDueDeadlines
 ) -> None:
     await handle(service, Topic.INBOUND, messages.inbound("late"))
     now = T0 + timedelta(hours=10)
@@ -118,7 +118,9 @@ async def test_an_emitted_deadline_waits_for_its_next_emission(
     assert (expiry, 1) in again
 
 
-async def test_the_due_query_walks_the_due_index(service: LeadService, due: DueDeadlines) -> None:
+async def test_the_due_query_walks_the_due_index(
+    service: LeadService, due: MongoDueDeadlines
+) -> None:
     await handle(service, Topic.INBOUND, messages.inbound("planned"))
     plan = await due.explain_due(T0, 100)
     assert "due" in str(plan["queryPlanner"]["winningPlan"])

@@ -7,13 +7,13 @@ from typing import Any
 from contracts.performance import PerformanceUpdated
 from contracts.topics import Topic
 from services.lifecycle.adapters.inbox import MongoInbox
-from services.lifecycle.adapters.lease import Lease
+from services.lifecycle.adapters.lease import MongoLease
 from services.lifecycle.adapters.mongo import MongoStore
-from services.lifecycle.adapters.performance import PerformanceRecords
-from services.lifecycle.adapters.tallies import PartnerTallies
+from services.lifecycle.adapters.performance import MongoPerformanceRecords
+from services.lifecycle.adapters.tallies import MongoPartnerTallies
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.service_layer.handler import LeadService
-from services.scheduler.feedback import Feedback
+from services.lifecycle.service_layer.performance_feedback import PerformancePublisher
 from tests import messages
 from tests.integration.conftest import delivery
 
@@ -47,11 +47,11 @@ async def test_a_run_visits_every_changed_partner_however_many_batches(
         await handled(service, Topic.INBOUND, lead)
         leads[partner] = lead["lead_id"]
     database = store.database
-    records = PerformanceRecords(database["partner_performance"])
-    lease = Lease(database["leases"], "feedback-test", "me", timedelta(minutes=1), clock)
+    records = MongoPerformanceRecords(database)
+    lease = MongoLease(database, "feedback-test", "me", timedelta(minutes=1), clock)
     publisher = RecordingPublisher()
-    feedback = Feedback(
-        PartnerTallies(database["partner_tallies"]),
+    feedback = PerformancePublisher(
+        MongoPartnerTallies(database),
         records,
         MongoInbox(database),
         publisher,

@@ -14,6 +14,7 @@ from aiokafka import ConsumerRecord
 from confluent_kafka import Producer
 
 import services.lifecycle.adapters.kafka_consumer as kafka_consumer
+from contracts.topics import Topic
 from services.lifecycle.adapters.kafka import ensure_topics
 from services.lifecycle.adapters.kafka_connection import KafkaConnection
 from services.lifecycle.adapters.kafka_consumer import BatchConsumer, ConsumerSettings
@@ -43,7 +44,7 @@ def consumer_of(
     consumer = BatchConsumer(
         ConsumerSettings(
             connection=KafkaConnection.of(settings),
-            topics=[topic],
+            topics={topic: Topic.INBOUND},
             group_id=settings.consumer_group,
             client_id="test",
             batch_max=100,

@@ -77,7 +77,7 @@ class Recorded:
 async def pipeline_on(
     mongo: AsyncMongoClient[dict[str, Any]], settings: Settings
 ) -> tuple[Pipeline, MongoStore, Recorded]:
-    store = MongoStore(mongo, settings.mongodb_database, CLOCK, timeout=TIMEOUT)
+    store = MongoStore(mongo[settings.mongodb_database], CLOCK, timeout=TIMEOUT)
     await store.ensure_indexes()
     out = Recorded()
     policy = RetryPolicy(max_backoff=0.5, unforeseen_attempts=3, first_backoff=0.05)
@@ -164,7 +164,7 @@ async def test_a_secondary_read_preference_in_the_uri_changes_nothing(settings: 
     # check of every arriving lead otherwise, and each new lead ended parked.
     mongo = connect(settings.mongodb_uri + "&readPreference=secondary&w=1", TIMEOUT)
     try:
-        store = MongoStore(mongo, settings.mongodb_database, CLOCK, timeout=TIMEOUT)
+        store = MongoStore(mongo[settings.mongodb_database], CLOCK, timeout=TIMEOUT)
         await store.ensure_indexes()
         service = LeadService(store, CLOCK, Windows())
         assert (await service.handle(delivery(Topic.PROFILES, messages.profile()))).outcome == (
@@ -183,7 +183,7 @@ async def test_a_changed_outbox_retention_is_applied_at_the_next_start(
 ) -> None:
     for days in (7, 1):  # two starts, two retentions: both start
         store = MongoStore(
-            mongo, settings.mongodb_database, CLOCK, outbox_retention=timedelta(days=days)
+            mongo[settings.mongodb_database], CLOCK, outbox_retention=timedelta(days=days)
         )
         await store.ensure_indexes()
     indexes = await store.database["outbox"].index_information()
@@ -193,7 +193,7 @@ async def test_a_changed_outbox_retention_is_applied_at_the_next_start(
 async def test_every_collection_exists_before_the_first_batch(
     mongo: AsyncMongoClient[dict[str, Any]], settings: Settings
 ) -> None:
-    store = MongoStore(mongo, settings.mongodb_database, CLOCK)
+    store = MongoStore(mongo[settings.mongodb_database], CLOCK)
     await store.ensure_indexes()
     await store.ensure_indexes()  # a second replica starting: no error
     assert set(COLLECTIONS) <= set(await store.database.list_collection_names())
@@ -202,7 +202,7 @@ async def test_every_collection_exists_before_the_first_batch(
 def test_the_relay_reads_only_majority_committed_rows(
     mongo: AsyncMongoClient[dict[str, Any]], settings: Settings
 ) -> None:
-    store = MongoStore(mongo, settings.mongodb_database, CLOCK)
+    store = MongoStore(mongo[settings.mongodb_database], CLOCK)
     outbox = store.outbox._outbox
     assert outbox.read_concern.level == "majority"
     assert store.database.write_concern.document == {"w": "majority"}

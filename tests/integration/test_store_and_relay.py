@@ -17,7 +17,7 @@ from services.lifecycle import logs
 from services.lifecycle.adapters.failures import classify
 from services.lifecycle.adapters.kafka import KafkaPublisher, ensure_topics
 from services.lifecycle.adapters.kafka_connection import KafkaConnection
-from services.lifecycle.adapters.lease import Lease
+from services.lifecycle.adapters.lease import MongoLease
 from services.lifecycle.adapters.mongo import MongoStore, Write
 from services.lifecycle.domain.clock import FixedClock, SystemClock
 from services.lifecycle.domain.deadlines import DeadlineChanges, deadlines_of
@@ -26,7 +26,7 @@ from services.lifecycle.entrypoints import cli
 from services.lifecycle.service_layer.batch import Handled
 from services.lifecycle.service_layer.failures import Failure
 from services.lifecycle.service_layer.handler import LeadService
-from services.lifecycle.service_layer.own_documents import OwnDocuments
+from services.lifecycle.service_layer.in_flight import InFlightOutbox
 from services.lifecycle.service_layer.pipeline import Pipeline, RetryPolicy
 from services.lifecycle.service_layer.ports import (
     Change,
@@ -215,10 +215,12 @@ def relay(
     publisher: Any,
     settings: Settings,
     batch: int = 4,
-    own: OwnDocuments | None = None,
+    in_flight: InFlightOutbox | None = None,
 ) -> OutboxRelay:
-    lease = Lease(store.database["leases"], "outbox-relay", "me", settings.relay_lease, CLOCK)
-    return OutboxRelay(store, publisher, lease, batch_size=batch, poll_interval=0.1, own=own)
+    lease = MongoLease(store.database, "outbox-relay", "me", settings.relay_lease, CLOCK)
+    return OutboxRelay(
+        store, publisher, lease, batch_size=batch, poll_interval=0.1, in_flight=in_flight
+    )
 
 
 async def until_committed(store: MongoStore) -> None:
@@ -355,7 +357,7 @@ async def test_the_relay_waits_from_a_slow_transactions_commit_not_from_its_star
     consumer's to publish once it commits; taken by the relay at once, they went
     out twice."""
     clock = FixedClock(datetime(2026, 11, 1, tzinfo=UTC))
-    store = MongoStore(mongo, settings.mongodb_database, clock, settings.topic_prefix)
+    store = MongoStore(mongo[settings.mongodb_database], clock, settings.topic_prefix)
     await store.ensure_indexes()
     service = LeadService(store, clock, Windows())
     await service.handle(delivery(Topic.PROFILES, messages.profile()))
@@ -403,7 +405,7 @@ async def test_the_relay_leaves_rows_the_consumer_is_publishing_to_it(
     the rows too (nor a later row of the same lead, which would overtake them)."""
     broker = SlowBroker(producer)
     pipeline = Pipeline(service, store, broker, classify, Quiet(), RetryPolicy())
-    the_relay = relay(store, producer, settings, batch=100, own=pipeline.own)
+    the_relay = relay(store, producer, settings, batch=100, in_flight=pipeline.in_flight)
     handling = asyncio.create_task(
         pipeline.handle([delivery(Topic.INBOUND, messages.inbound(lead_id="lead-slow"))])
     )
@@ -450,12 +452,14 @@ async def test_the_relay_leaves_rows_whose_commit_has_not_returned_yet(
 ) -> None:
     """A busy store may apply a commit well before its reply reaches the consumer:
     the rows are then unsent on the store and still the consumer's to publish."""
-    own = OwnDocuments()
-    store = MongoStore(mongo, settings.mongodb_database, CLOCK, settings.topic_prefix, own=own)
+    own = InFlightOutbox()
+    store = MongoStore(
+        mongo[settings.mongodb_database], CLOCK, settings.topic_prefix, in_flight=own
+    )
     await store.ensure_indexes()
     service = LeadService(store, CLOCK, Windows())
-    pipeline = Pipeline(service, store, producer, classify, Quiet(), RetryPolicy(), own=own)
-    the_relay = relay(store, producer, settings, batch=100, own=own)
+    pipeline = Pipeline(service, store, producer, classify, Quiet(), RetryPolicy(), in_flight=own)
+    the_relay = relay(store, producer, settings, batch=100, in_flight=own)
     commit = AsyncClientSession.with_transaction
     relayed_before_the_reply: list[int] = []
 
@@ -497,7 +501,7 @@ async def test_the_relay_marks_without_sending_what_the_consumer_published_unmar
     await pipeline.handle([delivery(Topic.INBOUND, messages.inbound(lead_id="lead-unmarked"))])
     assert {row.lead_id for row in await store.pending(100)} == {"lead-unmarked"}
 
-    the_relay = relay(store, producer, settings, batch=100, own=pipeline.own)
+    the_relay = relay(store, producer, settings, batch=100, in_flight=pipeline.in_flight)
     assert await the_relay.relay_once() == 2
     assert await store.pending(100) == []
     records = await read_all(settings, expected=2)
@@ -505,8 +509,8 @@ async def test_the_relay_marks_without_sending_what_the_consumer_published_unmar
 
 
 async def test_only_one_relay_holds_the_lease(store: MongoStore, settings: Settings) -> None:
-    first = Lease(store.database["leases"], "outbox-relay", "a", settings.relay_lease, CLOCK)
-    second = Lease(store.database["leases"], "outbox-relay", "b", settings.relay_lease, CLOCK)
+    first = MongoLease(store.database, "outbox-relay", "a", settings.relay_lease, CLOCK)
+    second = MongoLease(store.database, "outbox-relay", "b", settings.relay_lease, CLOCK)
     assert await first.acquire()
     assert not await second.acquire()
     await first.release()

@@ -19,12 +19,12 @@ from services.lifecycle.adapters.tracing import OtelTracing, configure
 from services.lifecycle.domain.clock import FixedClock
 from services.lifecycle.domain.deadlines import Deadline
 from services.lifecycle.service_layer.batch import Delivery, Handled
+from services.lifecycle.service_layer.deadline_sweep import Sweeper
 from services.lifecycle.service_layer.failures import Failure
 from services.lifecycle.service_layer.handler import LeadService
 from services.lifecycle.service_layer.pipeline import Pipeline, RetryPolicy
 from services.lifecycle.service_layer.ports import OutboxRow, Refusal
 from services.lifecycle.service_layer.tracing import NoTracing
-from services.scheduler.sweep import Sweeper
 from tests import messages
 from tests.integration.conftest import delivery
 

@@ -10,6 +10,7 @@ from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
 from faststream.security import SASLScram512
 from pydantic import ValidationError
 
+from contracts.topics import Topic
 from services.lifecycle.adapters import kafka
 from services.lifecycle.adapters.kafka import KafkaPublisher, ensure_topics, min_insync_replicas
 from services.lifecycle.adapters.kafka_connection import KafkaConnection
@@ -27,7 +28,7 @@ async def handle(records: object) -> None: ...
 
 
 def consumer(settings: Settings) -> BatchConsumer:
-    return BatchConsumer(ConsumerSettings.of(settings, ["leads.inbound"]), handle)
+    return BatchConsumer(ConsumerSettings.of(settings, [Topic.INBOUND]), handle)
 
 
 def test_the_consumer_reads_only_committed_records_and_commits_its_own_offsets() -> None:

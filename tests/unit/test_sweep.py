@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from contracts.commands import Command
 from services.lifecycle.domain.clock import FixedClock
 from services.lifecycle.domain.deadlines import Deadline
-from services.scheduler.sweep import Sweeper, next_emission
+from services.lifecycle.service_layer.deadline_sweep import Sweeper, next_emission
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 RETRY = timedelta(minutes=5)

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DeleteOne, IndexModel, InsertOne, UpdateOne
-from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 
 from services.lifecycle.domain.deadlines import Deadline, DeadlineChanges
 
@@ -86,11 +86,11 @@ class _Read:
     items: list[Document]
 
 
-class DueDeadlines:
+class MongoDueDeadlines:
     """The scheduler's view: what is due, and when to emit each again."""
 
-    def __init__(self, deadlines: AsyncCollection[Document]) -> None:
-        self._deadlines = deadlines
+    def __init__(self, database: AsyncDatabase[Document]) -> None:
+        self._deadlines = database["deadlines"]
         self._read: dict[str, _Read] = {}
         """The documents `due` read last, which `postpone` writes back."""
 

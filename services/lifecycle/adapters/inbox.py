@@ -11,8 +11,8 @@ from contracts.events import Outcome, Stage, Tab
 from contracts.inbound import LeadType
 from contracts.performance import PartnerPerformance
 from services.lifecycle.adapters.mongo import Document, from_document
-from services.lifecycle.adapters.performance import PerformanceRecords
-from services.lifecycle.adapters.tallies import PartnerTallies
+from services.lifecycle.adapters.performance import MongoPerformanceRecords
+from services.lifecycle.adapters.tallies import MongoPartnerTallies
 from services.lifecycle.domain.lead import Lead
 from services.lifecycle.domain.performance import LeadFacts
 from services.lifecycle.service_layer.inbox import Cursor, InboxFilter, Page
@@ -47,8 +47,8 @@ class MongoInbox:
 
     def __init__(self, database: AsyncDatabase[Document]) -> None:
         self._leads = database["leads"]
-        self._tallies = PartnerTallies(database["partner_tallies"])
-        self._performance = PerformanceRecords(database["partner_performance"])
+        self._tallies = MongoPartnerTallies(database)
+        self._performance = MongoPerformanceRecords(database)
 
     async def ensure_indexes(self) -> None:
         await self._leads.create_indexes(INDEXES)

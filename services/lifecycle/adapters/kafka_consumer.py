@@ -12,22 +12,24 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, ConsumerStoppedError, KafkaError
 
+from contracts.topics import Topic
 from services.lifecycle.adapters.kafka_connection import KafkaConnection
 from services.lifecycle.adapters.refusals import kafka_refusals
+from services.lifecycle.service_layer.batch import Delivery
 from services.lifecycle.service_layer.failures import Stopping
 from services.lifecycle.settings import Settings
 
 log = logging.getLogger("leads.kafka")
 
-Handle = Callable[[Sequence[ConsumerRecord[bytes, bytes]]], Awaitable[None]]
-"""Handles one partition's records, in order; returns once they are committed."""
+Process = Callable[[Sequence[Delivery]], Awaitable[None]]
+"""Processes one partition's records, in order; returns once they are committed."""
 
 UNREADABLE_RETRY_S = 60.0
 COMMIT_INTERVAL_S = 0.1
@@ -44,7 +46,8 @@ REBALANCE_MARGIN_S = 5.0
 @dataclass(frozen=True)
 class ConsumerSettings:
     connection: KafkaConnection
-    topics: Sequence[str]
+    topics: Mapping[str, Topic]
+    """The topics read, by their name on the broker (prefixed)."""
     group_id: str
     client_id: str
     batch_max: int
@@ -58,10 +61,10 @@ class ConsumerSettings:
     session_timeout_ms: int = 10_000
 
     @classmethod
-    def of(cls, settings: Settings, topics: Sequence[str]) -> "ConsumerSettings":
+    def of(cls, settings: Settings, topics: Iterable[Topic]) -> "ConsumerSettings":
         return cls(
             connection=KafkaConnection.of(settings),
-            topics=topics,
+            topics={topic.named(settings.topic_prefix): topic for topic in topics},
             group_id=settings.consumer_group,
             client_id=f"leads-{settings.instance_id}",
             batch_max=settings.batch_max,
@@ -84,11 +87,11 @@ class BatchConsumer:
     def __init__(
         self,
         settings: ConsumerSettings,
-        handle: Handle,
+        process: Process,
         on_unreadable: Callable[[str, int], None] = lambda topic, partition: None,
     ) -> None:
         self._settings = settings
-        self._handle = handle
+        self._process = process
         self._on_unreadable = on_unreadable
         self._consumer: AIOKafkaConsumer | None = None
         self._loop: asyncio.Task[None] | None = None
@@ -313,7 +316,7 @@ class BatchConsumer:
         for start in range(0, len(records), size):
             batch = records[start : start + size]
             try:
-                await self._handle(batch)
+                await self._process([self._delivery(record) for record in batch])
             except Stopping:
                 return
             except Exception:
@@ -329,6 +332,17 @@ class BatchConsumer:
                 # records): the committed offset then reaches the end, and lag 0.
                 after = max(after, await self._position(tp, after))
             self._next[tp] = self._uncommitted[tp] = after
+
+    def _delivery(self, record: ConsumerRecord[bytes, bytes]) -> Delivery:
+        return Delivery(
+            self._settings.topics[record.topic],
+            record.topic,
+            record.partition,
+            record.offset,
+            record.value or b"",
+            record.key,
+            tuple(record.headers),
+        )
 
     async def _position(self, tp: TopicPartition, otherwise: int) -> int:
         try:

@@ -4,22 +4,24 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
-from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.lifecycle.domain.clock import Clock
 
 
-class Lease:
+class MongoLease:
+    """The `Lease` port on the `leases` collection: one document per lease name."""
+
     def __init__(
         self,
-        leases: AsyncCollection[dict[str, Any]],
+        database: AsyncDatabase[dict[str, Any]],
         name: str,
         holder: str,
         ttl: timedelta,
         clock: Clock,
     ) -> None:
-        self._leases = leases
+        self._leases = database["leases"]
         self._name = name
         self._holder = holder
         self._ttl = ttl

@@ -35,19 +35,19 @@ from services.lifecycle.adapters import dead_letters, deadlines, held, outbox, t
 from services.lifecycle.adapters.outbox import MongoOutbox
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.domain.lead import Lead
+from services.lifecycle.service_layer.in_flight import InFlightOutbox
 from services.lifecycle.service_layer.outgoing import dead_letter_headers
-from services.lifecycle.service_layer.own_documents import OwnDocuments
 from services.lifecycle.service_layer.ports import (
     AlreadyProcessed,
     Change,
     DeadLetter,
     HeldAction,
-    Leave,
     Marker,
     OutboxRow,
     ProfileUpdate,
+    SkipDocument,
     VersionConflict,
-    leave_none,
+    skip_none,
 )
 
 Document = dict[str, Any]
@@ -90,11 +90,11 @@ def connect(uri: str, timeout: timedelta | None = None) -> AsyncMongoClient[Docu
     return AsyncMongoClient(uri, tz_aware=True, appname="leads-service", **bound)
 
 
-def database_of(client: AsyncMongoClient[Document], name: str) -> AsyncDatabase[Document]:
+def pinned(database: AsyncDatabase[Document]) -> AsyncDatabase[Document]:
     """The service's database, read on the primary and written with w: majority,
     whatever the URI says (a secondary's read is stale; w: 1 can be rolled back)."""
-    return client.get_database(
-        name, read_preference=ReadPreference.PRIMARY, write_concern=WriteConcern("majority")
+    return database.with_options(
+        read_preference=ReadPreference.PRIMARY, write_concern=WriteConcern("majority")
     )
 
 
@@ -174,17 +174,16 @@ class MongoStore:
 
     def __init__(
         self,
-        client: AsyncMongoClient[Document],
-        database: str,
+        database: AsyncDatabase[Document],
         clock: Clock,
         topic_prefix: str = "",
         event_source: str = "leads-service",
         outbox_retention: timedelta = timedelta(days=7),
-        own: OwnDocuments | None = None,
+        in_flight: InFlightOutbox | None = None,
         timeout: timedelta = timedelta(seconds=30),
     ) -> None:
-        self._client = client
-        self._db = database_of(client, database)
+        self._db = pinned(database)
+        self._client = database.client
         self._leads = self._db["leads"]
         self._processed = self._db["processed_messages"]
         self._outbox = self._db["outbox"]
@@ -199,7 +198,7 @@ class MongoStore:
         self._prefix = topic_prefix
         self._source = event_source
         self._retention = outbox_retention
-        self._own = own or OwnDocuments()
+        self._in_flight = in_flight or InFlightOutbox()
 
     @property
     def database(self) -> AsyncDatabase[Document]:
@@ -254,6 +253,13 @@ class MongoStore:
     async def held_for(self, lead_ids: Sequence[str]) -> dict[str, list[HeldAction]]:
         return await held.of_leads(self._held, lead_ids)
 
+    async def held_past(self, now: datetime, limit: int) -> list[HeldAction]:
+        """Actions whose lead did not come within their grace, oldest first."""
+        return await held.expired(self._held, now, limit)
+
+    async def held_count(self) -> int:
+        return await held.count(self._held)
+
     async def unsent_of(self, lead_ids: Sequence[str]) -> list[OutboxRow]:
         return await self.outbox.unsent_of(lead_ids)
 
@@ -268,7 +274,7 @@ class MongoStore:
         # Bounded as a whole, retries included: a hung server fails the batch, which
         # is retried (a commit that landed meanwhile is found by its markers).
         with (
-            self._own.holding({d["_id"]: d["lead_ids"] for d in documents}),
+            self._in_flight.holding({d["_id"]: d["lead_ids"] for d in documents}),
             pymongo.timeout(self._timeout_s),
         ):
             async with self._client.start_session() as session:
@@ -377,7 +383,7 @@ class MongoStore:
     # --- outbox (the relay's port) -----------------------------------------------------
 
     async def pending(
-        self, limit: int, older_than: timedelta = timedelta(0), leave: Leave = leave_none
+        self, limit: int, older_than: timedelta = timedelta(0), leave: SkipDocument = skip_none
     ) -> list[OutboxRow]:
         return await self.outbox.pending(limit, older_than, leave)
 

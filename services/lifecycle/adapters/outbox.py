@@ -17,10 +17,10 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.read_concern import ReadConcern
 
 from services.lifecycle.service_layer.ports import (
-    Leave,
     OutboxRow,
+    SkipDocument,
     in_publishing_order,
-    leave_none,
+    skip_none,
 )
 
 Document = dict[str, Any]
@@ -157,7 +157,7 @@ class MongoOutbox:
         return [row async for document in found for row in rows_of(document)]
 
     async def pending(
-        self, limit: int, older_than: timedelta = timedelta(0), leave: Leave = leave_none
+        self, limit: int, older_than: timedelta = timedelta(0), leave: SkipDocument = skip_none
     ) -> list[OutboxRow]:
         """About `limit` unsent rows committed at least `older_than` ago, oldest first,
         plus every other unsent document holding rows of the same leads, each lead's

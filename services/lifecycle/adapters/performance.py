@@ -3,16 +3,16 @@
 from datetime import datetime
 from typing import Any
 
-from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts.performance import PartnerPerformance
 
 Document = dict[str, Any]
 
 
-class PerformanceRecords:
-    def __init__(self, collection: AsyncCollection[Document]) -> None:
-        self._records = collection
+class MongoPerformanceRecords:
+    def __init__(self, database: AsyncDatabase[Document]) -> None:
+        self._records = database["partner_performance"]
 
     async def figures(self, partner_id: str) -> PartnerPerformance | None:
         record = await self._records.find_one({"_id": partner_id})

@@ -11,7 +11,7 @@ from collections import Counter
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel, UpdateOne
-from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 
 from services.lifecycle.service_layer.ports import Change
 
@@ -42,9 +42,9 @@ def writes(change: Change) -> list[UpdateOne]:
     ]
 
 
-class PartnerTallies:
-    def __init__(self, collection: AsyncCollection[Document]) -> None:
-        self._tallies = collection
+class MongoPartnerTallies:
+    def __init__(self, database: AsyncDatabase[Document]) -> None:
+        self._tallies = database["partner_tallies"]
 
     async def ensure_indexes(self) -> None:
         await self._tallies.create_indexes(INDEXES)

@@ -211,7 +211,7 @@ def with_dev_secret(settings: Settings) -> Settings:
 
 
 def _scheduler(settings: Settings) -> int:
-    from services.scheduler.worker import SchedulerWorker
+    from services.lifecycle.entrypoints.scheduler import SchedulerWorker
 
     worker = SchedulerWorker(settings)
     _settle_heap()
@@ -223,7 +223,7 @@ def _dev(settings: Settings, demo: bool) -> int:
     from services.dev_servers import embedded_servers
     from services.lifecycle.entrypoints.app import LifecycleApp
     from services.lifecycle.entrypoints.demo import DEMO_DEADLINES, PARTNER, run_demo, sign_in_link
-    from services.scheduler.worker import SchedulerWorker
+    from services.lifecycle.entrypoints.scheduler import SchedulerWorker
 
     with embedded_servers() as servers:
         shortened = {k: v for k, v in DEMO_DEADLINES.items() if k not in settings.model_fields_set}
@@ -246,8 +246,8 @@ def _dev(settings: Settings, demo: bool) -> int:
         )
         service = LifecycleApp(settings)
         worker = SchedulerWorker(settings)
-        service.app.after_startup(worker.start)
-        service.app.on_shutdown(worker.stop)
+        service.faststream.after_startup(worker.start)
+        service.faststream.on_shutdown(worker.stop)
         if demo:
             # The demo's own output is the point: keep the service's logs to warnings.
             logging.getLogger().setLevel(logging.WARNING)
@@ -256,7 +256,7 @@ def _dev(settings: Settings, demo: bool) -> int:
             async def start_demo() -> None:
                 tasks.append(asyncio.create_task(run_demo(settings)))
 
-            service.app.after_startup(start_demo)
+            service.faststream.after_startup(start_demo)
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(service.run())
     return 0

@@ -21,7 +21,7 @@ def build_version() -> str:
 
 
 @dataclass(frozen=True)
-class Sampled:
+class GaugeReadings:
     """Figures read when /metrics is scraped."""
 
     outbox_backlog: int
@@ -143,7 +143,7 @@ class ServiceMetrics:
 
     # --- scrape ------------------------------------------------------------------------
 
-    def render(self, sampled: Sampled) -> bytes:
+    def render(self, sampled: GaugeReadings) -> bytes:
         self.outbox_backlog.set(sampled.outbox_backlog)
         self.outbox_oldest.set(sampled.outbox_oldest_unsent_s)
         self.lag.clear()

@@ -44,8 +44,7 @@ def retry(settings: Settings, ids: list[str] | None) -> int:
 async def _with_store(settings: Settings, run: Command) -> int:
     client = connect(settings.mongodb_uri, settings.mongodb_timeout)
     store = MongoStore(
-        client,
-        settings.mongodb_database,
+        client[settings.mongodb_database],
         SystemClock(),
         topic_prefix=settings.topic_prefix,
         timeout=settings.mongodb_timeout,

@@ -17,7 +17,7 @@ from services.lifecycle.service_layer import publishing
 from services.lifecycle.service_layer.batch import Delivery, Handled
 from services.lifecycle.service_layer.failures import Backoff, Classify, Failure, Stopping
 from services.lifecycle.service_layer.handler import Committed, where_it_failed
-from services.lifecycle.service_layer.own_documents import OwnDocuments, by_document
+from services.lifecycle.service_layer.in_flight import InFlightOutbox, by_document
 from services.lifecycle.service_layer.ports import Outbox, OutboxRow, Publisher
 from services.lifecycle.service_layer.tracing import MessageTrace, NoTracing, Tracer
 
@@ -59,7 +59,7 @@ class Pipeline:
         policy: RetryPolicy,
         on_unpublished: Callable[[], None] = lambda: None,
         tracer: Tracer | None = None,
-        own: OwnDocuments | None = None,
+        in_flight: InFlightOutbox | None = None,
     ) -> None:
         self._service = service
         self._outbox = outbox
@@ -69,7 +69,7 @@ class Pipeline:
         self._policy = policy
         self._on_unpublished = on_unpublished
         self._tracer: Tracer = tracer or NoTracing()
-        self.own = own or OwnDocuments()
+        self.in_flight = in_flight or InFlightOutbox()
         """The documents in hand here, which the relay of this process leaves alone."""
 
     async def handle(self, deliveries: Sequence[Delivery]) -> None:
@@ -203,14 +203,14 @@ class Pipeline:
         now goes with the relay. Rows this process published already are not
         published again: the batch may have read, as unsent, rows another batch
         here had just published, or was publishing (then it waits for that one)."""
-        others = self.own.in_hand(rows)
+        others = self.in_flight.in_hand(rows)
         # Held from here, synchronously after the commit's own hold (`MongoStore.commit`)
         # ended: the relay finds no moment when they are neither.
-        with self.own.holding(by_document(row for row in rows if row.id not in others)):
-            await self.own.settled(others)
+        with self.in_flight.holding(by_document(row for row in rows if row.id not in others)):
+            await self.in_flight.settled(others)
             # What the other batch could not publish is this one's to send, first.
-            with self.own.holding(by_document(row for row in rows if row.id in others)):
-                fresh = [row for row in rows if not self.own.was_published(row.id)]
+            with self.in_flight.holding(by_document(row for row in rows if row.id in others)):
+                fresh = [row for row in rows if not self.in_flight.was_published(row.id)]
                 if fresh:
                     await self._publish_and_mark(fresh)
 
@@ -224,7 +224,7 @@ class Pipeline:
             )
             self._on_unpublished()
             return
-        self.own.published(row.id for row in fresh)
+        self.in_flight.published(row.id for row in fresh)
         try:
             await self._outbox.mark_sent([row.id for row in fresh])
         except Exception as error:

@@ -219,17 +219,17 @@ class Publisher(Protocol):
         ...
 
 
-Leave = Callable[[Any, Sequence[str]], bool]
+SkipDocument = Callable[[Any, Sequence[str]], bool]
 """Whether to leave an outbox document (its id, the leads it has rows of) alone."""
 
 
-def leave_none(document_id: Any, lead_ids: Sequence[str]) -> bool:
+def skip_none(document_id: Any, lead_ids: Sequence[str]) -> bool:
     return False
 
 
 class Outbox(Protocol):
     async def pending(
-        self, limit: int, older_than: timedelta, leave: Leave = leave_none
+        self, limit: int, older_than: timedelta, leave: SkipDocument = skip_none
     ) -> list[OutboxRow]:
         """Unsent rows committed at least `older_than` ago, oldest first, with every
         unsent row of the same leads, in publishing order; documents `leave` picks

@@ -13,7 +13,7 @@ import logging
 from datetime import timedelta
 
 from services.lifecycle.service_layer import publishing
-from services.lifecycle.service_layer.own_documents import OwnDocuments
+from services.lifecycle.service_layer.in_flight import InFlightOutbox
 from services.lifecycle.service_layer.ports import Lease, Outbox, Publisher
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ class OutboxRelay:
         poll_interval: float,
         after: timedelta = timedelta(0),
         max_backoff: float = 5.0,
-        own: OwnDocuments | None = None,
+        in_flight: InFlightOutbox | None = None,
     ) -> None:
         self._outbox = outbox
         self._publisher = publisher
@@ -38,7 +38,7 @@ class OutboxRelay:
         self._poll_interval = poll_interval
         self._after = after
         self._max_backoff = max_backoff
-        self._own = own or OwnDocuments()
+        self._in_flight = in_flight or InFlightOutbox()
         """Documents this process's consumer has in hand: left to it."""
         self._wake = asyncio.Event()
         self._stopping = False
@@ -49,10 +49,10 @@ class OutboxRelay:
 
     async def relay_once(self) -> int:
         """Publish one batch and mark it sent; return how many rows were settled."""
-        pending = await self._outbox.pending(self._batch_size, self._after, self._own.leaves)
-        busy = self._own.busy(pending)  # again: the consumer may have taken some meanwhile
+        pending = await self._outbox.pending(self._batch_size, self._after, self._in_flight.leaves)
+        busy = self._in_flight.busy(pending)  # again: the consumer may have taken some meanwhile
         rows = [row for row in pending if row.id not in busy]
-        sent = self._own.sent(rows)
+        sent = self._in_flight.sent(rows)
         unsent = [row for row in rows if row.id not in sent]
         if unsent:
             await publishing.publish(self._publisher, self._outbox, unsent)

@@ -43,7 +43,7 @@ class UpdatePublisher(Protocol):
     async def publish(self, updates: Sequence[PerformanceUpdated]) -> None: ...
 
 
-class Feedback:
+class PerformancePublisher:
     def __init__(
         self,
         changes: Changes,

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from services.lifecycle.service_layer.own_documents import OwnDocuments
+from services.lifecycle.service_layer.in_flight import InFlightOutbox
 from services.lifecycle.service_layer.ports import OutboxRow
 
 
@@ -11,7 +11,7 @@ def row(document: str, lead: str) -> OutboxRow:
 
 
 def test_the_relay_leaves_held_documents_and_every_document_of_their_leads() -> None:
-    own = OwnDocuments()
+    own = InFlightOutbox()
     with own.holding({"d1": ["lead-a", "lead-b"]}):
         assert own.leaves("d1", ["lead-a", "lead-b"])
         assert own.leaves("d2", ["lead-b", "lead-c"])  # would overtake d1's row of lead-b
@@ -20,7 +20,7 @@ def test_the_relay_leaves_held_documents_and_every_document_of_their_leads() -> 
 
 
 def test_a_document_held_twice_stays_with_its_first_holder() -> None:
-    own = OwnDocuments()
+    own = InFlightOutbox()
     with own.holding({"d1": ["lead-a"]}):
         with own.holding({"d1": ["lead-a"], "d2": ["lead-b"]}):
             pass
@@ -29,7 +29,7 @@ def test_a_document_held_twice_stays_with_its_first_holder() -> None:
 
 
 async def test_a_batch_waits_for_another_batchs_publish_not_for_its_mark() -> None:
-    own = OwnDocuments()
+    own = InFlightOutbox()
     rows = [row("d1", "lead-a")]
     published = asyncio.Event()
 
@@ -52,7 +52,7 @@ async def test_a_batch_waits_for_another_batchs_publish_not_for_its_mark() -> No
 
 
 async def test_a_batch_stops_waiting_when_the_other_batchs_publish_failed() -> None:
-    own = OwnDocuments()
+    own = InFlightOutbox()
     with own.holding({"d1": ["lead-a"]}):
         waiting = asyncio.create_task(own.settled({"d1"}))
         await asyncio.sleep(0)  # it runs up to its wait

@@ -1,11 +1,12 @@
-"""The deadline worker's composition root: settings in, a running APScheduler out.
+"""`leads scheduler`: settings in, a running APScheduler out.
 
 An interval job sweeps MongoDB for due deadlines and emits them on
 `leads.commands`, then refuses held actions whose lead never came; another
 publishes changed partners' responsiveness figures on `partners.performance`.
 Every replica runs the jobs; the one holding the MongoDB lease does the work,
 and another takes over within the lease time when it dies. Each replica serves
-/healthz and /metrics on LEADS_SCHEDULER_HTTP_PORT.
+/healthz and /metrics on LEADS_SCHEDULER_HTTP_PORT. The parts come from
+`bootstrap`, or are handed in.
 """
 
 import asyncio
@@ -16,10 +17,12 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 from fastapi import FastAPI, Response
+from pymongo import AsyncMongoClient
 
 from contracts.topics import Topic
-from services.lifecycle.adapters import held, tracing
-from services.lifecycle.adapters.deadlines import DueDeadlines
+from services.lifecycle import bootstrap
+from services.lifecycle.adapters import tracing
+from services.lifecycle.adapters.deadlines import MongoDueDeadlines
 from services.lifecycle.adapters.inbox import MongoInbox
 from services.lifecycle.adapters.kafka import (
     KafkaCommands,
@@ -28,20 +31,18 @@ from services.lifecycle.adapters.kafka import (
     ensure_topics,
 )
 from services.lifecycle.adapters.kafka_connection import KafkaConnection
-from services.lifecycle.adapters.lease import Lease
-from services.lifecycle.adapters.mongo import MongoStore, connect, database_of
-from services.lifecycle.adapters.performance import PerformanceRecords
+from services.lifecycle.adapters.mongo import MongoStore
+from services.lifecycle.adapters.performance import MongoPerformanceRecords
 from services.lifecycle.adapters.refusals import mongodb_refusals
-from services.lifecycle.adapters.tallies import PartnerTallies
+from services.lifecycle.adapters.tallies import MongoPartnerTallies
 from services.lifecycle.domain.clock import Clock, SystemClock
-from services.lifecycle.domain.lead import Windows
 from services.lifecycle.entrypoints.metrics import CONTENT_TYPE, SchedulerMetrics
 from services.lifecycle.entrypoints.serving import EmbeddedServer
-from services.lifecycle.service_layer.handler import LeadService
+from services.lifecycle.service_layer.deadline_sweep import Sweeper
+from services.lifecycle.service_layer.held_expiry import HeldExpiry
+from services.lifecycle.service_layer.performance_feedback import PerformancePublisher
+from services.lifecycle.service_layer.ports import Lease
 from services.lifecycle.settings import Settings
-from services.scheduler.feedback import Feedback
-from services.scheduler.held import HeldExpiry
-from services.scheduler.sweep import Sweeper
 
 log = logging.getLogger("leads.scheduler")
 
@@ -49,20 +50,32 @@ LEASE_NAME = "deadline-scheduler"
 
 
 class SchedulerWorker:
-    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+    """The deadline worker: every part has a production default; one handed in is
+    used instead."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        mongo: AsyncMongoClient[dict[str, object]] | None = None,
+        store: MongoStore | None = None,
+        publisher: KafkaPublisher | None = None,
+        lease: Lease | None = None,
+    ) -> None:
         self.settings = settings
         clock = clock or SystemClock()
-        self.mongo = connect(settings.mongodb_uri, settings.mongodb_timeout)
-        database = database_of(self.mongo, settings.mongodb_database)
-        self.deadlines = DueDeadlines(database["deadlines"])
-        self.kafka = KafkaPublisher.of(settings, "scheduler")
-        self.lease = Lease(
-            database["leases"], LEASE_NAME, settings.instance_id, settings.scheduler_lease, clock
+        self.mongo = mongo or bootstrap.mongo_client(settings)
+        database = bootstrap.database(settings, self.mongo)
+        self.store = store or bootstrap.store(settings, database, clock)
+        self.kafka = publisher or bootstrap.publisher(settings, "scheduler")
+        self.lease = lease or bootstrap.lease(
+            settings, database, LEASE_NAME, settings.scheduler_lease, clock
         )
         source = f"{settings.event_source}:scheduler"
         self.tracer = tracing.configure("leads-scheduler")
         self.sweeper = Sweeper(
-            self.deadlines,
+            MongoDueDeadlines(database),
             KafkaCommands(self.kafka, settings.topic_prefix, source, clock, self.tracer),
             self.lease,
             clock,
@@ -70,27 +83,18 @@ class SchedulerWorker:
             retry_after=settings.command_retry_after,
             tracer=self.tracer,
         )
-        self.store = store = MongoStore(
-            self.mongo,
-            settings.mongodb_database,
-            clock,
-            topic_prefix=settings.topic_prefix,
-            event_source=settings.event_source,
-            timeout=settings.mongodb_timeout,
-        )
         self.held = HeldExpiry(
-            lambda now, limit: held.expired(database["held_actions"], now, limit),
-            LeadService(store, clock, Windows(), settings.early_action_grace),
-            store,
+            self.store.held_past,
+            bootstrap.lead_service(settings, self.store, clock),
+            self.store,
             self.kafka,
             self.lease,
             clock,
             batch_size=settings.sweep_batch,
         )
-        self.tallies = PartnerTallies(database["partner_tallies"])
-        self.feedback = Feedback(
-            self.tallies,
-            PerformanceRecords(database["partner_performance"]),
+        self.performance = PerformancePublisher(
+            MongoPartnerTallies(database),
+            MongoPerformanceRecords(database),
             MongoInbox(database),
             KafkaPerformanceUpdates(self.kafka, settings.topic_prefix, source),
             self.lease,
@@ -193,7 +197,7 @@ class SchedulerWorker:
 
     async def publish_feedback(self) -> None:
         try:
-            published = await self.feedback.run()
+            published = await self.performance.run()
         except Exception as error:
             log.warning(
                 "performance feedback failed; the next run retries",

@@ -19,7 +19,7 @@ from services.lifecycle.service_layer.ports import OutboxRow
 REMEMBERED_PUBLISHED = 50_000
 
 
-class OwnDocuments:
+class InFlightOutbox:
     def __init__(self, remembered: int = REMEMBERED_PUBLISHED) -> None:
         self._held: dict[Any, frozenset[str]] = {}
         """Documents being committed or published here, with the leads they hold."""

@@ -1,1 +1,0 @@
-"""The deadline worker: sweeps due deadlines and emits them as commands."""
