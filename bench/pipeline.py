@@ -43,8 +43,9 @@ from services.lifecycle.adapters.kafka import ensure_topics
 from services.lifecycle.adapters.mongo import MongoStore, connect
 from services.lifecycle.domain.clock import SystemClock
 from services.lifecycle.domain.lead import Lead, Windows
-from services.lifecycle.service_layer.batch import BatchPlan, Delivery
+from services.lifecycle.service_layer.batch import BatchPlan
 from services.lifecycle.service_layer.decoding import decode
+from services.lifecycle.service_layer.messages import Delivery
 from services.lifecycle.service_layer.ports import Snapshot
 from services.lifecycle.settings import Settings
 from tests import messages

@@ -22,8 +22,8 @@ from services.lifecycle.adapters.lease import MongoLease
 from services.lifecycle.adapters.mongo import MongoStore, connect, pinned
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.domain.lead import Windows
-from services.lifecycle.service_layer.handler import LeadService
 from services.lifecycle.service_layer.in_flight import InFlightOutbox
+from services.lifecycle.service_layer.lead_service import LeadService
 from services.lifecycle.service_layer.pipeline import Observer, Pipeline, RetryPolicy
 from services.lifecycle.service_layer.relay import OutboxRelay
 from services.lifecycle.service_layer.tracing import Tracer

@@ -11,7 +11,8 @@ from services.lifecycle.adapters import outbox
 from services.lifecycle.adapters.mongo import MongoStore
 from services.lifecycle.domain.clock import Clock, SystemClock
 from services.lifecycle.domain.lead import Windows
-from services.lifecycle.service_layer.handler import Delivery, LeadService
+from services.lifecycle.service_layer.lead_service import LeadService
+from services.lifecycle.service_layer.messages import Delivery
 from services.lifecycle.service_layer.ports import OutboxRow
 from services.lifecycle.settings import Settings
 from tests import messages
@@ -52,6 +53,6 @@ async def store(mongo: Any, settings: Settings, clock: Clock) -> MongoStore:
 async def service(store: MongoStore, clock: Clock, windows: Windows) -> LeadService:
     """The service, with the business profile of the partner the test leads are for."""
     service = LeadService(store, clock, windows)
-    handled = await service.handle(delivery(Topic.PROFILES, messages.profile()))
+    handled = await service.decide_and_commit_one(delivery(Topic.PROFILES, messages.profile()))
     assert handled.outcome == "applied"
     return service

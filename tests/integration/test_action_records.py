@@ -10,7 +10,7 @@ from services.lifecycle.adapters.dead_letters import DeadLetters
 from services.lifecycle.adapters.mongo import MongoStore
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.service_layer.actions import Actions, Submission
-from services.lifecycle.service_layer.handler import LeadService
+from services.lifecycle.service_layer.lead_service import LeadService
 from tests import messages
 from tests.integration.conftest import delivery
 

@@ -13,7 +13,7 @@ from contracts.topics import Topic
 from services.lifecycle.adapters.mongo import MongoStore
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.domain.lead import Windows
-from services.lifecycle.service_layer.handler import LeadService
+from services.lifecycle.service_layer.lead_service import LeadService
 from services.lifecycle.service_layer.ports import Change, OutboxRow
 from tests import messages
 from tests.integration.conftest import delivery, outbox_rows
@@ -51,17 +51,17 @@ async def test_a_batch_of_one_leads_messages_equals_handling_them_one_by_one(
 ) -> None:
     lead = messages.inbound(lead_id="folded")
     steps = history("folded")
-    await service.handle(delivery(Topic.INBOUND, lead))
-    one_by_one = [await service.handle(delivery(t, m)) for t, m in steps]
+    await service.decide_and_commit_one(delivery(Topic.INBOUND, lead))
+    one_by_one = [await service.decide_and_commit_one(delivery(t, m)) for t, m in steps]
     rows_one_by_one = await outbox_rows(store, "folded")
     stored_one_by_one = await store.load("folded")
 
     # The very same messages again, on a fresh database, as one batch.
     await store.database.client.drop_database(store.database.name)
     await store.ensure_indexes()
-    await service.handle(delivery(Topic.PROFILES, messages.profile()))
-    await service.handle(delivery(Topic.INBOUND, lead))
-    batch = await service.handle_batch([delivery(t, m) for t, m in steps])
+    await service.decide_and_commit_one(delivery(Topic.PROFILES, messages.profile()))
+    await service.decide_and_commit_one(delivery(Topic.INBOUND, lead))
+    batch = await service.decide_and_commit([delivery(t, m) for t, m in steps])
     rows_batched = await outbox_rows(store, "folded")
     stored_batched = await store.load("folded")
 
@@ -79,12 +79,12 @@ async def test_a_batch_of_one_leads_messages_equals_handling_them_one_by_one(
 async def test_duplicates_inside_a_batch_and_across_batches_are_applied_once(
     service: LeadService, store: MongoStore
 ) -> None:
-    await service.handle(delivery(Topic.INBOUND, messages.inbound(lead_id="twice")))
+    await service.decide_and_commit_one(delivery(Topic.INBOUND, messages.inbound(lead_id="twice")))
     favorite = messages.action("twice", "favorite")
-    first = await service.handle_batch(
+    first = await service.decide_and_commit(
         [delivery(Topic.PARTNER_ACTIONS, favorite), delivery(Topic.PARTNER_ACTIONS, favorite)]
     )
-    again = await service.handle_batch([delivery(Topic.PARTNER_ACTIONS, favorite)])
+    again = await service.decide_and_commit([delivery(Topic.PARTNER_ACTIONS, favorite)])
     assert [h.outcome for h in first.outcomes] == ["applied", "duplicate"]
     assert [h.outcome for h in again.outcomes] == ["duplicate"]
     stored = await store.load("twice")
@@ -100,8 +100,8 @@ async def test_a_lead_refused_until_its_partner_has_a_profile_is_a_duplicate_whe
     """A crash before the offset commit delivers the refused record again: it is
     answered once, and its partition goes on."""
     record = delivery(Topic.INBOUND, messages.inbound(lead_id="early", partner_id="no-profile"))
-    first = await service.handle_batch([record])
-    again = await asyncio.wait_for(service.handle_batch([record]), timeout=10)
+    first = await service.decide_and_commit([record])
+    again = await asyncio.wait_for(service.decide_and_commit([record]), timeout=10)
     assert [h.outcome for h in first.outcomes] == ["rejected"]
     assert [h.outcome for h in again.outcomes] == ["duplicate"]
     refusals = [r for r in await outbox_rows(store) if r.topic.endswith(Topic.REJECTED.value)]
@@ -125,17 +125,17 @@ class SecondWriter:
         self.commits += 1
         if self.commits == 1:
             action = messages.action(self._lead_id, "favorite")
-            await self._other.handle(delivery(Topic.PARTNER_ACTIONS, action))
+            await self._other.decide_and_commit_one(delivery(Topic.PARTNER_ACTIONS, action))
         return await self._store.commit(change)
 
 
 async def test_a_second_writer_mid_batch_makes_the_batch_decide_again_on_fresh_reads(
     service: LeadService, store: MongoStore, clock: Clock
 ) -> None:
-    await service.handle(delivery(Topic.INBOUND, messages.inbound(lead_id="raced")))
+    await service.decide_and_commit_one(delivery(Topic.INBOUND, messages.inbound(lead_id="raced")))
     racing = SecondWriter(store, service, "raced")
     batched = LeadService(racing, clock, Windows())
-    result = await batched.handle_batch(
+    result = await batched.decide_and_commit(
         [
             delivery(Topic.PARTNER_ACTIONS, messages.action("raced", "accept")),
             delivery(
@@ -159,10 +159,10 @@ async def test_an_action_and_its_lead_committing_side_by_side_never_strand_the_a
     accept = messages.action(lead["lead_id"], "accept")
 
     async def arrive() -> None:
-        await service.handle(delivery(Topic.INBOUND, lead))
+        await service.decide_and_commit_one(delivery(Topic.INBOUND, lead))
 
     async def act() -> None:
-        await service.handle(delivery(Topic.PARTNER_ACTIONS, accept))
+        await service.decide_and_commit_one(delivery(Topic.PARTNER_ACTIONS, accept))
 
     await asyncio.gather(arrive(), act())
     stored = await store.load(lead["lead_id"])
@@ -177,21 +177,25 @@ async def test_a_lead_this_replica_remembers_but_another_replica_changed_is_deci
     version changed elsewhere meanwhile must still be seen, whether the next
     decision writes the lead or only refuses."""
     for lead_id in ("written", "refused"):
-        await service.handle(delivery(Topic.INBOUND, messages.inbound(lead_id=lead_id)))
+        await service.decide_and_commit_one(
+            delivery(Topic.INBOUND, messages.inbound(lead_id=lead_id))
+        )
     other_replica = LeadService(store, clock, Windows())
-    await other_replica.handle(
+    await other_replica.decide_and_commit_one(
         delivery(Topic.PARTNER_ACTIONS, messages.action("written", "favorite"))
     )
-    await other_replica.handle(
+    await other_replica.decide_and_commit_one(
         delivery(Topic.PARTNER_ACTIONS, messages.action("refused", "accept"))
     )
 
     # Each on its own: one batch's conflict makes it read all of its leads again.
-    accepted = await service.handle(
+    accepted = await service.decide_and_commit_one(
         delivery(Topic.PARTNER_ACTIONS, messages.action("written", "accept"))
     )
     # Refused, were the lead taken as this replica last saw it (not accepted yet).
-    won = await service.handle(delivery(Topic.PARTNER_ACTIONS, messages.action("refused", "won")))
+    won = await service.decide_and_commit_one(
+        delivery(Topic.PARTNER_ACTIONS, messages.action("refused", "won"))
+    )
 
     assert (accepted.outcome, won.outcome) == ("applied", "applied")
     written, closed = await store.load("written"), await store.load("refused")

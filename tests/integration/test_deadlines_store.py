@@ -12,7 +12,7 @@ from services.lifecycle.adapters.mongo import MongoStore
 from services.lifecycle.domain.clock import FixedClock
 from services.lifecycle.domain.deadlines import Deadline
 from services.lifecycle.domain.lead import Windows
-from services.lifecycle.service_layer.handler import LeadService
+from services.lifecycle.service_layer.lead_service import LeadService
 from tests import messages
 from tests.integration.conftest import delivery, outbox_rows
 
@@ -40,7 +40,7 @@ def due(store: MongoStore) -> MongoDueDeadlines:
 
 
 async def handle(service: LeadService, topic: Topic, value: dict[str, Any]) -> str:
-    return (await service.handle(delivery(topic, value))).outcome
+    return (await service.decide_and_commit_one(delivery(topic, value))).outcome
 
 
 async def due_at(due: MongoDueDeadlines, now: datetime) -> list[tuple[str, str, datetime]]:

@@ -12,7 +12,7 @@ from services.lifecycle.adapters.mongo import MongoStore
 from services.lifecycle.adapters.performance import MongoPerformanceRecords
 from services.lifecycle.adapters.tallies import MongoPartnerTallies
 from services.lifecycle.domain.clock import Clock
-from services.lifecycle.service_layer.handler import LeadService
+from services.lifecycle.service_layer.lead_service import LeadService
 from services.lifecycle.service_layer.performance_feedback import PerformancePublisher
 from tests import messages
 from tests.integration.conftest import delivery
@@ -33,7 +33,7 @@ class RecordingPublisher:
 
 
 async def handled(service: LeadService, topic: Topic, value: dict[str, Any]) -> None:
-    assert (await service.handle(delivery(topic, value))).outcome == "applied"
+    assert (await service.decide_and_commit_one(delivery(topic, value))).outcome == "applied"
 
 
 async def test_a_run_visits_every_changed_partner_however_many_batches(

@@ -6,8 +6,8 @@ from typing import Any
 from contracts.events import Stage
 from contracts.topics import Topic
 from services.lifecycle.adapters.inbox import MongoInbox
-from services.lifecycle.service_layer.handler import LeadService
 from services.lifecycle.service_layer.inbox import Cursor, InboxFilter
+from services.lifecycle.service_layer.lead_service import LeadService
 from services.lifecycle.settings import Settings
 from tests import messages
 from tests.integration.conftest import delivery
@@ -17,7 +17,7 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 async def received(service: LeadService, lead_id: str, received_at: datetime) -> str:
     lead = messages.inbound(lead_id, received_at=received_at.isoformat())
-    assert (await service.handle(delivery(Topic.INBOUND, lead))).outcome == "applied"
+    assert (await service.decide_and_commit_one(delivery(Topic.INBOUND, lead))).outcome == "applied"
     return lead_id
 
 
@@ -52,7 +52,9 @@ async def test_a_cursor_keeps_the_filter_it_was_made_with(
 ) -> None:
     ids = [await received(service, f"lead-{n}", NOW - timedelta(hours=n)) for n in range(1, 6)]
     accepted = messages.action(ids[1], "accept")
-    assert (await service.handle(delivery(Topic.PARTNER_ACTIONS, accepted))).outcome == "applied"
+    assert (
+        await service.decide_and_commit_one(delivery(Topic.PARTNER_ACTIONS, accepted))
+    ).outcome == "applied"
     inbox = MongoInbox(mongo[settings.mongodb_database])
 
     waiting = await every_page(inbox, 2, InboxFilter(stage=Stage.RECEIVED))

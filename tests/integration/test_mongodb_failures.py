@@ -17,9 +17,9 @@ from services.lifecycle.adapters.failures import classify
 from services.lifecycle.adapters.mongo import COLLECTIONS, MongoStore, connect
 from services.lifecycle.domain.clock import SystemClock
 from services.lifecycle.domain.lead import Windows
-from services.lifecycle.service_layer.batch import Delivery, Handled
 from services.lifecycle.service_layer.failures import Failure
-from services.lifecycle.service_layer.handler import LeadService
+from services.lifecycle.service_layer.lead_service import LeadService
+from services.lifecycle.service_layer.messages import Delivery, Handled
 from services.lifecycle.service_layer.pipeline import Pipeline, RetryPolicy
 from services.lifecycle.service_layer.ports import OutboxRow, Refusal
 from services.lifecycle.settings import Settings
@@ -82,7 +82,7 @@ async def pipeline_on(
     out = Recorded()
     policy = RetryPolicy(max_backoff=0.5, unforeseen_attempts=3, first_backoff=0.05)
     pipeline = Pipeline(LeadService(store, CLOCK, Windows()), store, out, classify, out, policy)
-    await pipeline.handle([delivery(Topic.PROFILES, messages.profile())])
+    await pipeline.process([delivery(Topic.PROFILES, messages.profile())])
     return pipeline, store, out
 
 
@@ -115,7 +115,7 @@ async def test_a_commit_that_hangs_times_out_and_the_batch_is_applied_once(
         blockTimeMS=2500,
     )
     lead_ids = ["hang-1", "hang-2"]
-    await asyncio.wait_for(pipeline.handle(arrivals(*lead_ids)), 30)
+    await asyncio.wait_for(pipeline.process(arrivals(*lead_ids)), 30)
     assert Failure.TRANSIENT in out.retries  # timed out and retried, not waited on
     await applied_once(store, out, lead_ids)
     assert out.parked_classes == []
@@ -127,7 +127,7 @@ async def test_a_transaction_too_large_for_the_cache_is_split_not_parked(
     pipeline, store, out = await pipeline_on(client, settings)
     await fail_point(client, {"times": 1}, failCommands=["commitTransaction"], errorCode=334)
     lead_ids = [f"large-{n}" for n in range(4)]
-    await asyncio.wait_for(pipeline.handle(arrivals(*lead_ids)), 60)
+    await asyncio.wait_for(pipeline.process(arrivals(*lead_ids)), 60)
     # Split once; the halves may meet the refused transaction's writes until the
     # server drops it (a write conflict, retried): never parked, never one by one.
     assert out.retries.count(Failure.TOO_LARGE) == 1
@@ -147,7 +147,7 @@ async def test_a_primary_stepping_down_mid_stream_loses_and_doubles_nothing(
 
     async def stream() -> None:
         for start in range(0, len(lead_ids), 3):
-            await pipeline.handle(arrivals(*lead_ids[start : start + 3]))
+            await pipeline.process(arrivals(*lead_ids[start : start + 3]))
 
     streaming = asyncio.create_task(stream())
     while not out.rows[2:]:  # a batch or so in
@@ -167,11 +167,11 @@ async def test_a_secondary_read_preference_in_the_uri_changes_nothing(settings: 
         store = MongoStore(mongo[settings.mongodb_database], CLOCK, timeout=TIMEOUT)
         await store.ensure_indexes()
         service = LeadService(store, CLOCK, Windows())
-        assert (await service.handle(delivery(Topic.PROFILES, messages.profile()))).outcome == (
-            "applied"
-        )
+        assert (
+            await service.decide_and_commit_one(delivery(Topic.PROFILES, messages.profile()))
+        ).outcome == ("applied")
         [arrived] = arrivals("secondary-1")
-        assert (await service.handle(arrived)).outcome == "applied"
+        assert (await service.decide_and_commit_one(arrived)).outcome == "applied"
         assert (await store.load("secondary-1")) is not None
     finally:
         await mongo.drop_database(settings.mongodb_database)

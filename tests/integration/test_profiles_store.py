@@ -5,7 +5,7 @@ from typing import Any
 
 from contracts.topics import Topic
 from services.lifecycle.adapters.mongo import MongoStore
-from services.lifecycle.service_layer.handler import LeadService
+from services.lifecycle.service_layer.lead_service import LeadService
 from tests import messages
 from tests.integration.conftest import delivery
 
@@ -18,7 +18,7 @@ def profile(name: str, updated_at: datetime, partner_id: str = "partner-p") -> d
 
 
 async def handle(service: LeadService, value: dict[str, Any]) -> str:
-    return (await service.handle(delivery(Topic.PROFILES, value))).outcome
+    return (await service.decide_and_commit_one(delivery(Topic.PROFILES, value))).outcome
 
 
 async def stored_name(store: MongoStore, partner_id: str = "partner-p") -> str | None:

@@ -23,10 +23,10 @@ from services.lifecycle.domain.clock import FixedClock, SystemClock
 from services.lifecycle.domain.deadlines import DeadlineChanges, deadlines_of
 from services.lifecycle.domain.lead import Windows
 from services.lifecycle.entrypoints import cli
-from services.lifecycle.service_layer.batch import Handled
 from services.lifecycle.service_layer.failures import Failure
-from services.lifecycle.service_layer.handler import LeadService
 from services.lifecycle.service_layer.in_flight import InFlightOutbox
+from services.lifecycle.service_layer.lead_service import LeadService
+from services.lifecycle.service_layer.messages import Handled
 from services.lifecycle.service_layer.pipeline import Pipeline, RetryPolicy
 from services.lifecycle.service_layer.ports import (
     Change,
@@ -59,7 +59,7 @@ async def counts(store: MongoStore) -> tuple[int, int, int]:
 async def test_a_version_conflict_after_the_marker_leaves_nothing(
     store: MongoStore, service: LeadService
 ) -> None:
-    await service.handle(delivery(Topic.INBOUND, messages.inbound(lead_id="lead-a")))
+    await service.decide_and_commit_one(delivery(Topic.INBOUND, messages.inbound(lead_id="lead-a")))
     before = await counts(store)
     lead = await store.load("lead-a")
     assert lead is not None
@@ -76,7 +76,7 @@ async def test_a_version_conflict_after_the_marker_leaves_nothing(
 async def test_a_failure_after_the_lead_was_written_rolls_everything_back(
     store: MongoStore, service: LeadService
 ) -> None:
-    await service.handle(delivery(Topic.INBOUND, messages.inbound(lead_id="lead-b")))
+    await service.decide_and_commit_one(delivery(Topic.INBOUND, messages.inbound(lead_id="lead-b")))
     lead = await store.load("lead-b")
     assert lead is not None
     changed = lead.model_copy(update={"version": 2, "favorite": True})
@@ -105,9 +105,9 @@ async def test_the_same_message_twice_is_applied_once(
 ) -> None:
     lead = messages.inbound(lead_id="lead-c")
     accept = messages.action("lead-c", "accept")
-    assert (await service.handle(delivery(Topic.INBOUND, lead))).outcome == "applied"
-    first = await service.handle(delivery(Topic.PARTNER_ACTIONS, accept))
-    second = await service.handle(delivery(Topic.PARTNER_ACTIONS, accept))
+    assert (await service.decide_and_commit_one(delivery(Topic.INBOUND, lead))).outcome == "applied"
+    first = await service.decide_and_commit_one(delivery(Topic.PARTNER_ACTIONS, accept))
+    second = await service.decide_and_commit_one(delivery(Topic.PARTNER_ACTIONS, accept))
     assert (first.outcome, second.outcome) == ("applied", "duplicate")
     stored = await store.load("lead-c")
     assert stored is not None and stored.version == 2
@@ -117,10 +117,13 @@ async def test_the_same_message_twice_is_applied_once(
 async def test_concurrent_deliveries_of_one_message_commit_once(
     store: MongoStore, service: LeadService
 ) -> None:
-    await service.handle(delivery(Topic.INBOUND, messages.inbound(lead_id="lead-d")))
+    await service.decide_and_commit_one(delivery(Topic.INBOUND, messages.inbound(lead_id="lead-d")))
     favorite = messages.action("lead-d", "favorite")
     results = await asyncio.gather(
-        *(service.handle(delivery(Topic.PARTNER_ACTIONS, favorite)) for _ in range(4))
+        *(
+            service.decide_and_commit_one(delivery(Topic.PARTNER_ACTIONS, favorite))
+            for _ in range(4)
+        )
     )
     assert sorted(r.outcome for r in results) == ["applied", "duplicate", "duplicate", "duplicate"]
     assert len(await outbox_rows(store, "lead-d")) == 3
@@ -130,8 +133,8 @@ async def test_a_malformed_record_redelivered_is_answered_once(
     store: MongoStore, service: LeadService, settings: Settings
 ) -> None:
     bad = delivery(Topic.INBOUND, b"{nope", offset=42)
-    assert (await service.handle(bad)).outcome == "rejected"
-    assert (await service.handle(bad)).outcome == "duplicate"
+    assert (await service.decide_and_commit_one(bad)).outcome == "rejected"
+    assert (await service.decide_and_commit_one(bad)).outcome == "duplicate"
     rejected = Topic.REJECTED.named(settings.topic_prefix)
     assert [row.topic for row in await outbox_rows(store)].count(rejected) == 1
 
@@ -142,10 +145,14 @@ async def test_a_malformed_record_redelivered_is_answered_once(
 async def test_concurrent_changes_to_one_lead_are_both_applied_in_turn(
     store: MongoStore, service: LeadService
 ) -> None:
-    await service.handle(delivery(Topic.INBOUND, messages.inbound(lead_id="lead-e")))
+    await service.decide_and_commit_one(delivery(Topic.INBOUND, messages.inbound(lead_id="lead-e")))
     results = await asyncio.gather(
-        service.handle(delivery(Topic.PARTNER_ACTIONS, messages.action("lead-e", "accept"))),
-        service.handle(delivery(Topic.PARTNER_ACTIONS, messages.action("lead-e", "favorite"))),
+        service.decide_and_commit_one(
+            delivery(Topic.PARTNER_ACTIONS, messages.action("lead-e", "accept"))
+        ),
+        service.decide_and_commit_one(
+            delivery(Topic.PARTNER_ACTIONS, messages.action("lead-e", "favorite"))
+        ),
     )
     assert [r.outcome for r in results] == ["applied", "applied"]
     lead = await store.load("lead-e")
@@ -234,7 +241,9 @@ async def test_relay_resumes_after_a_crash_and_loses_nothing(
     store: MongoStore, service: LeadService, producer: KafkaPublisher, settings: Settings
 ) -> None:
     for n in range(5):  # 5 leads x (event + notification) = 10 rows
-        await service.handle(delivery(Topic.INBOUND, messages.inbound(lead_id=f"lead-r{n}")))
+        await service.decide_and_commit_one(
+            delivery(Topic.INBOUND, messages.inbound(lead_id=f"lead-r{n}"))
+        )
     with pytest.raises(ConnectionError):
         await relay(store, CrashAfter(producer, 3), settings).relay_once()
     assert await store.unsent_count() == 10  # published 3, marked none: all still pending
@@ -253,12 +262,16 @@ async def test_a_row_kafka_refuses_is_set_aside_and_the_rest_go_out_once(
     store: MongoStore, service: LeadService, producer: KafkaPublisher, settings: Settings
 ) -> None:
     for n in range(2):
-        await service.handle(delivery(Topic.INBOUND, messages.inbound(lead_id=f"lead-p{n}")))
+        await service.decide_and_commit_one(
+            delivery(Topic.INBOUND, messages.inbound(lead_id=f"lead-p{n}"))
+        )
     # A 1.1 MiB record parked on the dead-letter topic: its copy there is more than
     # a produce request may carry (1 MiB), beside its internal_error answer.
     huge = delivery(Topic.INBOUND, b"x" * (1024 * 1024 + 100 * 1024))
     await service.park(huge, ValueError("no rule foresaw this"))
-    await service.handle(delivery(Topic.INBOUND, messages.inbound(lead_id="lead-p2")))
+    await service.decide_and_commit_one(
+        delivery(Topic.INBOUND, messages.inbound(lead_id="lead-p2"))
+    )
     rows = await store.pending(100)
     dead_letter = Topic.DEAD_LETTER.named(settings.topic_prefix)
     assert [row.topic for row in rows].count(dead_letter) == 1
@@ -335,9 +348,11 @@ async def test_the_cli_lists_rows_set_aside_without_their_content_and_retries_th
 async def test_relay_keeps_each_leads_order_with_cloudevents_headers(
     store: MongoStore, service: LeadService, producer: KafkaPublisher, settings: Settings
 ) -> None:
-    await service.handle(delivery(Topic.INBOUND, messages.inbound(lead_id="lead-o")))
+    await service.decide_and_commit_one(delivery(Topic.INBOUND, messages.inbound(lead_id="lead-o")))
     for name in ("accept", "favorite", "unfavorite", "won"):
-        await service.handle(delivery(Topic.PARTNER_ACTIONS, messages.action("lead-o", name)))
+        await service.decide_and_commit_one(
+            delivery(Topic.PARTNER_ACTIONS, messages.action("lead-o", name))
+        )
     one_at_a_time = relay(store, producer, settings, batch=1)
     while await one_at_a_time.relay_once():
         pass
@@ -360,7 +375,7 @@ async def test_the_relay_waits_from_a_slow_transactions_commit_not_from_its_star
     store = MongoStore(mongo[settings.mongodb_database], clock, settings.topic_prefix)
     await store.ensure_indexes()
     service = LeadService(store, clock, Windows())
-    await service.handle(delivery(Topic.PROFILES, messages.profile()))
+    await service.decide_and_commit_one(delivery(Topic.PROFILES, messages.profile()))
     await store.mark_sent([row.id for row in await store.pending(100)])
     write = Write.run
 
@@ -370,7 +385,7 @@ async def test_the_relay_waits_from_a_slow_transactions_commit_not_from_its_star
 
     monkeypatch.setattr(Write, "run", slow_write)
     lead = messages.inbound()
-    await service.handle(delivery(Topic.INBOUND, lead))
+    await service.decide_and_commit_one(delivery(Topic.INBOUND, lead))
 
     # The transaction took 40 s or more; its last write, 10 s.
     assert await store.pending(100, older_than=timedelta(seconds=30)) == []
@@ -407,7 +422,7 @@ async def test_the_relay_leaves_rows_the_consumer_is_publishing_to_it(
     pipeline = Pipeline(service, store, broker, classify, Quiet(), RetryPolicy())
     the_relay = relay(store, producer, settings, batch=100, in_flight=pipeline.in_flight)
     handling = asyncio.create_task(
-        pipeline.handle([delivery(Topic.INBOUND, messages.inbound(lead_id="lead-slow"))])
+        pipeline.process([delivery(Topic.INBOUND, messages.inbound(lead_id="lead-slow"))])
     )
     await until_committed(store)
     assert {row.lead_id for row in await store.pending(100)} == {"lead-slow"}  # committed
@@ -430,11 +445,11 @@ async def test_a_batch_that_read_rows_another_batch_is_publishing_does_not_send_
     broker = SlowBroker(producer)
     pipeline = Pipeline(service, store, broker, classify, Quiet(), RetryPolicy())
     arriving = asyncio.create_task(
-        pipeline.handle([delivery(Topic.INBOUND, messages.inbound(lead_id="lead-both"))])
+        pipeline.process([delivery(Topic.INBOUND, messages.inbound(lead_id="lead-both"))])
     )
     await until_committed(store)
     accepting = asyncio.create_task(
-        pipeline.handle([delivery(Topic.PARTNER_ACTIONS, messages.action("lead-both", "accept"))])
+        pipeline.process([delivery(Topic.PARTNER_ACTIONS, messages.action("lead-both", "accept"))])
     )
     deadline = asyncio.get_running_loop().time() + 10
     while await store.versions_of(["lead-both"]) != {"lead-both": 2}:
@@ -469,8 +484,8 @@ async def test_the_relay_leaves_rows_whose_commit_has_not_returned_yet(
         return done
 
     monkeypatch.setattr(AsyncClientSession, "with_transaction", late_reply)
-    await pipeline.handle([delivery(Topic.PROFILES, messages.profile())])
-    await pipeline.handle([delivery(Topic.INBOUND, messages.inbound(lead_id="lead-late"))])
+    await pipeline.process([delivery(Topic.PROFILES, messages.profile())])
+    await pipeline.process([delivery(Topic.INBOUND, messages.inbound(lead_id="lead-late"))])
 
     assert relayed_before_the_reply == [0, 0]
     assert await store.pending(100) == []
@@ -498,7 +513,7 @@ async def test_the_relay_marks_without_sending_what_the_consumer_published_unmar
 ) -> None:
     pipeline = Pipeline(service, Unmarkable(), producer, classify, Quiet(), RetryPolicy())
     await store.mark_sent([row.id for row in await store.pending(100)])  # the profile's
-    await pipeline.handle([delivery(Topic.INBOUND, messages.inbound(lead_id="lead-unmarked"))])
+    await pipeline.process([delivery(Topic.INBOUND, messages.inbound(lead_id="lead-unmarked"))])
     assert {row.lead_id for row in await store.pending(100)} == {"lead-unmarked"}
 
     the_relay = relay(store, producer, settings, batch=100, in_flight=pipeline.in_flight)

@@ -18,10 +18,10 @@ from services.lifecycle.adapters.mongo import MongoStore
 from services.lifecycle.adapters.tracing import OtelTracing, configure
 from services.lifecycle.domain.clock import FixedClock
 from services.lifecycle.domain.deadlines import Deadline
-from services.lifecycle.service_layer.batch import Delivery, Handled
 from services.lifecycle.service_layer.deadline_sweep import Sweeper
 from services.lifecycle.service_layer.failures import Failure
-from services.lifecycle.service_layer.handler import LeadService
+from services.lifecycle.service_layer.lead_service import LeadService
+from services.lifecycle.service_layer.messages import Delivery, Handled
 from services.lifecycle.service_layer.pipeline import Pipeline, RetryPolicy
 from services.lifecycle.service_layer.ports import OutboxRow, Refusal
 from services.lifecycle.service_layer.tracing import NoTracing
@@ -77,7 +77,7 @@ async def test_a_leads_trace_runs_on_into_its_event_and_notifications(
     )
     out = Recorded()
     pipeline = Pipeline(service, store, out, classify, out, RetryPolicy(), tracer=tracing)
-    await pipeline.handle([record])
+    await pipeline.process([record])
 
     types = [row.topic.rsplit(".", 1)[-1] for row in out.rows]
     assert types == ["events", "notifications"]

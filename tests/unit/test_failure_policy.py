@@ -16,9 +16,8 @@ from pymongo.errors import (
 
 from contracts.topics import Reason, Topic
 from services.lifecycle.adapters.failures import classify
-from services.lifecycle.service_layer.batch import Delivery, Handled
 from services.lifecycle.service_layer.failures import Failure, Stopping
-from services.lifecycle.service_layer.handler import Committed
+from services.lifecycle.service_layer.messages import Committed, Delivery, Handled, Outcome
 from services.lifecycle.service_layer.pipeline import Pipeline, RetryPolicy
 from services.lifecycle.service_layer.ports import OutboxRow, Refusal, VersionConflict
 
@@ -35,18 +34,18 @@ class Script:
         self.calls: list[list[int]] = []
         self.parked: list[tuple[int, str]] = []
 
-    async def handle_batch(
+    async def decide_and_commit(
         self, deliveries: Sequence[Delivery], traces: Sequence[object] = ()
     ) -> Committed:
         self.calls.append([d.offset for d in deliveries])
         for d in deliveries:
             if self.failures.get(d.offset):
                 raise self.failures[d.offset].pop(0)
-        return Committed([Handled("applied") for _ in deliveries])
+        return Committed([Handled(Outcome.APPLIED) for _ in deliveries])
 
     async def park(self, delivery: Delivery, error: BaseException) -> Committed:
         self.parked.append((delivery.offset, type(error).__name__))
-        return Committed([Handled("rejected", Reason.INTERNAL_ERROR)])
+        return Committed([Handled(Outcome.REJECTED, Reason.INTERNAL_ERROR)])
 
 
 class Observed:
@@ -91,7 +90,7 @@ def pipeline(service: Script, observed: Observed) -> Pipeline:
 async def test_a_database_away_is_waited_out_and_nothing_is_parked() -> None:
     outage = [AutoReconnect("connection refused")] * 12
     service, observed = Script({7: list(outage)}), Observed()
-    await pipeline(service, observed).handle([delivery(6), delivery(7)])
+    await pipeline(service, observed).process([delivery(6), delivery(7)])
     assert observed.outcomes == ["applied", "applied"]
     assert observed.retries == [Failure.TRANSIENT] * 12
     assert service.parked == []
@@ -100,7 +99,7 @@ async def test_a_database_away_is_waited_out_and_nothing_is_parked() -> None:
 async def test_a_message_that_keeps_failing_is_found_and_parked_and_the_rest_commit() -> None:
     service = Script({5: [ValueError("no rule foresaw this")] * 10})
     observed = Observed()
-    await pipeline(service, observed).handle([delivery(4), delivery(5), delivery(6)])
+    await pipeline(service, observed).process([delivery(4), delivery(5), delivery(6)])
     # The batch fails, then each message on its own: only the one at fault is parked,
     # after the bounded tries, and the others commit.
     assert service.parked == [(5, "ValueError")]
@@ -118,7 +117,7 @@ async def test_a_transaction_too_large_for_the_cache_is_committed_in_halves() ->
     # The whole batch is too large once, and so is its first half: halves of halves.
     service = Script({0: [TOO_LARGE, TOO_LARGE]})
     observed = Observed()
-    await pipeline(service, observed).handle([delivery(n) for n in range(8)])
+    await pipeline(service, observed).process([delivery(n) for n in range(8)])
     assert service.calls == [
         [0, 1, 2, 3, 4, 5, 6, 7],
         [0, 1, 2, 3],
@@ -133,7 +132,7 @@ async def test_a_transaction_too_large_for_the_cache_is_committed_in_halves() ->
 async def test_one_message_too_large_on_its_own_is_parked_after_its_tries() -> None:
     service = Script({1: [TOO_LARGE] * 10})
     observed = Observed()
-    await pipeline(service, observed).handle([delivery(0), delivery(1)])
+    await pipeline(service, observed).process([delivery(0), delivery(1)])
     assert service.parked == [(1, "OperationFailure")]
     assert observed.outcomes == ["applied", "rejected"]
 
@@ -145,7 +144,7 @@ def test_a_transaction_too_large_for_the_cache_is_neither_transient_nor_unforese
 async def test_a_stopping_process_abandons_the_batch_without_retrying() -> None:
     service = Script({3: [InvalidOperation("Cannot use AsyncMongoClient after close")]})
     with pytest.raises(Stopping):
-        await pipeline(service, Observed()).handle([delivery(3)])
+        await pipeline(service, Observed()).process([delivery(3)])
     assert service.calls == [[3]] and service.parked == []
 
 

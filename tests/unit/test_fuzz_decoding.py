@@ -15,8 +15,9 @@ from contracts.profiles import PartnerProfile
 from contracts.topics import Topic
 from services.lifecycle.domain.lead import Windows
 from services.lifecycle.entrypoints.docs import INPUT_MODELS
-from services.lifecycle.service_layer.batch import BatchPlan, Delivery
+from services.lifecycle.service_layer.batch import BatchPlan
 from services.lifecycle.service_layer.decoding import Malformed, decode
+from services.lifecycle.service_layer.messages import Delivery
 from services.lifecycle.service_layer.ports import Snapshot
 from tests import messages
 from tests.unit.test_lifecycle_rules import receive

@@ -11,16 +11,17 @@ from contracts.actions import Accept, Favorite
 from contracts.topics import Reason
 from services.lifecycle.domain.clock import SystemClock
 from services.lifecycle.service_layer.actions import (
+    ActionMarker,
     Actions,
     BadRequest,
     Caller,
     InvalidAction,
-    Outcome,
     Submission,
     expected_version,
     message_id,
     to_action,
 )
+from services.lifecycle.service_layer.messages import Outcome
 from tests import messages
 
 CALLER = Caller("partner-1", "ada", "referrals_admin")
@@ -116,8 +117,10 @@ class Records:
 
     async def remember(self, submission: Submission) -> None: ...
 
-    async def outcome(self, message_id: str) -> Outcome:
-        return Outcome("rejected", self._handled_for, "lead-1", reason=Reason.STALE_VERSION)
+    async def outcome(self, message_id: str) -> ActionMarker:
+        return ActionMarker(
+            Outcome.REJECTED, self._handled_for, "lead-1", reason=Reason.STALE_VERSION
+        )
 
 
 async def test_an_action_status_is_shown_only_where_both_records_name_the_caller() -> None:

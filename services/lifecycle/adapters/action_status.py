@@ -13,8 +13,8 @@ from pymongo.errors import DuplicateKeyError
 from contracts.topics import EventType, Reason, Topic
 from services.lifecycle.adapters import dead_letters
 from services.lifecycle.domain.clock import Clock
-from services.lifecycle.service_layer.actions import Outcome, Submission
-from services.lifecycle.service_layer.batch import dedupe_key
+from services.lifecycle.service_layer.actions import ActionMarker, Submission
+from services.lifecycle.service_layer.messages import Outcome, dedupe_key
 
 Document = dict[str, Any]
 
@@ -61,7 +61,7 @@ class MongoActionRecords:
         with contextlib.suppress(DuplicateKeyError):
             await self._submitted.insert_one(document)
 
-    async def outcome(self, message_id: str) -> Outcome | None:
+    async def outcome(self, message_id: str) -> ActionMarker | None:
         found = await self._processed.find_one(
             {"_id": dedupe_key(Topic.PARTNER_ACTIONS, message_id)}
         )
@@ -69,7 +69,7 @@ class MongoActionRecords:
             return _outcome(found)
         return await self._parked(message_id)
 
-    async def _parked(self, message_id: str) -> Outcome | None:
+    async def _parked(self, message_id: str) -> ActionMarker | None:
         """An action that kept failing is marked by its Kafka position, not its id:
         until it is replayed, its status is the `internal_error` it was answered."""
         async for document in self._dead_letters.find({"message_id": message_id}):
@@ -77,8 +77,8 @@ class MongoActionRecords:
             if document["replayed_at"] is None and letter.topic_name.endswith(
                 Topic.PARTNER_ACTIONS.value
             ):
-                return Outcome(
-                    "rejected",
+                return ActionMarker(
+                    Outcome.REJECTED,
                     None,
                     letter.lead_id,
                     reason=Reason.INTERNAL_ERROR,
@@ -87,10 +87,10 @@ class MongoActionRecords:
         return None
 
 
-def _outcome(marker: Document) -> Outcome:
+def _outcome(marker: Document) -> ActionMarker:
     event, reason = marker.get("event"), marker.get("reason")
-    return Outcome(
-        outcome=marker["outcome"],
+    return ActionMarker(
+        outcome=Outcome(marker["outcome"]),
         partner_id=marker.get("partner_id"),
         lead_id=marker.get("lead_id"),
         event=EventType(event) if event else None,

@@ -22,8 +22,8 @@ from aiokafka.errors import CommitFailedError, ConsumerStoppedError, KafkaError
 from contracts.topics import Topic
 from services.lifecycle.adapters.kafka_connection import KafkaConnection
 from services.lifecycle.adapters.refusals import kafka_refusals
-from services.lifecycle.service_layer.batch import Delivery
 from services.lifecycle.service_layer.failures import Stopping
+from services.lifecycle.service_layer.messages import Delivery
 from services.lifecycle.settings import Settings
 
 log = logging.getLogger("leads.kafka")

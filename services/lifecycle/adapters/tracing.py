@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from services.lifecycle.service_layer.batch import Delivery
+from services.lifecycle.service_layer.messages import Delivery
 from services.lifecycle.service_layer.tracing import Headers, MessageTrace, NoTracing, Tracer
 
 log = logging.getLogger(__name__)

@@ -84,7 +84,7 @@ class LifecycleApp:
             in_flight=in_flight,
         )
         self.consumer = consumer or bootstrap.consumer(
-            settings, CONSUMED, self.pipeline.handle, self.metrics.unreadable
+            settings, CONSUMED, self.pipeline.process, self.metrics.unreadable
         )
         self.inbox = MongoInbox(database)
         self.action_records = MongoActionRecords(database, self.clock)

@@ -7,8 +7,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from services.lifecycle.service_layer.batch import Handled
 from services.lifecycle.service_layer.failures import Failure
+from services.lifecycle.service_layer.messages import Handled
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

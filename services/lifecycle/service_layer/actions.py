@@ -12,7 +12,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Protocol, get_args
 
 from pydantic import ValidationError
 
@@ -21,6 +21,7 @@ from contracts.actions import PARTNER_ACTION, PartnerAction
 from contracts.topics import EventType, Reason
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.service_layer.decoding import MAX_ERRORS_SHOWN, in_words
+from services.lifecycle.service_layer.messages import Outcome
 
 SET_BY_THE_SERVICE = (
     "message_id",
@@ -85,10 +86,10 @@ class Submission:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class ActionMarker:
     """The handled action's marker, as the pipeline wrote it with its effects."""
 
-    outcome: Literal["applied", "no_change", "rejected", "held"]
+    outcome: Outcome
     partner_id: str | None = None
     lead_id: str | None = None
     event: EventType | None = None
@@ -102,7 +103,7 @@ class ActionRecords(Protocol):
 
     async def remember(self, submission: Submission) -> None: ...
 
-    async def outcome(self, message_id: str) -> Outcome | None: ...
+    async def outcome(self, message_id: str) -> ActionMarker | None: ...
 
 
 class ActionPublisher(Protocol):
@@ -235,12 +236,12 @@ class Actions:
         if owner != partner_id or handled_for not in (None, partner_id):
             return None
         lead_id = submitted.lead_id if submitted else outcome.lead_id if outcome else None
-        if outcome is None or outcome.outcome == "held":
+        if outcome is None or outcome.outcome is Outcome.HELD:
             return ActionStatus(message_id=message_id, status="pending", lead_id=lead_id)
         # A rejection's marker has a reason and a detail; an applied one, event and version.
         return ActionStatus(
             message_id=message_id,
-            status="rejected" if outcome.outcome == "rejected" else "applied",
+            status="rejected" if outcome.outcome is Outcome.REJECTED else "applied",
             lead_id=lead_id,
             event=outcome.event,
             version=outcome.version,

@@ -9,18 +9,24 @@ checked again inside the transaction (versions, markers, held actions).
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from contracts.actions import PARTNER_ACTION, PartnerAction
-from contracts.commands import Command
+from contracts.commands import AgeContactRequest, Command, Expire, Remind
 from contracts.inbound import InboundLead
 from contracts.profiles import PartnerProfile
-from contracts.topics import Reason, Topic
+from contracts.topics import Reason
 from services.lifecycle.domain import badges, deadlines, profiles
 from services.lifecycle.domain import lead as rules
 from services.lifecycle.domain.errors import Refused
 from services.lifecycle.domain.lead import Decision, Lead, Windows
-from services.lifecycle.service_layer.decoding import Malformed
+from services.lifecycle.service_layer.decoding import Decoded, Malformed, lead_id_of
+from services.lifecycle.service_layer.messages import (
+    DUPLICATE,
+    Delivery,
+    Handled,
+    Outcome,
+    dedupe_key,
+)
 from services.lifecycle.service_layer.outgoing import Cause, for_decision, rejection
 from services.lifecycle.service_layer.ports import (
     Change,
@@ -37,46 +43,6 @@ Headers = tuple[tuple[str, bytes], ...]
 # Refusals that a later message can cure: the same message sent again must be
 # handled then, so they are deduped by position, not by message_id.
 _CURABLE = frozenset({Reason.PARTNER_PROFILE_MISSING})
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """One Kafka record as the service received it, untouched."""
-
-    topic: Topic
-    topic_name: str
-    """The topic's name on the broker (with the deployment's prefix)."""
-    partition: int
-    offset: int
-    value: bytes
-    key: bytes | None = None
-    headers: tuple[tuple[str, bytes], ...] = ()
-
-    @property
-    def position_key(self) -> str:
-        """Dedupe key for a message whose own id cannot be read (or must not be used)."""
-        return f"{self.topic.value}@{self.partition}:{self.offset}"
-
-    @property
-    def slot(self) -> str:
-        return f"{self.topic.value}@{self.partition}"
-
-
-@dataclass(frozen=True)
-class Handled:
-    """What handling one message amounted to (for logs, metrics and tests)."""
-
-    outcome: str
-    """`applied`, `no_change`, `duplicate`, `held` or `rejected`."""
-    reason: Reason | None = None
-
-
-DUPLICATE = Handled("duplicate")
-
-
-def dedupe_key(topic: Topic, message_id: str) -> str:
-    # message ids are unique per sending system, so per topic.
-    return f"{topic.value}:{message_id}"
 
 
 @dataclass
@@ -98,7 +64,9 @@ class BatchPlan:
         self._stored_held = {h.key for held in self.snapshot.held.values() for h in held}
         self._trace: Headers = ()
 
-    def take(self, delivery: Delivery, message: Any, trace: Headers = ()) -> Handled:
+    def take(
+        self, delivery: Delivery, message: Decoded | Malformed, trace: Headers = ()
+    ) -> Handled:
         """Decide one message, in its turn; what it publishes carries its `trace`."""
         self.change.slot = self.change.slot or delivery.slot
         self._trace = trace
@@ -106,7 +74,7 @@ class BatchPlan:
         self.outcomes.append(handled)
         return handled
 
-    def _decide(self, delivery: Delivery, message: Any) -> Handled:
+    def _decide(self, delivery: Delivery, message: Decoded | Malformed) -> Handled:
         if isinstance(message, Malformed):
             # Deduped by position, not by message_id: a corrected message sent
             # again under the same id must still be processed.
@@ -114,13 +82,15 @@ class BatchPlan:
         key = dedupe_key(delivery.topic, message.message_id)
         if key in self._done:
             return DUPLICATE
-        if isinstance(message, PartnerProfile):
-            return self._profile(key, message)
-        if delivery.topic is Topic.INBOUND:
-            return self._receive(key, delivery, message)
-        if delivery.topic is Topic.PARTNER_ACTIONS:
-            return self._act(key, delivery, message)
-        return self._command(key, delivery, message)
+        match message:
+            case PartnerProfile():
+                return self._profile(key, message)
+            case InboundLead():
+                return self._receive(key, delivery, message)
+            case Expire() | AgeContactRequest() | Remind():
+                return self._command(key, delivery, message)
+            case _:
+                return self._act(key, delivery, message)
 
     # --- each kind of message ----------------------------------------------------------
 
@@ -132,7 +102,7 @@ class BatchPlan:
             original = first.replaces if first else (stored.updated_at if stored else None)
             self.change.profiles[profile.partner_id] = ProfileUpdate(profile, original)
             self._profiles[profile.partner_id] = profile
-        outcome = "applied" if newer else "no_change"
+        outcome = Outcome.APPLIED if newer else Outcome.NO_CHANGE
         self._mark(Marker(key, outcome, profile.message_id, partner_id=profile.partner_id))
         return Handled(outcome)
 
@@ -173,7 +143,7 @@ class BatchPlan:
         if nothing and deadlines.changes(lead, lead, self.windows, command) is None:
             # No marker: the scheduler sends an early or late timer again under
             # the same id, and by then it may be due.
-            return Handled("no_change")
+            return Handled(Outcome.NO_CHANGE)
         return self._record(key, command.message_id, lead, decision, answered=command)
 
     # --- held actions --------------------------------------------------------------------
@@ -195,9 +165,9 @@ class BatchPlan:
         self._held.setdefault(action.lead_id, []).append(held)
         if lead is None and action.lead_id not in self.change.claims:
             self.change.claims.append(action.lead_id)
-        marker = Marker(key, "held", action.message_id, action.lead_id, action.partner_id)
+        marker = Marker(key, Outcome.HELD, action.message_id, action.lead_id, action.partner_id)
         self._mark(marker)
-        return Handled("held")
+        return Handled(Outcome.HELD)
 
     def _settle_held(self, lead: Lead) -> None:
         """The lead has arrived: its partner's held actions are applied in the order
@@ -258,7 +228,9 @@ class BatchPlan:
         changes = self._deadline_changes(before, decision, answered)
         if changes is not None:
             self.change.deadlines.append(changes)
-        outcome = "applied" if decision.changed or decision.notifications else "no_change"
+        outcome = (
+            Outcome.APPLIED if decision.changed or decision.notifications else Outcome.NO_CHANGE
+        )
         self._mark(
             Marker(
                 key,
@@ -293,12 +265,12 @@ class BatchPlan:
         delivery: Delivery,
         refusal: Refused,
         message_id: str | None,
-        message: Any = None,
+        message: Decoded | None = None,
     ) -> Handled:
         if key in self._done:
             return DUPLICATE
-        lead_id = getattr(message, "lead_id", None) or getattr(refusal, "lead_id", None)
-        partner_id = getattr(message, "partner_id", None)
+        lead_id = lead_id_of(message) or lead_id_of(refusal)
+        partner_id = getattr(message, "partner_id", None)  # a command names none
         return self._reject(key, delivery.topic_name, lead_id, refusal, message_id, partner_id)
 
     def _reject(
@@ -311,25 +283,60 @@ class BatchPlan:
         partner_id: str | None,
     ) -> Handled:
         lead = self._leads.get(lead_id) if lead_id else None
-        answer = rejection(
-            source_topic, key, message_id, lead_id, refusal.reason, refusal.detail, self.now
+        answer, marker = refused(
+            Answered(key, source_topic, message_id, lead_id, partner_id),
+            refusal,
+            self.now,
+            order=(lead.version if lead else 0, 0),
+            trace=self._trace,
         )
-        order = (lead.version if lead else 0, 0)
-        self.change.outgoing.append(Publication(answer, order, self._trace))
-        marker = Marker(
-            key,
-            "rejected",
-            message_id,
-            lead_id,
-            partner_id,
-            reason=refusal.reason,
-            detail=refusal.detail,
-        )
+        self.change.outgoing.append(answer)
         self._mark(marker)
-        return Handled("rejected", refusal.reason)
+        return Handled(Outcome.REJECTED, refusal.reason)
 
     def _mark(self, marker: Marker) -> None:
         # A held action's marker is stored already: settling it updates its outcome.
         stored = marker.key in self._stored_held
         (self.change.settled if stored else self.change.markers)[marker.key] = marker
         self._done.add(marker.key)
+
+
+@dataclass(frozen=True)
+class Answered:
+    """The message a refusal answers: its dedupe key and the ids it is told by."""
+
+    key: str
+    source_topic: str
+    """The topic's name on the broker, quoted back to the sender."""
+    message_id: str | None
+    lead_id: str | None
+    partner_id: str | None = None
+
+
+def refused(
+    message: Answered,
+    refusal: Refused,
+    now: datetime,
+    order: tuple[int, int] = (0, 0),
+    trace: Headers = (),
+) -> tuple[Publication, Marker]:
+    """A refusal's answer on leads.rejected, and the marker that remembers it."""
+    answer = rejection(
+        message.source_topic,
+        message.key,
+        message.message_id,
+        message.lead_id,
+        refusal.reason,
+        refusal.detail,
+        now,
+    )
+    marker = Marker(
+        message.key,
+        Outcome.REJECTED,
+        message.message_id,
+        message.lead_id,
+        message.partner_id,
+        reason=refusal.reason,
+        detail=refusal.detail,
+    )
+    return Publication(answer, order, trace), marker

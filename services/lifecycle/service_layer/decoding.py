@@ -8,11 +8,11 @@ Whatever the bytes, the result is a message or `Malformed`, never another error.
 import json
 from typing import Any
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
-from contracts.actions import PARTNER_ACTION
-from contracts.commands import COMMAND
+from contracts.actions import PARTNER_ACTION, PartnerAction
+from contracts.commands import COMMAND, Command
 from contracts.inbound import InboundLead
 from contracts.profiles import PartnerProfile
 from contracts.topics import Reason, Topic
@@ -24,6 +24,9 @@ ADAPTERS: dict[Topic, TypeAdapter[Any]] = {
     Topic.COMMANDS: COMMAND,
     Topic.PROFILES: TypeAdapter(PartnerProfile),
 }
+
+Decoded = InboundLead | PartnerAction | Command | PartnerProfile
+"""A message of one of the four input topics, as its topic's contract reads it."""
 
 MAX_ERRORS_SHOWN = 5
 _EMAIL_PREFIX = "value is not a valid email address"
@@ -38,9 +41,9 @@ class Malformed(Refused):
         self.lead_id = lead_id
 
 
-def decode(topic: Topic, value: bytes) -> BaseModel:
+def decode(topic: Topic, value: bytes) -> Decoded:
     try:
-        message: BaseModel = ADAPTERS[topic].validate_json(value)
+        message: Decoded = ADAPTERS[topic].validate_json(value)
     except ValidationError as error:
         if _not_json(error):
             raise Malformed(
@@ -49,6 +52,11 @@ def decode(topic: Topic, value: bytes) -> BaseModel:
         message_id, lead_id = readable_ids(value)
         raise Malformed(describe(error), message_id, lead_id) from None
     return message
+
+
+def lead_id_of(message: Decoded | Refused | None) -> str | None:
+    """The lead a message (or a refusal of one) is about, if it names one."""
+    return getattr(message, "lead_id", None)
 
 
 def describe(error: ValidationError) -> str:

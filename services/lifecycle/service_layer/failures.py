@@ -6,6 +6,7 @@ service layer only sees the three kinds.
 """
 
 import asyncio
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -48,3 +49,20 @@ class Backoff:
         delay = self.next_delay
         self.next_delay = min(delay * 2, self.ceiling)
         await self.sleep(delay)
+
+
+def where_it_failed(error: BaseException) -> str:
+    """The error's class and the innermost place it was raised, never its message
+    (which may quote the input)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return type(error).__name__
+    last = frames[-1]
+    return f"{type(error).__name__} in {last.name} ({_short(last.filename)}:{last.lineno})"
+
+
+def _short(path: str) -> str:
+    for root in ("services/", "contracts/", "site-packages/"):
+        if root in path:
+            return path[path.index(root) :]
+    return path.rsplit("/", 1)[-1]

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.service_layer import publishing
-from services.lifecycle.service_layer.handler import LeadService
+from services.lifecycle.service_layer.lead_service import LeadService
 from services.lifecycle.service_layer.ports import (
     HeldAction,
     Lease,

@@ -14,20 +14,25 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from services.lifecycle.service_layer import publishing
-from services.lifecycle.service_layer.batch import Delivery, Handled
-from services.lifecycle.service_layer.failures import Backoff, Classify, Failure, Stopping
-from services.lifecycle.service_layer.handler import Committed, where_it_failed
+from services.lifecycle.service_layer.failures import (
+    Backoff,
+    Classify,
+    Failure,
+    Stopping,
+    where_it_failed,
+)
 from services.lifecycle.service_layer.in_flight import InFlightOutbox, by_document
+from services.lifecycle.service_layer.messages import Committed, Delivery, Handled
 from services.lifecycle.service_layer.ports import Outbox, OutboxRow, Publisher
 from services.lifecycle.service_layer.tracing import MessageTrace, NoTracing, Tracer
 
 log = logging.getLogger("leads.lifecycle")
 
 
-class BatchHandler(Protocol):
+class BatchDecisions(Protocol):
     """What the pipeline drives: the lead service."""
 
-    async def handle_batch(
+    async def decide_and_commit(
         self, deliveries: Sequence[Delivery], traces: Sequence[MessageTrace] = ()
     ) -> Committed: ...
     async def park(self, delivery: Delivery, error: BaseException) -> Committed: ...
@@ -51,7 +56,7 @@ class RetryPolicy:
 class Pipeline:
     def __init__(
         self,
-        service: BatchHandler,
+        service: BatchDecisions,
         outbox: Outbox,
         publisher: Publisher,
         classify: Classify,
@@ -72,7 +77,7 @@ class Pipeline:
         self.in_flight = in_flight or InFlightOutbox()
         """The documents in hand here, which the relay of this process leaves alone."""
 
-    async def handle(self, deliveries: Sequence[Delivery]) -> None:
+    async def process(self, deliveries: Sequence[Delivery]) -> None:
         """Returns once the batch is committed (or parked): its offsets may be committed.
         Raises `Stopping` when the process stops first: nothing was committed."""
         started = time.perf_counter()
@@ -101,7 +106,7 @@ class Pipeline:
         backoff = self._backoff()
         while True:
             try:
-                return await self._service.handle_batch(deliveries, traces)
+                return await self._service.decide_and_commit(deliveries, traces)
             except Exception as error:
                 kind = self._failure(error)
                 if kind is Failure.TRANSIENT:
@@ -136,7 +141,7 @@ class Pipeline:
         for _ in range(self._policy.unforeseen_attempts - 1):
             await self._retry_later([delivery], error, Failure.UNFORESEEN, backoff, [trace])
             try:
-                return await self._service.handle_batch([delivery], [trace])
+                return await self._service.decide_and_commit([delivery], [trace])
             except Exception as again:
                 kind = self._failure(again)
                 if kind is Failure.TRANSIENT:

@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Protocol
 
-from services.lifecycle.service_layer.batch import Delivery
+from services.lifecycle.service_layer.messages import Delivery
 
 Headers = tuple[tuple[str, bytes], ...]
 

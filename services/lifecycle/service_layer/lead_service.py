@@ -1,4 +1,5 @@
-"""Handle a batch of inbound messages: decode, read, decide in order, commit once.
+"""Decide a batch of inbound messages and commit it: decode, read, decide in order,
+commit once.
 
 Exactly once in effect: every message leaves a marker in the same transaction
 as its effects, and a batch decided on a view that changed meanwhile commits
@@ -8,12 +9,9 @@ nothing and is decided again from fresh reads.
 import asyncio
 import logging
 import time
-import traceback
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 from contracts.commands import AgeContactRequest, Expire, Remind
 from contracts.inbound import InboundLead
@@ -22,17 +20,30 @@ from contracts.topics import Reason
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.domain.errors import Refused
 from services.lifecycle.domain.lead import Lead, Windows, no_such_lead
-from services.lifecycle.service_layer.batch import BatchPlan, Delivery, Handled, dedupe_key
-from services.lifecycle.service_layer.decoding import Malformed, decode, readable_ids
-from services.lifecycle.service_layer.outgoing import derived_id, rejection
+from services.lifecycle.service_layer.batch import Answered, BatchPlan, refused
+from services.lifecycle.service_layer.decoding import (
+    Decoded,
+    Malformed,
+    decode,
+    lead_id_of,
+    readable_ids,
+)
+from services.lifecycle.service_layer.failures import where_it_failed
+from services.lifecycle.service_layer.messages import (
+    DUPLICATE,
+    Committed,
+    Delivery,
+    Handled,
+    Outcome,
+    dedupe_key,
+)
+from services.lifecycle.service_layer.outgoing import derived_id
 from services.lifecycle.service_layer.ports import (
     Change,
     DeadLetter,
     HeldAction,
     LeadStore,
-    Marker,
     OutboxRow,
-    Publication,
     Snapshot,
     VersionConflict,
     in_publishing_order,
@@ -44,16 +55,6 @@ log = logging.getLogger(__name__)
 MAX_CONFLICT_RETRIES = 20
 RECENT_LEADS = 20_000
 """Leads kept in memory after a batch decided them, for the next messages of the same leads."""
-
-__all__ = ["Committed", "Delivery", "Handled", "LeadService"]
-
-
-@dataclass(frozen=True)
-class Committed:
-    """What a committed batch amounted to, and what it has to publish, in order."""
-
-    outcomes: list[Handled]
-    rows: list[OutboxRow] = field(default_factory=list)
 
 
 class LeadService:
@@ -70,11 +71,11 @@ class LeadService:
         self._grace = early_action_grace
         self._recent: OrderedDict[str, Lead] = OrderedDict()
 
-    async def handle(self, delivery: Delivery) -> Handled:
+    async def decide_and_commit_one(self, delivery: Delivery) -> Handled:
         """One message on its own (a batch of one)."""
-        return (await self.handle_batch([delivery])).outcomes[0]
+        return (await self.decide_and_commit([delivery])).outcomes[0]
 
-    async def handle_batch(
+    async def decide_and_commit(
         self, deliveries: Sequence[Delivery], traces: Sequence[MessageTrace] = ()
     ) -> Committed:
         """Decide the records of one partition in order and commit them together."""
@@ -106,12 +107,12 @@ class LeadService:
         raise VersionConflict(f"the batch kept conflicting over {MAX_CONFLICT_RETRIES} tries")
 
     async def _read(
-        self, deliveries: Sequence[Delivery], messages: Sequence[Any]
+        self, deliveries: Sequence[Delivery], messages: Sequence[Decoded | Malformed]
     ) -> tuple[Snapshot, set[str]]:
         """Everything the batch is decided on, in two rounds of concurrent reads, and
         which of its leads were taken from memory rather than read."""
         keys = [k for d, m in zip(deliveries, messages, strict=True) for k in _keys(d, m)]
-        lead_ids = sorted({m.lead_id for m in messages if getattr(m, "lead_id", None)})
+        lead_ids = sorted({i for m in messages if (i := lead_id_of(m))})
         remembered = {i: self._recent[i] for i in lead_ids if i in self._recent}
         processed, loaded = await asyncio.gather(
             self._store.processed_among(keys),
@@ -168,66 +169,45 @@ class LeadService:
             lead_id=lead_id,
             parked_at=now,
         )
-        detail = letter.answer
-        answer = rejection(
-            delivery.topic_name, key, message_id, lead_id, Reason.INTERNAL_ERROR, detail, now
-        )
-        marker = Marker(
-            key, "rejected", message_id, lead_id, reason=Reason.INTERNAL_ERROR, detail=detail
+        failed = Refused(Reason.INTERNAL_ERROR, letter.answer)
+        answer, marker = refused(
+            Answered(key, delivery.topic_name, message_id, lead_id), failed, now
         )
         change = Change(
-            slot=delivery.slot,
-            markers={key: marker},
-            outgoing=[Publication(answer, (0, 0))],
-            parked=[letter],
+            slot=delivery.slot, markers={key: marker}, outgoing=[answer], parked=[letter]
         )
         if await self._store.processed_among([key]):
-            return Committed([Handled("duplicate")])
+            return Committed([DUPLICATE])
         return Committed(
-            [Handled("rejected", Reason.INTERNAL_ERROR)], await self._store.commit(change)
+            [Handled(Outcome.REJECTED, Reason.INTERNAL_ERROR)], await self._store.commit(change)
         )
 
     async def refuse_expired(self, held: HeldAction) -> list[OutboxRow]:
         """An action whose lead did not come within its grace: refused `unknown_lead`
         now, exactly as for a lead of another partner."""
-        refusal: Refused = no_such_lead(held.partner_id, held.lead_id)
-        message_id = held.action.get("message_id")
-        now = self._clock.now()
-        answer = rejection(
+        message = Answered(
+            held.key,
             held.source_topic,
-            held.key,
-            message_id,
-            held.lead_id,
-            refusal.reason,
-            refusal.detail,
-            now,
-        )
-        marker = Marker(
-            held.key,
-            "rejected",
-            message_id,
+            held.action.get("message_id"),
             held.lead_id,
             held.partner_id,
-            reason=refusal.reason,
-            detail=refusal.detail,
         )
+        refusal = no_such_lead(held.partner_id, held.lead_id)
+        answer, marker = refused(message, refusal, self._clock.now())
         change = Change(
-            slot="held",
-            settled={held.key: marker},
-            outgoing=[Publication(answer, (0, 0))],
-            release=[held.key],
+            slot="held", settled={held.key: marker}, outgoing=[answer], release=[held.key]
         )
         return await self._store.commit(change)
 
 
-def _decoded(delivery: Delivery) -> Any:
+def _decoded(delivery: Delivery) -> Decoded | Malformed:
     try:
         return decode(delivery.topic, delivery.value)
     except Malformed as malformed:
         return malformed
 
 
-def _keys(delivery: Delivery, message: Any) -> tuple[str, ...]:
+def _keys(delivery: Delivery, message: Decoded | Malformed) -> tuple[str, ...]:
     """Where a message's marker may be: an unreadable one's by its position; a lead
     refused for a cause its sender can cure (no partner profile yet) also by its
     position, so that the same record delivered again is a duplicate."""
@@ -237,7 +217,7 @@ def _keys(delivery: Delivery, message: Any) -> tuple[str, ...]:
     return (key, delivery.position_key) if isinstance(message, InboundLead) else (key,)
 
 
-def _partners_needed(messages: Sequence[Any], leads: dict[str, Lead]) -> list[str]:
+def _partners_needed(messages: Sequence[Decoded | Malformed], leads: dict[str, Lead]) -> list[str]:
     """Partner profiles the rules need: to receive a new lead, to alert the partner's
     contacts on a command, and to compare a profile with the stored one."""
     needed: set[str] = set()
@@ -249,20 +229,3 @@ def _partners_needed(messages: Sequence[Any], leads: dict[str, Lead]) -> list[st
         ):
             needed.add(lead.partner_id)
     return sorted(needed)
-
-
-def where_it_failed(error: BaseException) -> str:
-    """The error's class and the innermost place it was raised, never its message
-    (which may quote the input)."""
-    frames = traceback.extract_tb(error.__traceback__)
-    if not frames:
-        return type(error).__name__
-    last = frames[-1]
-    return f"{type(error).__name__} in {last.name} ({_short(last.filename)}:{last.lineno})"
-
-
-def _short(path: str) -> str:
-    for root in ("services/", "contracts/", "site-packages/"):
-        if root in path:
-            return path[path.index(root) :]
-    return path.rsplit("/", 1)[-1]
