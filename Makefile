@@ -16,8 +16,14 @@ CHECK_LOCK = @$(UV) lock --check --quiet || { \
 # The contract validators integrators use (npm): reinstalled only when the lock changes.
 VALIDATORS := tools/validators
 VALIDATORS_STAMP := $(VALIDATORS)/node_modules/.installed
+# The Leads page's JavaScript, formatted by the Prettier pinned there: `make format-js`.
+PRETTIER := $(VALIDATORS)/node_modules/.bin/prettier --config $(VALIDATORS)/prettier.config.mjs
+PAGE_JS := services/lifecycle/entrypoints/web/leads/*.js
+CHECK_JS = @$(PRETTIER) --check --log-level=warn $(PAGE_JS) || { \
+	echo "the Leads page's JavaScript is not formatted: run 'make format-js'" >&2; \
+	exit 1; }
 
-.PHONY: install lock validators run test lint docs bench clean
+.PHONY: install lock validators format-js run test lint docs bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -40,13 +46,18 @@ $(VALIDATORS_STAMP): $(VALIDATORS)/package.json $(VALIDATORS)/package-lock.json
 
 validators: $(VALIDATORS_STAMP)
 
+format-js: $(VALIDATORS_STAMP)
+	$(PRETTIER) --write --log-level=warn $(PAGE_JS)
+
 run: $(STAMP)
 	$(BIN)/leads dev --demo
 
 test: $(STAMP) $(VALIDATORS_STAMP)
 	$(BIN)/ruff format --check contracts services tests bench
+	$(CHECK_JS)
 	$(BIN)/ruff check contracts services tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 docs: $(STAMP)

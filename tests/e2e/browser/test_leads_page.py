@@ -224,3 +224,29 @@ async def test_the_page_works_from_the_keyboard_and_at_375_px(
     await heart.focus()
     await page.keyboard.press("Space")
     await expect(page.locator("#tab-favorites .count")).to_have_text("1", timeout=WAIT_MS)
+
+
+async def test_a_long_unbroken_company_name_wraps_clear_of_the_time_badge_at_375_px(
+    page: Page, upstream: Upstream
+) -> None:
+    company = "Donaudampfschifffahrtsgesellschaftskapitaenswitwenrentenkasse"  # no space
+    partner = await partner_with(upstream, {"company": company})
+    await page.set_viewport_size({"width": 375, "height": 800})
+    await signed_in(page, upstream, partner)
+    name = row(page, company).get_by_text(company, exact=True)
+    badge = row(page, company).get_by_title(re.compile("^Answer by"))
+    await expect(name).to_be_visible()
+    await expect(badge).to_have_text(re.compile("left$"))
+    name_box, badge_box = await name.bounding_box(), await badge.bounding_box()
+    assert name_box is not None and badge_box is not None
+    # The badge sits lower than an unwrapped name's one line, so only across can they
+    # overlap: the name's box ends where the badge's starts, or before.
+    assert name_box["x"] + name_box["width"] <= badge_box["x"], (name_box, badge_box)
+    line = await name.evaluate("(name) => parseFloat(getComputedStyle(name).lineHeight)")
+    assert name_box["height"] >= 2 * line  # wrapped, not cut off
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 375
+
+    await open_lead(page, company)  # and the detail's heading wraps too, nothing cut off
+    widths = "(title) => [title.scrollWidth, title.clientWidth]"
+    scrolled, shown = await page.locator("#detail-title").evaluate(widths)
+    assert scrolled <= shown

@@ -33,6 +33,7 @@ const state = {
   next: null,
   counts: null,
   selected: null,
+  opener: null, // the row button that opened the detail: focus returns there
   lead: null,
   notice: null,
 };
@@ -62,7 +63,14 @@ function wire() {
     tab.addEventListener("click", () => chooseTab(tab.dataset.tab));
     tab.addEventListener("keydown", (event) => {
       const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
-      const to = event.key === "Home" ? 0 : event.key === "End" ? tabs.length - 1 : step ? (index + step + tabs.length) % tabs.length : null;
+      const to =
+        event.key === "Home"
+          ? 0
+          : event.key === "End"
+            ? tabs.length - 1
+            : step
+              ? (index + step + tabs.length) % tabs.length
+              : null;
       if (to === null) return;
       event.preventDefault();
       tabs[to].focus();
@@ -222,10 +230,18 @@ function renderRows(leads) {
 function stateBadge(lead) {
   if (lead.stage === "received") {
     const left = timeLeft(lead.respond_by);
-    return h("span", { class: `left ${left.urgency}`, title: `Answer by ${when(lead.respond_by)}` }, left.text);
+    return h(
+      "span",
+      { class: `left ${left.urgency}`, title: `Answer by ${when(lead.respond_by)}` },
+      left.text,
+    );
   }
   if (lead.stage === "accepted") return h("span", { class: "left accepted" }, "Accepted");
-  return h("span", { class: `left archived ${lead.outcome}` }, OUTCOMES[lead.outcome] || "Archived");
+  return h(
+    "span",
+    { class: `left archived ${lead.outcome}` },
+    OUTCOMES[lead.outcome] || "Archived",
+  );
 }
 
 function contactRequest(lead, withText = false) {
@@ -236,7 +252,9 @@ function contactRequest(lead, withText = false) {
   }
   if (lead.contact_requested) {
     const label = "Contact requested more than 72 hours ago";
-    return withText ? h("span", { class: "flag cooled" }, icon("cooled"), "Contact requested") : icon("cooled", label);
+    return withText
+      ? h("span", { class: "flag cooled" }, icon("cooled"), "Contact requested")
+      : icon("cooled", label);
   }
   return null;
 }
@@ -245,18 +263,33 @@ function row(lead) {
   const company = lead.customer.company_name;
   const open = h(
     "button",
-    { type: "button", class: "open", "aria-current": lead.lead_id === state.selected ? "true" : null, onclick: () => select(lead.lead_id, open) },
-    h("span", { class: "company" }, company, contactRequest(lead)),
+    {
+      type: "button",
+      class: "open",
+      "aria-current": lead.lead_id === state.selected ? "true" : null,
+      onclick: () => select(lead.lead_id, open),
+    },
+    h("span", { class: "company" }, h("span", { class: "name" }, company), contactRequest(lead)),
     h(
       "span",
       { class: "meta" },
       h("span", { class: "country" }, country(lead.customer.country)),
       h("span", { class: "type" }, LEAD_TYPES[lead.lead_type]),
-      h("span", { class: "received", title: when(lead.received_at) }, `Received ${ago(lead.received_at)}`),
+      h(
+        "span",
+        { class: "received", title: when(lead.received_at) },
+        `Received ${ago(lead.received_at)}`,
+      ),
       lead.deal ? h("span", { class: "deal" }, money(lead.deal.value)) : null,
     ),
   );
-  return h("li", { class: "lead", "data-lead": lead.lead_id }, heart(lead, company), open, stateBadge(lead));
+  return h(
+    "li",
+    { class: "lead", "data-lead": lead.lead_id },
+    heart(lead, company),
+    open,
+    stateBadge(lead),
+  );
 }
 
 function heart(lead, company) {
@@ -268,7 +301,11 @@ function heart(lead, company) {
       class: "heart",
       "aria-pressed": String(lead.favorite),
       "aria-label": `Favorite: ${company}`,
-      title: archived ? "Archived leads are read-only" : lead.favorite ? "Remove from favorites" : "Add to favorites",
+      title: archived
+        ? "Archived leads are read-only"
+        : lead.favorite
+          ? "Remove from favorites"
+          : "Add to favorites",
       disabled: archived,
     },
     icon("heart"),
@@ -305,7 +342,8 @@ async function select(leadId, opener) {
   state.selected = leadId;
   state.opener = opener;
   state.notice = null;
-  for (const button of document.querySelectorAll(".lead .open")) button.removeAttribute("aria-current");
+  for (const button of document.querySelectorAll(".lead .open"))
+    button.removeAttribute("aria-current");
   opener.setAttribute("aria-current", "true");
   document.body.classList.add("showing-detail");
   await loadDetail(leadId);
@@ -318,7 +356,9 @@ const narrow = window.matchMedia("(max-width: 900px)");
 function closeDetail() {
   document.body.classList.remove("showing-detail");
   state.selected = state.lead = null;
-  $("detail-body").replaceChildren(h("p", { class: "placeholder" }, "Choose a lead to see its details."));
+  $("detail-body").replaceChildren(
+    h("p", { class: "placeholder" }, "Choose a lead to see its details."),
+  );
   $("detail-title").textContent = "Lead details";
   if (state.opener && state.opener.isConnected) state.opener.focus();
 }
@@ -338,122 +378,227 @@ function facts(pairs) {
   return h(
     "dl",
     { class: "facts" },
-    pairs.filter(([, value]) => value !== null && value !== undefined && value !== "").map(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]),
+    pairs
+      .filter(([, value]) => value !== null && value !== undefined && value !== "")
+      .map(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]),
   );
 }
 
+// A lead's detail, top to bottom; each builder returns its part, or null when the
+// lead has nothing to show there.
 function renderDetail(lead) {
-  const customer = lead.customer;
-  $("detail-title").textContent = customer.company_name;
-  const parts = [];
-  if (state.notice) parts.push(h("p", { class: `notice ${state.notice.kind}`, role: "status" }, state.notice.text));
-  parts.push(
+  $("detail-title").textContent = lead.customer.company_name;
+  const parts = [
+    notice(),
+    chips(lead),
+    contactAlert(lead),
+    answerBy(lead),
+    needSection(lead),
+    customerSection(lead),
+    referralSection(lead),
+    dealSection(lead),
+    employeesSection(lead),
+    actions(lead),
+    historySection(lead),
+  ];
+  $("detail-body").replaceChildren(...parts.filter((part) => part !== null));
+}
+
+function notice() {
+  if (!state.notice) return null;
+  return h("p", { class: `notice ${state.notice.kind}`, role: "status" }, state.notice.text);
+}
+
+function chips(lead) {
+  return h(
+    "p",
+    { class: "chips" },
+    h("span", { class: "chip" }, LEAD_TYPES[lead.lead_type]),
     h(
-      "p",
-      { class: "chips" },
-      h("span", { class: "chip" }, LEAD_TYPES[lead.lead_type]),
-      h("span", { class: `chip stage-${lead.stage}` }, lead.outcome ? `Archived: ${OUTCOMES[lead.outcome]}` : lead.stage === "accepted" ? "Accepted" : "Received"),
-      contactRequest(lead, true),
-      lead.favorite ? h("span", { class: "chip favorite" }, "Favorite") : null,
+      "span",
+      { class: `chip stage-${lead.stage}` },
+      lead.outcome
+        ? `Archived: ${OUTCOMES[lead.outcome]}`
+        : lead.stage === "accepted"
+          ? "Accepted"
+          : "Received",
     ),
+    contactRequest(lead, true),
+    lead.favorite ? h("span", { class: "chip favorite" }, "Favorite") : null,
   );
+}
+
+function contactAlert(lead) {
   if (lead.hot && lead.stage !== "archived") {
-    parts.push(h("p", { class: "alert hot" }, icon("flame"), `The customer asked to be contacted directly: reach out as soon as you can (hot until ${when(lead.hot_until)}).`));
-  } else if (lead.contact_requested && lead.stage !== "archived") {
-    parts.push(h("p", { class: "alert cooled" }, icon("cooled"), "The customer asked to be contacted more than 72 hours ago. The lead is still active: you can still reach out."));
-  }
-  if (lead.stage === "received") {
-    const left = timeLeft(lead.respond_by);
-    parts.push(h("p", { class: `respond ${left.urgency}` }, `Answer by ${when(lead.respond_by)}: ${left.text.toLowerCase()}.`));
-  }
-  parts.push(section("What the customer needs", h("p", { class: "need" }, lead.need)));
-  const erased = customer.email === null && (lead.outcome === "declined" || lead.outcome === "expired");
-  parts.push(
-    section(
-      "Customer",
-      facts([
-        ["Company", customer.company_name],
-        ["Country", country(customer.country)],
-        ["Company size", customer.company_size],
-        ["Industry", customer.industry],
-        ["Contact", customer.contact_name],
-        ["E-mail", customer.email ? h("a", { href: `mailto:${customer.email}` }, customer.email) : null],
-        ["Phone", customer.phone],
-      ]),
-      erased ? h("p", { class: "erased" }, `The customer's contact data was erased when the lead was ${lead.outcome}.`) : null,
-    ),
-  );
-  parts.push(
-    section(
-      "Referral",
-      facts([
-        ["Received", when(lead.received_at)],
-        ["Sent by", lead.referrer.name || `${lead.referrer.kind === "microsoft" ? "Microsoft" : "Partner"} (${lead.referrer.id})`],
-        ["Campaign", lead.campaign_id],
-        ["Answered", lead.answered_at ? when(lead.answered_at) : null],
-        ["Reason", lead.decline_reason ? REASONS[lead.decline_reason] : null],
-        ["Closing notes", lead.closing_notes],
-      ]),
-    ),
-  );
-  if (lead.deal) {
-    const deal = lead.deal;
-    parts.push(
-      section(
-        "Deal",
-        facts([
-          ["Name", deal.name],
-          ["Value", money(deal.value)],
-          ["Estimated close", day(deal.estimated_close_date)],
-          ["Notes", deal.notes],
-          ["CRM ID", deal.crm_id],
-          ["Campaign", deal.campaign_id],
-        ]),
-      ),
+    return h(
+      "p",
+      { class: "alert hot" },
+      icon("flame"),
+      `The customer asked to be contacted directly: reach out as soon as you can (hot until ${when(lead.hot_until)}).`,
     );
   }
-  if (lead.contacts.length) {
-    parts.push(
-      section(
-        "Your employees on this deal",
-        h("ul", { class: "people" }, lead.contacts.map((c) => h("li", {}, h("strong", {}, c.name), " ", h("a", { href: `mailto:${c.email}` }, c.email), c.phone ? ` · ${c.phone}` : ""))),
-      ),
+  if (lead.contact_requested && lead.stage !== "archived") {
+    return h(
+      "p",
+      { class: "alert cooled" },
+      icon("cooled"),
+      "The customer asked to be contacted more than 72 hours ago. The lead is still active: you can still reach out.",
     );
   }
-  parts.push(actions(lead));
-  parts.push(
-    section(
-      "History",
-      h(
-        "ol",
-        { class: "history" },
-        lead.history.map((entry) => {
-          const { who, what } = historyText(entry);
-          const move = entry.from_stage && entry.from_stage !== entry.to_stage ? ` (${entry.from_stage} → ${entry.to_stage})` : "";
-          return h("li", {}, h("time", { datetime: entry.at }, when(entry.at)), h("span", {}, h("strong", {}, who), ` ${what}${move}`));
-        }),
+  return null;
+}
+
+function answerBy(lead) {
+  if (lead.stage !== "received") return null;
+  const left = timeLeft(lead.respond_by);
+  return h(
+    "p",
+    { class: `respond ${left.urgency}` },
+    `Answer by ${when(lead.respond_by)}: ${left.text.toLowerCase()}.`,
+  );
+}
+
+function needSection(lead) {
+  return section("What the customer needs", h("p", { class: "need" }, lead.need));
+}
+
+function customerSection(lead) {
+  const customer = lead.customer;
+  const erased =
+    customer.email === null && (lead.outcome === "declined" || lead.outcome === "expired");
+  return section(
+    "Customer",
+    facts([
+      ["Company", customer.company_name],
+      ["Country", country(customer.country)],
+      ["Company size", customer.company_size],
+      ["Industry", customer.industry],
+      ["Contact", customer.contact_name],
+      [
+        "E-mail",
+        customer.email ? h("a", { href: `mailto:${customer.email}` }, customer.email) : null,
+      ],
+      ["Phone", customer.phone],
+    ]),
+    erased
+      ? h(
+          "p",
+          { class: "erased" },
+          `The customer's contact data was erased when the lead was ${lead.outcome}.`,
+        )
+      : null,
+  );
+}
+
+function referralSection(lead) {
+  return section(
+    "Referral",
+    facts([
+      ["Received", when(lead.received_at)],
+      [
+        "Sent by",
+        lead.referrer.name ||
+          `${lead.referrer.kind === "microsoft" ? "Microsoft" : "Partner"} (${lead.referrer.id})`,
+      ],
+      ["Campaign", lead.campaign_id],
+      ["Answered", lead.answered_at ? when(lead.answered_at) : null],
+      ["Reason", lead.decline_reason ? REASONS[lead.decline_reason] : null],
+      ["Closing notes", lead.closing_notes],
+    ]),
+  );
+}
+
+function dealSection(lead) {
+  const deal = lead.deal;
+  if (!deal) return null;
+  return section(
+    "Deal",
+    facts([
+      ["Name", deal.name],
+      ["Value", money(deal.value)],
+      ["Estimated close", day(deal.estimated_close_date)],
+      ["Notes", deal.notes],
+      ["CRM ID", deal.crm_id],
+      ["Campaign", deal.campaign_id],
+    ]),
+  );
+}
+
+function employeesSection(lead) {
+  if (!lead.contacts.length) return null;
+  return section(
+    "Your employees on this deal",
+    h(
+      "ul",
+      { class: "people" },
+      lead.contacts.map((c) =>
+        h(
+          "li",
+          {},
+          h("strong", {}, c.name),
+          " ",
+          h("a", { href: `mailto:${c.email}` }, c.email),
+          c.phone ? ` · ${c.phone}` : "",
+        ),
       ),
     ),
   );
-  $("detail-body").replaceChildren(...parts);
+}
+
+function historySection(lead) {
+  return section(
+    "History",
+    h(
+      "ol",
+      { class: "history" },
+      lead.history.map((entry) => {
+        const { who, what } = historyText(entry);
+        const move =
+          entry.from_stage && entry.from_stage !== entry.to_stage
+            ? ` (${entry.from_stage} → ${entry.to_stage})`
+            : "";
+        return h(
+          "li",
+          {},
+          h("time", { datetime: entry.at }, when(entry.at)),
+          h("span", {}, h("strong", {}, who), ` ${what}${move}`),
+        );
+      }),
+    ),
+  );
 }
 
 function actions(lead) {
   const allowed = STAGE_ACTIONS[lead.stage];
   if (allowed.length === 0) {
-    return section("Actions", h("p", { class: "read-only" }, "Archived leads are read-only: there is nothing left to do."));
+    return section(
+      "Actions",
+      h("p", { class: "read-only" }, "Archived leads are read-only: there is nothing left to do."),
+    );
   }
   const holder = h("div", { class: "form-holder" });
   const buttons = allowed.map(([kind, label]) => {
     const main = kind === "accept" || kind === "won";
-    const button = h("button", { type: "button", class: main ? "primary" : "secondary", "aria-expanded": "false", "data-opens": kind }, label);
+    const button = h(
+      "button",
+      {
+        type: "button",
+        class: main ? "primary" : "secondary",
+        "aria-expanded": "false",
+        "data-opens": kind,
+      },
+      label,
+    );
     button.addEventListener("click", () => {
       const open = button.getAttribute("aria-expanded") === "true";
       for (const other of buttons) other.setAttribute("aria-expanded", "false");
       holder.replaceChildren();
       if (open) return;
       button.setAttribute("aria-expanded", "true");
-      const { form, heading } = actionForm(kind, lead, { done: (status) => decided(lead, status), signedOut: expired });
+      const { form, heading } = actionForm(kind, lead, {
+        done: (status) => decided(lead, status),
+        signedOut: expired,
+      });
       holder.append(form);
       heading.focus();
     });
@@ -465,7 +610,10 @@ function actions(lead) {
 async function decided(lead, status) {
   if (status.status === "pending") return;
   if (status.status === "rejected" && status.reason !== "stale_version") return;
-  state.notice = status.status === "applied" ? { kind: "ok", text: appliedText(status) } : { kind: "error", text: refusalText(status) };
+  state.notice =
+    status.status === "applied"
+      ? { kind: "ok", text: appliedText(status) }
+      : { kind: "error", text: refusalText(status) };
   await Promise.all([loadCounts(), loadPage()]);
   await loadDetail(lead.lead_id);
   $("detail-title").focus({ preventScroll: true });

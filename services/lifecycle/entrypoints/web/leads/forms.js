@@ -9,7 +9,20 @@ const ID_PATTERN = "[A-Za-z0-9._:\\-]{1,64}";
 const AMOUNT_PATTERN = "[0-9]{1,13}(\\.[0-9]{1,4})?";
 const CURRENCY_PATTERN = "[A-Z]{3}";
 const PHONE_PATTERN = "\\+?[0-9 \\(\\)\\.\\/\\-]{3,32}";
-const CURRENCIES = ["EUR", "USD", "GBP", "CHF", "JPY", "AUD", "CAD", "SEK", "NOK", "DKK", "PLN", "INR"];
+const CURRENCIES = [
+  "EUR",
+  "USD",
+  "GBP",
+  "CHF",
+  "JPY",
+  "AUD",
+  "CAD",
+  "SEK",
+  "NOK",
+  "DKK",
+  "PLN",
+  "INR",
+];
 const MAX_CONTACTS = 50;
 
 let counter = 0;
@@ -50,8 +63,16 @@ function field(spec) {
     });
   }
   control.value = spec.value ?? "";
-  const label = h("label", { for: id }, spec.label, spec.required ? h("span", { class: "required" }, " (required)") : null);
-  return { element: h("div", { class: `field ${spec.class || ""}` }, label, control, hint, error), control };
+  const label = h(
+    "label",
+    { for: id },
+    spec.label,
+    spec.required ? h("span", { class: "required" }, " (required)") : null,
+  );
+  return {
+    element: h("div", { class: `field ${spec.class || ""}` }, label, control, hint, error),
+    control,
+  };
 }
 
 function today() {
@@ -66,13 +87,66 @@ function optional(value) {
 function dealFields(prefix, deal = null, campaign = null) {
   const value = deal ? deal.value : null;
   const fields = {
-    name: field({ path: `${prefix}.name`, label: "Deal name", required: !deal, maxlength: 200, value: deal?.name, hint: "Up to 200 characters." }),
-    amount: field({ path: `${prefix}.value.amount`, label: "Estimated value", required: !deal, pattern: AMOUNT_PATTERN, inputmode: "decimal", value: value?.amount, placeholder: "120000.00", hint: "A number, up to 4 decimals." }),
-    currency: field({ path: `${prefix}.value.currency`, label: "Currency", required: !deal, pattern: CURRENCY_PATTERN, maxlength: 3, list: "currencies", value: value?.currency || "EUR", hint: "ISO 4217, e.g. EUR." }),
-    close: field({ path: `${prefix}.estimated_close_date`, label: "Estimated close date", type: "date", required: !deal, min: deal ? undefined : today(), value: deal?.estimated_close_date }),
-    notes: field({ path: `${prefix}.notes`, label: "Notes", multiline: true, maxlength: 4000, value: deal?.notes, hint: "What the customer is looking for. Up to 4000 characters." }),
-    crm: field({ path: `${prefix}.crm_id`, label: "CRM ID", pattern: ID_PATTERN, maxlength: 64, value: deal?.crm_id, hint: "Your own reference: letters, digits and . _ : -" }),
-    campaign: field({ path: `${prefix}.campaign_id`, label: "Campaign ID", pattern: ID_PATTERN, maxlength: 64, value: deal ? deal.campaign_id : campaign, hint: "The marketing campaign behind the lead, if any." }),
+    name: field({
+      path: `${prefix}.name`,
+      label: "Deal name",
+      required: !deal,
+      maxlength: 200,
+      value: deal?.name,
+      hint: "Up to 200 characters.",
+    }),
+    amount: field({
+      path: `${prefix}.value.amount`,
+      label: "Estimated value",
+      required: !deal,
+      pattern: AMOUNT_PATTERN,
+      inputmode: "decimal",
+      value: value?.amount,
+      placeholder: "120000.00",
+      hint: "A number, up to 4 decimals.",
+    }),
+    currency: field({
+      path: `${prefix}.value.currency`,
+      label: "Currency",
+      required: !deal,
+      pattern: CURRENCY_PATTERN,
+      maxlength: 3,
+      list: "currencies",
+      value: value?.currency || "EUR",
+      hint: "ISO 4217, e.g. EUR.",
+    }),
+    close: field({
+      path: `${prefix}.estimated_close_date`,
+      label: "Estimated close date",
+      type: "date",
+      required: !deal,
+      min: deal ? undefined : today(),
+      value: deal?.estimated_close_date,
+    }),
+    notes: field({
+      path: `${prefix}.notes`,
+      label: "Notes",
+      multiline: true,
+      maxlength: 4000,
+      value: deal?.notes,
+      hint: "What the customer is looking for. Up to 4000 characters.",
+    }),
+    crm: field({
+      path: `${prefix}.crm_id`,
+      label: "CRM ID",
+      pattern: ID_PATTERN,
+      maxlength: 64,
+      value: deal?.crm_id,
+      hint: "Your own reference: letters, digits and . _ : -",
+    }),
+    campaign: field({
+      path: `${prefix}.campaign_id`,
+      label: "Campaign ID",
+      pattern: ID_PATTERN,
+      maxlength: 64,
+      value: deal ? deal.campaign_id : campaign,
+      hint: "The marketing campaign behind the lead, if any.",
+    }),
   };
   const element = [
     fields.name.element,
@@ -80,11 +154,18 @@ function dealFields(prefix, deal = null, campaign = null) {
     fields.close.element,
     fields.notes.element,
     h("div", { class: "field-row" }, fields.crm.element, fields.campaign.element),
-    h("datalist", { id: "currencies" }, CURRENCIES.map((code) => h("option", { value: code }))),
+    h(
+      "datalist",
+      { id: "currencies" },
+      CURRENCIES.map((code) => h("option", { value: code })),
+    ),
   ];
   const read = () => ({
     name: fields.name.control.value.trim(),
-    value: { amount: fields.amount.control.value.trim(), currency: fields.currency.control.value.trim().toUpperCase() },
+    value: {
+      amount: fields.amount.control.value.trim(),
+      currency: fields.currency.control.value.trim().toUpperCase(),
+    },
     estimated_close_date: fields.close.control.value,
     notes: optional(fields.notes.control.value),
     crm_id: optional(fields.crm.control.value),
@@ -97,12 +178,17 @@ function dealFields(prefix, deal = null, campaign = null) {
 function contactsEditor(atLeastOne) {
   const rows = h("div", { class: "contact-rows" });
   const list = [];
-  const add = h("button", { type: "button", class: "secondary small", onclick: () => addRow(true) }, "Add a person");
+  const add = h(
+    "button",
+    { type: "button", class: "secondary small", onclick: () => addRow(true) },
+    "Add a person",
+  );
 
   function renumber() {
     list.forEach((row, index) => {
       row.legend.textContent = `Person ${index + 1}`;
-      for (const [name, item] of Object.entries(row.fields)) item.control.dataset.path = `contacts.${index}.${name}`;
+      for (const [name, item] of Object.entries(row.fields))
+        item.control.dataset.path = `contacts.${index}.${name}`;
       row.remove.hidden = atLeastOne && list.length === 1;
       row.remove.setAttribute("aria-label", `Remove person ${index + 1}`);
     });
@@ -112,16 +198,39 @@ function contactsEditor(atLeastOne) {
   function addRow(focus) {
     const fields = {
       name: field({ path: "contacts.name", label: "Name", maxlength: 200, autocomplete: "name" }),
-      email: field({ path: "contacts.email", label: "E-mail", type: "email", maxlength: 254, autocomplete: "email" }),
-      phone: field({ path: "contacts.phone", label: "Phone", type: "tel", pattern: PHONE_PATTERN, autocomplete: "tel", hint: "Optional." }),
+      email: field({
+        path: "contacts.email",
+        label: "E-mail",
+        type: "email",
+        maxlength: 254,
+        autocomplete: "email",
+      }),
+      phone: field({
+        path: "contacts.phone",
+        label: "Phone",
+        type: "tel",
+        pattern: PHONE_PATTERN,
+        autocomplete: "tel",
+        hint: "Optional.",
+      }),
     };
     const legend = h("legend");
     const remove = h("button", { type: "button", class: "link small" }, "Remove");
     const row = { fields, legend, remove };
-    const element = h("fieldset", { class: "contact" }, legend, fields.name.element, fields.email.element, fields.phone.element, remove);
+    const element = h(
+      "fieldset",
+      { class: "contact" },
+      legend,
+      fields.name.element,
+      fields.email.element,
+      fields.phone.element,
+      remove,
+    );
     // A row in use needs a name and an e-mail; an empty one is simply left out.
     const sync = () => {
-      const used = atLeastOne && list[0] === row || Object.values(fields).some((f) => f.control.value.trim());
+      const used =
+        (atLeastOne && list[0] === row) ||
+        Object.values(fields).some((f) => f.control.value.trim());
       fields.name.control.required = used;
       fields.email.control.required = used;
     };
@@ -172,15 +281,32 @@ const FORMS = {
     };
   },
   decline: () => {
-    const reason = field({ path: "reason", label: "Reason", required: true, options: REASONS, placeholder: "Choose a reason" });
-    const notes = field({ path: "notes", label: "Notes", multiline: true, maxlength: 4000, hint: "Optional. Up to 4000 characters." });
+    const reason = field({
+      path: "reason",
+      label: "Reason",
+      required: true,
+      options: REASONS,
+      placeholder: "Choose a reason",
+    });
+    const notes = field({
+      path: "notes",
+      label: "Notes",
+      multiline: true,
+      maxlength: 4000,
+      hint: "Optional. Up to 4000 characters.",
+    });
     return {
       title: "Decline this lead",
-      intro: "The lead is archived as declined, the customer is told to choose another partner, and their contact data is erased.",
+      intro:
+        "The lead is archived as declined, the customer is told to choose another partner, and their contact data is erased.",
       submit: "Decline lead",
       danger: true,
       fields: [reason.element, notes.element],
-      body: () => ({ action: "decline", reason: reason.control.value, notes: optional(notes.control.value) }),
+      body: () => ({
+        action: "decline",
+        reason: reason.control.value,
+        notes: optional(notes.control.value),
+      }),
     };
   },
   update: (lead) => {
@@ -195,10 +321,20 @@ const FORMS = {
         const before = lead.deal;
         const changes = {};
         for (const name of ["name", "estimated_close_date", "notes", "crm_id", "campaign_id"]) {
-          if (now[name] !== undefined && now[name] !== "" && now[name] !== (before[name] ?? undefined)) changes[name] = now[name];
+          if (
+            now[name] !== undefined &&
+            now[name] !== "" &&
+            now[name] !== (before[name] ?? undefined)
+          )
+            changes[name] = now[name];
         }
-        if (now.value.amount !== before.value.amount || now.value.currency !== before.value.currency) changes.value = now.value;
-        if (Object.keys(changes).length === 0) return { problem: "Nothing changed: change at least one field." };
+        if (
+          now.value.amount !== before.value.amount ||
+          now.value.currency !== before.value.currency
+        )
+          changes.value = now.value;
+        if (Object.keys(changes).length === 0)
+          return { problem: "Nothing changed: change at least one field." };
         return { action: "update", changes };
       },
     };
@@ -207,14 +343,21 @@ const FORMS = {
     const contacts = contactsEditor(true);
     return {
       title: "Add employees",
-      intro: "People of your company who work on this deal. Known e-mail addresses are not added twice.",
+      intro:
+        "People of your company who work on this deal. Known e-mail addresses are not added twice.",
       submit: "Add employees",
       fields: contacts.element,
       body: () => ({ action: "add_contacts", contacts: contacts.read() }),
     };
   },
   won: () => {
-    const notes = field({ path: "notes", label: "Notes", multiline: true, maxlength: 4000, hint: "Optional. Up to 4000 characters." });
+    const notes = field({
+      path: "notes",
+      label: "Notes",
+      multiline: true,
+      maxlength: 4000,
+      hint: "Optional. Up to 4000 characters.",
+    });
     return {
       title: "Mark the deal as won",
       intro: "The lead is archived as won. Archived leads are read-only.",
@@ -224,15 +367,30 @@ const FORMS = {
     };
   },
   lost: () => {
-    const reason = field({ path: "reason", label: "Reason", options: REASONS, placeholder: "No reason given" });
-    const notes = field({ path: "notes", label: "Notes", multiline: true, maxlength: 4000, hint: "Optional. Up to 4000 characters." });
+    const reason = field({
+      path: "reason",
+      label: "Reason",
+      options: REASONS,
+      placeholder: "No reason given",
+    });
+    const notes = field({
+      path: "notes",
+      label: "Notes",
+      multiline: true,
+      maxlength: 4000,
+      hint: "Optional. Up to 4000 characters.",
+    });
     return {
       title: "Mark the deal as lost",
       intro: "The lead is archived as lost. Archived leads are read-only.",
       submit: "Mark as lost",
       danger: true,
       fields: [reason.element, notes.element],
-      body: () => ({ action: "lost", reason: reason.control.value || undefined, notes: optional(notes.control.value) }),
+      body: () => ({
+        action: "lost",
+        reason: reason.control.value || undefined,
+        notes: optional(notes.control.value),
+      }),
     };
   },
 };
@@ -264,7 +422,9 @@ const APPLIED = {
 };
 
 export function appliedText(status) {
-  return status.event ? APPLIED[status.event] || "Done." : "Nothing to change: the lead already was so.";
+  return status.event
+    ? APPLIED[status.event] || "Done."
+    : "Nothing to change: the lead already was so.";
 }
 
 export function refusalText(status) {
@@ -287,9 +447,21 @@ function clean(value) {
 export function actionForm(kind, lead, { done, signedOut }) {
   const spec = FORMS[kind](lead);
   const status = h("p", { class: "form-status", role: "status", "aria-live": "polite" });
-  const submit = h("button", { type: "submit", class: spec.danger ? "danger" : "primary" }, spec.submit);
+  const submit = h(
+    "button",
+    { type: "submit", class: spec.danger ? "danger" : "primary" },
+    spec.submit,
+  );
   const heading = h("h3", { tabindex: "-1" }, spec.title);
-  const form = h("form", { class: "action-form", novalidate: true, "data-action": kind }, heading, h("p", { class: "intro" }, spec.intro), spec.fields, h("div", { class: "form-actions" }, submit), status);
+  const form = h(
+    "form",
+    { class: "action-form", novalidate: true, "data-action": kind },
+    heading,
+    h("p", { class: "intro" }, spec.intro),
+    spec.fields,
+    h("div", { class: "form-actions" }, submit),
+    status,
+  );
   let key = null; // kept across retries of the same submission: then it is one action
 
   const say = (text, kind_ = "") => {
@@ -316,7 +488,8 @@ export function actionForm(kind, lead, { done, signedOut }) {
       key = null; // taken: another submission is another action
       say("Sent. Waiting for the lead service…", "busy");
       const result = await api.decided(location);
-      if (result.status === "pending") say("Still waiting for the lead service. Refresh in a moment.", "busy");
+      if (result.status === "pending")
+        say("Still waiting for the lead service. Refresh in a moment.", "busy");
       else if (result.status === "rejected") say(refusalText(result), "error");
       done(result);
     } catch (error) {
@@ -325,9 +498,15 @@ export function actionForm(kind, lead, { done, signedOut }) {
         markServerErrors(form, error.problem.errors);
         say("The service found fields to correct: they are marked.", "error");
       } else if (error.status === 503) {
-        say("The service cannot take actions right now. Try again in a few seconds: it stays the same action.", "error");
+        say(
+          "The service cannot take actions right now. Try again in a few seconds: it stays the same action.",
+          "error",
+        );
       } else {
-        say(error.message || "The action could not be sent. Check your connection and try again.", "error");
+        say(
+          error.message || "The action could not be sent. Check your connection and try again.",
+          "error",
+        );
       }
     } finally {
       submit.disabled = false;

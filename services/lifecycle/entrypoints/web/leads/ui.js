@@ -25,8 +25,7 @@ const PATHS = {
   cooled:
     "M12 3.2a8.8 8.8 0 1 0 0 17.6 8.8 8.8 0 0 0 0-17.6zm0 1.8a7 7 0 1 1 0 14 7 7 0 0 1 0-14zm-.9 2.6v5.1l4.1 2.5.9-1.5-3.2-1.9V7.6z",
   back: "M15.4 5.4 14 4l-8 8 8 8 1.4-1.4L8.8 12z",
-  refresh:
-    "M17.6 6.4A8 8 0 1 0 19.7 14h-2.1a6 6 0 1 1-1.4-6.2L13 11h7V4z",
+  refresh: "M17.6 6.4A8 8 0 1 0 19.7 14h-2.1a6 6 0 1 1-1.4-6.2L13 11h7V4z",
 };
 
 export function icon(name, label = null) {
@@ -42,7 +41,11 @@ export function icon(name, label = null) {
     svg.setAttribute("aria-hidden", "true");
     return svg;
   }
-  return h("span", { class: `badge-icon ${name}`, role: "img", "aria-label": label, title: label }, svg);
+  return h(
+    "span",
+    { class: `badge-icon ${name}`, role: "img", "aria-label": label, title: label },
+    svg,
+  );
 }
 
 export const LEAD_TYPES = {
