@@ -17,9 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from contracts.topics import Topic
 from services.dev_servers import embedded_servers
 from tests import messages
-from tests.conftest import isolated_settings
-from tests.e2e.conftest import ServiceProcess, upstream_of
+from tests.e2e.drivers import ServiceProcess, upstream_of
 from tests.hostile import KINDS, burst
+from tests.servers import isolated_settings
 
 
 async def run(service: ServiceProcess, size: int) -> None:

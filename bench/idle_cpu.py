@@ -13,8 +13,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from services.dev_servers import embedded_servers
-from tests.conftest import isolated_settings
-from tests.e2e.conftest import ServiceProcess
+from tests.e2e.drivers import ServiceProcess
+from tests.servers import isolated_settings
 
 SETTLE_S = 5.0
 """Start-up work (topics, indexes, the group join) left out of the measure."""

@@ -28,7 +28,7 @@ from read_api import on_stored_leads, timed  # the same leads as the read API be
 
 from services.lifecycle.settings import Settings
 from tests import messages
-from tests.e2e.conftest import ReadApi
+from tests.e2e.drivers import ReadApi
 
 PAGE_SIZE = 20
 POLL_S = 0.005

@@ -49,8 +49,8 @@ from services.lifecycle.service_layer.messages import Delivery
 from services.lifecycle.service_layer.ports import Snapshot
 from services.lifecycle.settings import Settings
 from tests import messages
-from tests.conftest import isolated_settings
-from tests.e2e.conftest import ServiceProcess, upstream_of
+from tests.e2e.drivers import ServiceProcess, upstream_of
+from tests.servers import isolated_settings
 
 Send = Callable[[Topic, dict[str, Any]], Any]
 

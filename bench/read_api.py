@@ -32,8 +32,8 @@ from services.lifecycle.domain.clock import SystemClock
 from services.lifecycle.domain.lead import Lead, Windows
 from services.lifecycle.settings import Settings
 from tests import messages
-from tests.conftest import isolated_settings
-from tests.e2e.conftest import ReadApi, ServiceProcess
+from tests.e2e.drivers import ReadApi, ServiceProcess
+from tests.servers import isolated_settings
 
 LEAD_TYPES = ("customer_inquiry", "marketing_qualified", "sales_qualified")
 CLOCK = SystemClock()

@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from contracts.topics import Topic
 from services.dev_servers import embedded_servers
 from services.lifecycle.settings import Settings
-from tests.conftest import isolated_settings
-from tests.e2e.conftest import ServiceProcess, Upstream, upstream_of
+from tests.e2e.drivers import ServiceProcess, Upstream, upstream_of
 from tests.e2e.test_rolling_restart import replica, stream
+from tests.servers import isolated_settings
 
 
 async def busy_stops(settings: Settings, stops: int) -> list[float]:

@@ -40,7 +40,7 @@ from services.lifecycle.domain.lead import Windows
 from services.lifecycle.service_layer.deadline_sweep import Sweeper
 from services.lifecycle.settings import Settings
 from tests import messages
-from tests.conftest import isolated_settings
+from tests.servers import isolated_settings
 
 CLOCK = SystemClock()
 WINDOWS = Windows()

@@ -18,8 +18,7 @@ from services.dev_servers import embedded_servers
 from services.lifecycle.adapters.kafka_connection import KafkaConnection
 from services.lifecycle.settings import Settings
 from tests import messages
-from tests.conftest import isolated_settings
-from tests.e2e.conftest import (
+from tests.e2e.drivers import (
     ReadApi,
     ServiceProcess,
     Upstream,
@@ -28,6 +27,7 @@ from tests.e2e.conftest import (
     upstream_of,
 )
 from tests.e2e.test_inbox_over_http import received
+from tests.servers import isolated_settings
 
 PARTNER = messages.PARTNER
 

@@ -22,8 +22,8 @@ import pytest
 from contracts.topics import Topic
 from services.dev_servers import Child, EmbeddedServers, Servers
 from tests import messages
-from tests.conftest import CONTAINERS, container_cluster, isolated_settings, servers_choice
-from tests.e2e.conftest import Outputs, Upstream, service_running, upstream_of
+from tests.e2e.drivers import Outputs, Upstream, service_running, upstream_of
+from tests.servers import CONTAINERS, container_cluster, isolated_settings, servers_choice
 
 OUTAGE_S = float(os.environ.get("LEADS_TEST_CHAOS_SECONDS", "8"))
 LEADS = 60

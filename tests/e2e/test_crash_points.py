@@ -11,8 +11,8 @@ import pytest
 from contracts.topics import Topic
 from services.dev_servers import Servers
 from tests import messages
-from tests.conftest import isolated_settings
-from tests.e2e.conftest import ServiceProcess, process_running, upstream_of
+from tests.e2e.drivers import ServiceProcess, process_running, upstream_of
+from tests.servers import isolated_settings
 
 
 def wait_for_exit(service: ServiceProcess, timeout: float = 30.0) -> int:

@@ -21,7 +21,7 @@ from contracts.topics import Topic
 from services.lifecycle.adapters.mongo import connect
 from services.lifecycle.settings import Settings
 from tests import messages
-from tests.e2e.conftest import Outputs, ServiceProcess, Upstream, service_running, upstream_of
+from tests.e2e.drivers import Outputs, ServiceProcess, Upstream, service_running, upstream_of
 
 LEADS = 150
 KILLS_AT = (0.25, 0.6)

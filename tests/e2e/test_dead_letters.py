@@ -12,8 +12,8 @@ from contracts.topics import Topic
 from services.dev_servers import Servers
 from services.lifecycle.settings import Settings
 from tests import messages
-from tests.conftest import isolated_settings
-from tests.e2e.conftest import ServiceProcess, process_running, upstream_of
+from tests.e2e.drivers import ServiceProcess, process_running, upstream_of
+from tests.servers import isolated_settings
 
 
 def leads_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:

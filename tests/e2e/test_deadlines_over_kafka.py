@@ -14,8 +14,7 @@ from contracts.topics import Topic
 from services.dev_servers import Servers
 from services.lifecycle.settings import Settings
 from tests import messages
-from tests.conftest import isolated_settings
-from tests.e2e.conftest import (
+from tests.e2e.drivers import (
     Outputs,
     ServiceProcess,
     Upstream,
@@ -23,6 +22,7 @@ from tests.e2e.conftest import (
     service_running,
     upstream_of,
 )
+from tests.servers import isolated_settings
 
 RESPONSE_S = 10.0
 SWEEP_S = 0.5

@@ -7,9 +7,9 @@ import uuid
 from contracts.topics import Topic
 from services.dev_servers import Servers
 from tests import messages
-from tests.conftest import isolated_settings
-from tests.e2e.conftest import ServiceProcess, process_running, upstream_of
+from tests.e2e.drivers import ServiceProcess, process_running, upstream_of
 from tests.hostile import KINDS, MARKER, burst
+from tests.servers import isolated_settings
 
 BURST = 300
 MAX_LOG_BYTES = 64 * 1024

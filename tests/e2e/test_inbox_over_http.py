@@ -10,7 +10,7 @@ import pytest
 
 from contracts.topics import Topic
 from tests import messages
-from tests.e2e.conftest import ServiceProcess, Upstream, scheduler_running, upstream_of
+from tests.e2e.drivers import ServiceProcess, Upstream, scheduler_running, upstream_of
 from tests.messages import location
 
 

@@ -13,7 +13,7 @@ from confluent_kafka import Consumer, Producer
 
 from contracts.topics import Topic
 from tests import messages
-from tests.e2e.conftest import ServiceProcess, Upstream
+from tests.e2e.drivers import ServiceProcess, Upstream
 
 CODECS = ["gzip", "snappy", "lz4", "zstd"]
 

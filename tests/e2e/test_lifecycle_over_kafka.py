@@ -6,7 +6,7 @@ from typing import Any
 
 from contracts.topics import Topic
 from tests import messages
-from tests.e2e.conftest import Outputs, ServiceProcess, Upstream, scheduler_running
+from tests.e2e.drivers import Outputs, ServiceProcess, Upstream, scheduler_running
 
 
 async def received(upstream: Upstream, **overrides: Any) -> str:

@@ -7,9 +7,9 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.dev_servers import Servers, free_port
-from tests.conftest import isolated_settings
 from tests.deploy.test_observability import EXPECTED_METRICS, metrics_named_by_deploy_files
-from tests.e2e.conftest import scheduler_running, service_running
+from tests.e2e.drivers import scheduler_running, service_running
+from tests.servers import isolated_settings
 
 LISTEN_TIMEOUT_S = 10.0
 

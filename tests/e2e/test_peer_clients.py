@@ -23,7 +23,7 @@ from schemathesis.core.result import Err
 
 from contracts.topics import OUTBOUND_TOPICS, Topic
 from tests import messages
-from tests.e2e.conftest import ServiceProcess, scheduler_running, upstream_of
+from tests.e2e.drivers import ServiceProcess, scheduler_running, upstream_of
 from tests.e2e.test_inbox_over_http import received
 
 # schemathesis's own strategies draw from `random`: its warning is not about this service.

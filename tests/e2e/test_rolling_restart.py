@@ -12,8 +12,8 @@ from contracts.topics import Topic
 from services.dev_servers import Servers, free_port
 from services.lifecycle.settings import Settings
 from tests import messages
-from tests.conftest import isolated_settings
-from tests.e2e.conftest import Outputs, ReadApi, ServiceProcess, Upstream, upstream_of
+from tests.e2e.drivers import Outputs, ReadApi, ServiceProcess, Upstream, upstream_of
+from tests.servers import isolated_settings
 
 LEADS = 150
 BUSY_STOP_S = 10.0

@@ -13,8 +13,7 @@ import pytest
 from contracts.topics import Topic
 from services.dev_servers import Servers
 from tests import messages
-from tests.conftest import isolated_settings
-from tests.e2e.conftest import scheduler_running, service_running, upstream_of
+from tests.e2e.drivers import scheduler_running, service_running, upstream_of
 from tests.e2e.test_actions_over_http import ACCEPT, done
 from tests.e2e.test_startup_refusals import one_error, refusal
 from tests.secured_servers import (
@@ -26,6 +25,7 @@ from tests.secured_servers import (
     secured_mongodb,
     tls_kafka,
 )
+from tests.servers import isolated_settings
 
 PASSWORD = "wrong-but-secret-7f3a"
 

@@ -13,7 +13,7 @@ import pytest
 
 from services.dev_servers import Servers
 from services.lifecycle.settings import Settings
-from tests.conftest import isolated_settings
+from tests.servers import isolated_settings
 
 
 def refusal(settings: Settings, command: str = "serve") -> tuple[int, list[str]]:

@@ -22,7 +22,7 @@ from services.lifecycle.adapters.mongo import connect
 from services.lifecycle.adapters.refusals import Refused
 from services.lifecycle.service_layer.ports import Refusal
 from services.lifecycle.settings import Settings
-from tests.conftest import NO_DOCKER, container_servers, docker_available
+from tests.servers import NO_DOCKER, container_servers, docker_available
 
 pytestmark = [
     pytest.mark.containers,

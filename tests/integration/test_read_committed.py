@@ -14,8 +14,8 @@ from confluent_kafka import Producer
 
 from services.lifecycle.adapters.kafka import ensure_topics
 from services.lifecycle.settings import Settings
-from tests.conftest import NO_DOCKER, docker_available
 from tests.integration.test_kafka_consumer import consumer_of
+from tests.servers import NO_DOCKER, docker_available
 
 pytestmark = [
     pytest.mark.containers,

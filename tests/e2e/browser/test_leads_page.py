@@ -11,7 +11,7 @@ from playwright.async_api import Page, expect
 from contracts.topics import Topic
 from services.lifecycle.entrypoints.demo import sign_in_link
 from tests import messages
-from tests.e2e.conftest import Upstream
+from tests.e2e.drivers import Upstream
 
 WAIT_MS = 30_000
 
