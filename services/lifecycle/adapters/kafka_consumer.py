@@ -26,7 +26,7 @@ from services.lifecycle.service_layer.failures import Stopping
 from services.lifecycle.service_layer.messages import Delivery
 from services.lifecycle.settings import Settings
 
-log = logging.getLogger("leads.kafka")
+log = logging.getLogger(__name__)
 
 Process = Callable[[Sequence[Delivery]], Awaitable[None]]
 """Processes one partition's records, in order; returns once they are committed."""

@@ -34,7 +34,7 @@ from pymongo.errors import (
 if TYPE_CHECKING:
     from services.lifecycle.adapters.kafka_connection import KafkaConnection
 
-log = logging.getLogger("leads.startup")
+log = logging.getLogger(__name__)
 
 PROBE_S = 5.0
 _AUTHENTICATION_FAILED = 18

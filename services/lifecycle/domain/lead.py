@@ -47,7 +47,7 @@ class Windows:
     reminders: tuple[timedelta, ...] = (timedelta(hours=72), timedelta(hours=24))
 
 
-class Actor(BaseModel):
+class HistoryActor(BaseModel):
     """Who did something, as the history records it. The system is never a user."""
 
     model_config = ConfigDict(frozen=True)
@@ -57,14 +57,14 @@ class Actor(BaseModel):
     role: str | None = None
 
 
-SYSTEM = Actor(kind="system")
+SYSTEM = HistoryActor(kind="system")
 
 
 class HistoryEntry(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     at: datetime
-    actor: Actor
+    actor: HistoryActor
     action: str
     from_stage: Stage | None
     to_stage: Stage
@@ -188,7 +188,7 @@ def receive(
         history=(
             HistoryEntry(
                 at=now,
-                actor=Actor(kind="referrer", id=message.referrer.id),
+                actor=HistoryActor(kind="referrer", id=message.referrer.id),
                 action="receive",
                 from_stage=None,
                 to_stage=Stage.RECEIVED,
@@ -241,7 +241,7 @@ def act(lead: Lead | None, action: PartnerAction, now: datetime) -> Decision:
             Reason.INVALID_TRANSITION,
             f"{action.action!r} is not allowed while the lead is {lead.stage}",
         )
-    actor = Actor(kind="user", id=action.actor.user_id, role=action.actor.role)
+    actor = HistoryActor(kind="user", id=action.actor.user_id, role=action.actor.role)
     decision: Decision = _APPLY[type(action)](lead, action, _Step(now, actor, action.action))
     return decision
 
@@ -256,7 +256,7 @@ class _Step:
     """When, by whom and as what action a change is recorded."""
 
     at: datetime
-    actor: Actor
+    actor: HistoryActor
     action: str
 
     def record(self, lead: Lead, **changes: Any) -> Lead:

@@ -36,7 +36,7 @@ from services.lifecycle.service_layer.inbox import CursorSeal, Inbox
 from services.lifecycle.service_layer.relay import OutboxRelay
 from services.lifecycle.settings import Settings
 
-log = logging.getLogger("leads.lifecycle")
+log = logging.getLogger(__name__)
 
 CONSUMED = (Topic.INBOUND, Topic.PARTNER_ACTIONS, Topic.COMMANDS, Topic.PROFILES)
 

@@ -44,7 +44,7 @@ from services.lifecycle.service_layer.performance_feedback import PerformancePub
 from services.lifecycle.service_layer.ports import Lease
 from services.lifecycle.settings import Settings
 
-log = logging.getLogger("leads.scheduler")
+log = logging.getLogger(__name__)
 
 LEASE_NAME = "deadline-scheduler"
 

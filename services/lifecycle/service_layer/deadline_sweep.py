@@ -20,7 +20,7 @@ from services.lifecycle.domain.deadlines import Deadline
 from services.lifecycle.service_layer.ports import Lease
 from services.lifecycle.service_layer.tracing import NoTracing, Tracer
 
-log = logging.getLogger("leads.scheduler")
+log = logging.getLogger(__name__)
 
 MAX_RETRY_DOUBLINGS = 6
 """A command still unapplied is re-sent after retry_after, then 2x, 4x ... up to 64x:

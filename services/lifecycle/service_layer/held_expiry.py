@@ -20,7 +20,7 @@ from services.lifecycle.service_layer.ports import (
     VersionConflict,
 )
 
-log = logging.getLogger("leads.scheduler")
+log = logging.getLogger(__name__)
 
 Expired = Callable[[datetime, int], Awaitable[list[HeldAction]]]
 

@@ -19,7 +19,7 @@ from services.lifecycle.domain.performance import LeadFacts, performance
 from services.lifecycle.service_layer.outgoing import derived_id
 from services.lifecycle.service_layer.ports import Lease
 
-log = logging.getLogger("leads.scheduler")
+log = logging.getLogger(__name__)
 
 
 class Changes(Protocol):

@@ -26,7 +26,7 @@ from services.lifecycle.service_layer.messages import Committed, Delivery, Handl
 from services.lifecycle.service_layer.ports import Outbox, OutboxRow, Publisher
 from services.lifecycle.service_layer.tracing import MessageTrace, NoTracing, Tracer
 
-log = logging.getLogger("leads.lifecycle")
+log = logging.getLogger(__name__)
 
 
 class BatchDecisions(Protocol):

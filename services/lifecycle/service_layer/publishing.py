@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from services.lifecycle.service_layer.ports import Outbox, OutboxRow, Publisher
 
-log = logging.getLogger("leads.publishing")
+log = logging.getLogger(__name__)
 
 
 async def publish(publisher: Publisher, outbox: Outbox, rows: Sequence[OutboxRow]) -> None:

@@ -23,7 +23,7 @@ from services.lifecycle.service_layer.actions import (
 )
 from services.lifecycle.service_layer.inbox import BadCursor
 
-log = logging.getLogger("leads.http")
+log = logging.getLogger(__name__)
 
 PROBLEM = "application/problem+json"
 RETRY_AFTER_S = 5
