@@ -170,7 +170,17 @@ class Write:
 
 
 class MongoStore:
-    """The `LeadStore` port, plus the outbox the relay drains."""
+    """The `LeadStore` port, plus the outbox the relay drains.
+
+    Arguments:
+        database: the service's database (pinned to the primary and w: majority here).
+        clock: the service's clock.
+        topic_prefix: the deployment's prefix of the topics rows are published to.
+        event_source: the CloudEvents `ce_source` of what is published.
+        outbox_retention: how long sent outbox documents are kept (a TTL index).
+        in_flight: documents this process has in hand, held from before each commit.
+        timeout: the bound of one batch's transaction, its retries included.
+    """
 
     def __init__(
         self,

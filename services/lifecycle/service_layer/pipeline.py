@@ -54,6 +54,21 @@ class RetryPolicy:
 
 
 class Pipeline:
+    """One partition's batch through the service, with the failure policy.
+
+    Arguments:
+        service: decides a batch and commits it (the lead service).
+        outbox: where published rows are marked sent and refused ones set aside.
+        publisher: Kafka.
+        classify: which kind of failure an error is (the adapters know).
+        observer: told what happened (metrics).
+        policy: backoff ceiling and tries before a message is parked.
+        on_unpublished: called when rows are left to the relay (wakes it).
+        tracer: a trace per message (no tracing by default).
+        in_flight: the outbox documents this process has in hand (shared with its
+            store and relay).
+    """
+
     def __init__(
         self,
         service: BatchDecisions,

@@ -20,6 +20,19 @@ log = logging.getLogger(__name__)
 
 
 class OutboxRelay:
+    """Publishes committed rows nobody published, under a lease.
+
+    Arguments:
+        outbox: the rows, and marking them sent.
+        publisher: Kafka.
+        lease: one relay at a time among replicas.
+        batch_size: rows published per round, about.
+        poll_interval: seconds between polls when there is nothing to do.
+        after: rows younger than this are the consumer's to publish.
+        max_backoff: ceiling, in seconds, of the wait after a failed round.
+        in_flight: documents this process's consumer has in hand: left to it.
+    """
+
     def __init__(
         self,
         outbox: Outbox,
