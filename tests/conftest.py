@@ -11,12 +11,14 @@ Each test gets its own topic prefix and database on them.
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
 from services.dev_servers import Servers, embedded_servers
 from services.lifecycle.adapters.mongo import connect
 from services.lifecycle.settings import Settings
+from tests.secured_servers import Certificates, SecuredMongo, make_certificates, secured_mongodb
 from tests.servers import CONTAINERS, container_servers, isolated_settings, servers_choice
 
 
@@ -51,3 +53,23 @@ async def mongo(settings: Settings) -> AsyncIterator[object]:
     yield client
     await client.drop_database(settings.mongodb_database)
     await client.close()
+
+
+# --- secured servers (TLS, SCRAM), for the tests of secured connections -------------
+
+
+@pytest.fixture(scope="module")
+def secured_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("secured")
+
+
+@pytest.fixture(scope="module")
+def certs(secured_folder: Path) -> Certificates:
+    return make_certificates(secured_folder / "certs")
+
+
+@pytest.fixture(scope="module")
+def scram_mongodb(certs: Certificates, secured_folder: Path) -> Iterator[SecuredMongo]:
+    """SecantusDB with a SCRAM user, behind a TLS proxy."""
+    with secured_mongodb(certs, secured_folder / "mongodb", secured_folder) as server:
+        yield server

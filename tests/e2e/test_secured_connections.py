@@ -20,9 +20,7 @@ from tests.secured_servers import (
     Certificates,
     SecuredMongo,
     as_servers,
-    make_certificates,
     sasl_kafka,
-    secured_mongodb,
     tls_kafka,
 )
 from tests.servers import isolated_settings
@@ -31,25 +29,11 @@ PASSWORD = "wrong-but-secret-7f3a"
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("secured")
-
-
-@pytest.fixture(scope="module")
-def certs(folder: Path) -> Certificates:
-    return make_certificates(folder / "certs")
-
-
-@pytest.fixture(scope="module")
-def mongodb(certs: Certificates, folder: Path) -> Iterator[SecuredMongo]:
-    with secured_mongodb(certs, folder / "mongodb", folder) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def secured(certs: Certificates, folder: Path, mongodb: SecuredMongo) -> Iterator[Servers]:
-    with tls_kafka(certs, folder) as kafka:
-        yield as_servers(kafka, mongodb)
+def secured(
+    certs: Certificates, secured_folder: Path, scram_mongodb: SecuredMongo
+) -> Iterator[Servers]:
+    with tls_kafka(certs, secured_folder) as kafka:
+        yield as_servers(kafka, scram_mongodb)
 
 
 async def test_the_service_and_the_scheduler_work_over_tls_and_scram(secured: Servers) -> None:
@@ -87,11 +71,13 @@ def test_an_untrusted_kafka_certificate_is_one_line_naming_the_ca_setting(
 
 
 def test_a_wrong_kafka_password_is_one_line_naming_the_credentials(
-    folder: Path, mongodb: SecuredMongo
+    secured_folder: Path, scram_mongodb: SecuredMongo
 ) -> None:
-    with sasl_kafka(folder) as kafka:
+    with sasl_kafka(secured_folder) as kafka:
         login = {"kafka_sasl_username": "leads", "kafka_sasl_password": PASSWORD}
-        servers = as_servers(replace(kafka, connection={**kafka.connection, **login}), mongodb)
+        servers = as_servers(
+            replace(kafka, connection={**kafka.connection, **login}), scram_mongodb
+        )
         code, lines = refusal(isolated_settings(servers, "sasl"))
     assert code != 0
     one_error(lines, "LEADS_KAFKA_SASL_USERNAME", "LEADS_KAFKA_SASL_PASSWORD")
@@ -99,10 +85,10 @@ def test_a_wrong_kafka_password_is_one_line_naming_the_credentials(
 
 
 def test_a_wrong_mongodb_password_is_one_line_naming_the_uri(
-    secured: Servers, mongodb: SecuredMongo
+    secured: Servers, scram_mongodb: SecuredMongo
 ) -> None:
     settings = isolated_settings(secured, "scram").model_copy(
-        update={"mongodb_uri": mongodb.uri(password=PASSWORD)}
+        update={"mongodb_uri": scram_mongodb.uri(password=PASSWORD)}
     )
     code, lines = refusal(settings)
     assert code != 0
@@ -111,11 +97,11 @@ def test_a_wrong_mongodb_password_is_one_line_naming_the_uri(
 
 
 def test_an_untrusted_mongodb_certificate_is_one_line_naming_the_uri(
-    secured: Servers, mongodb: SecuredMongo, certs: Certificates
+    secured: Servers, scram_mongodb: SecuredMongo, certs: Certificates
 ) -> None:
     settings = isolated_settings(secured, "mongotls").model_copy(
         update={
-            "mongodb_uri": mongodb.uri(ca=certs.other_ca),
+            "mongodb_uri": scram_mongodb.uri(ca=certs.other_ca),
             "mongodb_timeout": timedelta(seconds=3),
         }
     )

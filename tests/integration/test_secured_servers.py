@@ -24,9 +24,7 @@ from tests.secured_servers import (
     SecuredMongo,
     TlsProxy,
     as_servers,
-    make_certificates,
     sasl_kafka,
-    secured_mongodb,
     tls_kafka,
 )
 
@@ -34,36 +32,20 @@ DEADLINE_S = 30.0
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("secured")
-
-
-@pytest.fixture(scope="module")
-def certs(folder: Path) -> Certificates:
-    return make_certificates(folder / "certs")
-
-
-@pytest.fixture(scope="module")
-def kafka(certs: Certificates, folder: Path) -> Iterator[SecuredKafka]:
-    with tls_kafka(certs, folder) as started:
+def kafka(certs: Certificates, secured_folder: Path) -> Iterator[SecuredKafka]:
+    with tls_kafka(certs, secured_folder) as started:
         yield started
 
 
 @pytest.fixture(scope="module")
-def mutual_kafka(certs: Certificates, folder: Path) -> Iterator[SecuredKafka]:
-    with tls_kafka(certs, folder, mutual=True) as started:
+def mutual_kafka(certs: Certificates, secured_folder: Path) -> Iterator[SecuredKafka]:
+    with tls_kafka(certs, secured_folder, mutual=True) as started:
         yield started
 
 
 @pytest.fixture(scope="module")
-def scram_kafka(folder: Path) -> Iterator[SecuredKafka]:
-    with sasl_kafka(folder) as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-def mongodb(certs: Certificates, folder: Path) -> Iterator[SecuredMongo]:
-    with secured_mongodb(certs, folder / "mongodb", folder) as started:
+def scram_kafka(secured_folder: Path) -> Iterator[SecuredKafka]:
+    with sasl_kafka(secured_folder) as started:
         yield started
 
 
@@ -201,8 +183,8 @@ async def test_tansu_authentication_refuses_any_scram_credentials(
         await producer.stop()
 
 
-async def test_mongodb_with_tls_and_scram_runs_a_transaction(mongodb: SecuredMongo) -> None:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb.uri())
+async def test_mongodb_with_tls_and_scram_runs_a_transaction(scram_mongodb: SecuredMongo) -> None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(scram_mongodb.uri())
     collection = client["secured"][uuid.uuid4().hex[:8]]
     try:
         async with client.start_session() as session, await session.start_transaction():
@@ -212,8 +194,8 @@ async def test_mongodb_with_tls_and_scram_runs_a_transaction(mongodb: SecuredMon
         await client.close()
 
 
-async def test_mongodb_refuses_a_wrong_password(mongodb: SecuredMongo) -> None:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb.uri(password="wrong"))
+async def test_mongodb_refuses_a_wrong_password(scram_mongodb: SecuredMongo) -> None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(scram_mongodb.uri(password="wrong"))
     try:
         with pytest.raises(OperationFailure) as refused:
             await client.admin.command("ping")
@@ -223,10 +205,10 @@ async def test_mongodb_refuses_a_wrong_password(mongodb: SecuredMongo) -> None:
 
 
 async def test_mongodb_refuses_a_client_trusting_another_ca(
-    mongodb: SecuredMongo, certs: Certificates
+    scram_mongodb: SecuredMongo, certs: Certificates
 ) -> None:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        mongodb.uri(ca=certs.other_ca), serverSelectionTimeoutMS=500
+        scram_mongodb.uri(ca=certs.other_ca), serverSelectionTimeoutMS=500
     )
     try:
         with pytest.raises(ServerSelectionTimeoutError, match="CERTIFICATE_VERIFY_FAILED"):
@@ -236,9 +218,9 @@ async def test_mongodb_refuses_a_client_trusting_another_ca(
 
 
 async def test_the_servers_description_reaches_both(
-    kafka: SecuredKafka, mongodb: SecuredMongo
+    kafka: SecuredKafka, scram_mongodb: SecuredMongo
 ) -> None:
-    servers = as_servers(kafka, mongodb)
+    servers = as_servers(kafka, scram_mongodb)
     settings = servers.settings()
     assert settings["kafka_security_protocol"] == "SSL" and not settings["kafka_idempotence"]
     context = context_of(servers.connection)
