@@ -1,8 +1,13 @@
 """Builders of valid contract messages for tests; override any field."""
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from itertools import count
 from typing import Any
+
+from contracts.topics import Topic
+from services.lifecycle.service_layer.messages import Delivery
 
 PARTNER = "partner-1"
 ADMIN = {"user_id": "user-1", "role": "referrals_admin"}
@@ -101,3 +106,12 @@ def profile(
     }
     message.update(overrides)
     return message
+
+
+_offsets = count()
+
+
+def delivery(topic: Topic, value: dict[str, Any] | bytes, offset: int | None = None) -> Delivery:
+    """A Kafka record as the consumer hands it over, each at an offset of its own."""
+    raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+    return Delivery(topic, topic.value, 0, next(_offsets) if offset is None else offset, raw)

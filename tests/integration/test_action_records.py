@@ -12,7 +12,7 @@ from services.lifecycle.domain.clock import Clock
 from services.lifecycle.service_layer.actions import Actions, Submission
 from services.lifecycle.service_layer.lead_service import LeadService
 from tests import messages
-from tests.integration.conftest import delivery
+from tests.messages import delivery
 
 
 class Unpublished:

@@ -16,7 +16,8 @@ from services.lifecycle.domain.lead import Windows
 from services.lifecycle.service_layer.lead_service import LeadService
 from services.lifecycle.service_layer.ports import Change, OutboxRow
 from tests import messages
-from tests.integration.conftest import delivery, outbox_rows
+from tests.integration.stored import outbox_rows
+from tests.messages import delivery
 
 
 def history(lead_id: str) -> list[tuple[Topic, dict[str, Any]]]:

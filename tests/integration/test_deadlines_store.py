@@ -14,7 +14,8 @@ from services.lifecycle.domain.deadlines import Deadline
 from services.lifecycle.domain.lead import Windows
 from services.lifecycle.service_layer.lead_service import LeadService
 from tests import messages
-from tests.integration.conftest import delivery, outbox_rows
+from tests.integration.stored import outbox_rows
+from tests.messages import delivery
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 WINDOWS = Windows(

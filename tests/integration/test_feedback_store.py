@@ -15,7 +15,7 @@ from services.lifecycle.domain.clock import Clock
 from services.lifecycle.service_layer.lead_service import LeadService
 from services.lifecycle.service_layer.performance_feedback import PerformancePublisher
 from tests import messages
-from tests.integration.conftest import delivery
+from tests.messages import delivery
 
 
 class RecordingPublisher:

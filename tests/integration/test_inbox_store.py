@@ -10,7 +10,7 @@ from services.lifecycle.service_layer.inbox import Cursor, InboxFilter
 from services.lifecycle.service_layer.lead_service import LeadService
 from services.lifecycle.settings import Settings
 from tests import messages
-from tests.integration.conftest import delivery
+from tests.messages import delivery
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

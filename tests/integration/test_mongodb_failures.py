@@ -24,7 +24,7 @@ from services.lifecycle.service_layer.pipeline import Pipeline, RetryPolicy
 from services.lifecycle.service_layer.ports import OutboxRow, Refusal
 from services.lifecycle.settings import Settings
 from tests import messages
-from tests.integration.conftest import delivery
+from tests.messages import delivery
 
 CLOCK = SystemClock()
 TIMEOUT = timedelta(seconds=1)

@@ -7,7 +7,7 @@ from contracts.topics import Topic
 from services.lifecycle.adapters.mongo import MongoStore
 from services.lifecycle.service_layer.lead_service import LeadService
 from tests import messages
-from tests.integration.conftest import delivery
+from tests.messages import delivery
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 

@@ -39,7 +39,8 @@ from services.lifecycle.service_layer.ports import (
 from services.lifecycle.service_layer.relay import OutboxRelay
 from services.lifecycle.settings import Settings
 from tests import messages
-from tests.integration.conftest import delivery, outbox_rows
+from tests.integration.stored import outbox_rows
+from tests.messages import delivery
 
 CLOCK = SystemClock()
 
@@ -292,7 +293,6 @@ async def test_a_row_kafka_refuses_is_set_aside_and_the_rest_go_out_once(
 async def test_rows_set_aside_are_retried_through_the_outbox(
     store: MongoStore, service: LeadService, producer: KafkaPublisher, settings: Settings
 ) -> None:
-    await store.mark_sent([row.id for row in await store.pending(100)])  # the profile's
     huge = delivery(Topic.INBOUND, b"x" * (1024 * 1024 + 100 * 1024))
     await service.park(huge, ValueError("no rule foresaw this"))
     the_relay = relay(store, producer, settings)
@@ -319,7 +319,6 @@ async def test_the_cli_lists_rows_set_aside_without_their_content_and_retries_th
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    await store.mark_sent([row.id for row in await store.pending(100)])  # the profile's
     secret = b"grace@fabrikam.example" * 60_000  # over 1 MiB, and personal
     await service.park(delivery(Topic.INBOUND, secret), ValueError("no rule foresaw this"))
     the_relay = relay(store, producer, settings)
@@ -441,7 +440,6 @@ async def test_a_batch_that_read_rows_another_batch_is_publishing_does_not_send_
     """A lead's accept, on its own partition, is decided while the publish of its
     arrival is still under way: the accept waits for it rather than sending the
     arrival's rows a second time ahead of its own."""
-    await store.mark_sent([row.id for row in await store.pending(100)])  # the profile's
     broker = SlowBroker(producer)
     pipeline = Pipeline(service, store, broker, classify, Quiet(), RetryPolicy())
     arriving = asyncio.create_task(
@@ -497,7 +495,7 @@ class Unmarkable:
     """The store's outbox, with marking rows sent failing."""
 
     async def pending(
-        self, limit: int, older_than: timedelta, leave: Any = None
+        self, limit: int, older_than: timedelta = timedelta(0), skip: Any = None
     ) -> list[OutboxRow]:
         raise AssertionError("the pipeline does not read pending rows")
 
@@ -512,7 +510,6 @@ async def test_the_relay_marks_without_sending_what_the_consumer_published_unmar
     store: MongoStore, service: LeadService, producer: KafkaPublisher, settings: Settings
 ) -> None:
     pipeline = Pipeline(service, Unmarkable(), producer, classify, Quiet(), RetryPolicy())
-    await store.mark_sent([row.id for row in await store.pending(100)])  # the profile's
     await pipeline.process([delivery(Topic.INBOUND, messages.inbound(lead_id="lead-unmarked"))])
     assert {row.lead_id for row in await store.pending(100)} == {"lead-unmarked"}
 

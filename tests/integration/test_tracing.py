@@ -26,7 +26,7 @@ from services.lifecycle.service_layer.pipeline import Pipeline, RetryPolicy
 from services.lifecycle.service_layer.ports import OutboxRow, Refusal
 from services.lifecycle.service_layer.tracing import NoTracing
 from tests import messages
-from tests.integration.conftest import delivery
+from tests.messages import delivery
 
 
 class Recorded:

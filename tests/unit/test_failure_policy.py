@@ -67,7 +67,9 @@ class Observed:
 class NoOutbox:
     async def mark_sent(self, ids: Sequence[Any]) -> None: ...
     async def set_aside(self, refused: Sequence[tuple[OutboxRow, str]]) -> None: ...
-    async def pending(self, limit: int, older_than: Any, leave: Any = None) -> list[OutboxRow]:
+    async def pending(
+        self, limit: int, older_than: Any = None, skip: Any = None
+    ) -> list[OutboxRow]:
         return []
 
 

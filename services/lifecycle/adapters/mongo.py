@@ -30,17 +30,14 @@ from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
 from contracts.profiles import PartnerProfile
-from contracts.topics import Topic
 from services.lifecycle.adapters import dead_letters, deadlines, held, outbox, tallies
 from services.lifecycle.adapters.outbox import MongoOutbox
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.domain.lead import Lead
 from services.lifecycle.service_layer.in_flight import InFlightOutbox
-from services.lifecycle.service_layer.outgoing import dead_letter_headers
 from services.lifecycle.service_layer.ports import (
     AlreadyProcessed,
     Change,
-    DeadLetter,
     HeldAction,
     Marker,
     OutboxRow,
@@ -277,7 +274,7 @@ class MongoStore:
 
     async def commit(self, change: Change) -> list[OutboxRow]:
         now = self._clock.now()
-        documents = outbox.pack(self.outbox_rows(change), now)
+        documents = outbox.pack(outbox.rows_for(change, self._prefix, self._source), now)
         steps = self.writes(change, documents, now)
         # Held from before the transaction: its commit may land on the store well
         # before its reply comes back, and the relay must not send them meanwhile.
@@ -355,47 +352,12 @@ class MongoStore:
                 operations.append(ReplaceOne(guard, document))
         return operations, replaced
 
-    def outbox_rows(self, change: Change) -> list[Document]:
-        """The outbox rows of a batch, in the order they are published."""
-        rows = [
-            {
-                "topic": Topic(publication.message.topic).named(self._prefix),
-                "key": publication.message.key.encode() or None,
-                "headers": [*publication.message.headers(self._source), *publication.trace],
-                "value": publication.message.value,
-                "lead_id": publication.message.key,
-                "order": list(publication.order),
-            }
-            for publication in change.outgoing
-        ]
-        rows += [self._dead_letter_row(letter) for letter in change.parked]
-        return rows
-
-    def _dead_letter_row(self, letter: DeadLetter) -> Document:
-        return {
-            "topic": Topic.DEAD_LETTER.named(self._prefix),
-            "key": letter.key,
-            "headers": dead_letter_headers(
-                letter.headers,
-                letter_id=letter.id,
-                topic_name=letter.topic_name,
-                partition=letter.partition,
-                offset=letter.offset,
-                error_class=letter.error_class,
-                error=letter.error,
-                parked_at=letter.parked_at,
-            ),
-            "value": letter.value,
-            "lead_id": letter.lead_id or letter.id,
-            "order": [0, 0],
-        }
-
     # --- outbox (the relay's port) -----------------------------------------------------
 
     async def pending(
-        self, limit: int, older_than: timedelta = timedelta(0), leave: SkipDocument = skip_none
+        self, limit: int, older_than: timedelta = timedelta(0), skip: SkipDocument = skip_none
     ) -> list[OutboxRow]:
-        return await self.outbox.pending(limit, older_than, leave)
+        return await self.outbox.pending(limit, older_than, skip)
 
     async def mark_sent(self, ids: Sequence[Any]) -> None:
         await self.outbox.mark_sent(ids)

@@ -16,7 +16,11 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.read_concern import ReadConcern
 
+from contracts.topics import Topic
+from services.lifecycle.service_layer.outgoing import dead_letter_headers
 from services.lifecycle.service_layer.ports import (
+    Change,
+    DeadLetter,
     OutboxRow,
     SkipDocument,
     in_publishing_order,
@@ -49,6 +53,42 @@ def indexes(retention: timedelta) -> list[IndexModel]:
             "sent_at", name="sent_expiry", expireAfterSeconds=int(retention.total_seconds())
         ),
     ]
+
+
+def rows_for(change: Change, topic_prefix: str, event_source: str) -> list[Document]:
+    """The outbox rows of a batch, in the order they are published."""
+    rows = [
+        {
+            "topic": Topic(publication.message.topic).named(topic_prefix),
+            "key": publication.message.key.encode() or None,
+            "headers": [*publication.message.headers(event_source), *publication.trace],
+            "value": publication.message.value,
+            "lead_id": publication.message.key,
+            "order": list(publication.order),
+        }
+        for publication in change.outgoing
+    ]
+    return rows + [_dead_letter_row(letter, topic_prefix) for letter in change.parked]
+
+
+def _dead_letter_row(letter: DeadLetter, topic_prefix: str) -> Document:
+    return {
+        "topic": Topic.DEAD_LETTER.named(topic_prefix),
+        "key": letter.key,
+        "headers": dead_letter_headers(
+            letter.headers,
+            letter_id=letter.id,
+            topic_name=letter.topic_name,
+            partition=letter.partition,
+            offset=letter.offset,
+            error_class=letter.error_class,
+            error=letter.error,
+            parked_at=letter.parked_at,
+        ),
+        "value": letter.value,
+        "lead_id": letter.lead_id or letter.id,
+        "order": [0, 0],
+    }
 
 
 def pack(rows: Sequence[Document], now: datetime) -> list[Document]:
@@ -157,7 +197,7 @@ class MongoOutbox:
         return [row async for document in found for row in rows_of(document)]
 
     async def pending(
-        self, limit: int, older_than: timedelta = timedelta(0), leave: SkipDocument = skip_none
+        self, limit: int, older_than: timedelta = timedelta(0), skip: SkipDocument = skip_none
     ) -> list[OutboxRow]:
         """About `limit` unsent rows committed at least `older_than` ago, oldest first,
         plus every other unsent document holding rows of the same leads, each lead's
@@ -170,7 +210,7 @@ class MongoOutbox:
         rows = 0
         heads = self._outbox.find({"sent": False, "created_at": {"$lte": cutoff}}, HEAD)
         async for head in heads.sort("_id", ASCENDING):
-            if not leave(head["_id"], head["lead_ids"]):
+            if not skip(head["_id"], head["lead_ids"]):
                 chosen.append(head["_id"])
                 leads.update(head["lead_ids"])
                 rows += head.get("count", 1)
@@ -179,7 +219,7 @@ class MongoOutbox:
         if not chosen:
             return []
         related = self._outbox.find({"sent": False, "lead_ids": {"$in": sorted(leads)}}, HEAD)
-        chosen += [h["_id"] async for h in related if not leave(h["_id"], h["lead_ids"])]
+        chosen += [h["_id"] async for h in related if not skip(h["_id"], h["lead_ids"])]
         documents = self._outbox.find({"_id": {"$in": sorted(set(chosen))}, "sent": False})
         return in_publishing_order([row async for d in documents for row in rows_of(d)])
 

@@ -220,7 +220,7 @@ class Publisher(Protocol):
 
 
 SkipDocument = Callable[[Any, Sequence[str]], bool]
-"""Whether to leave an outbox document (its id, the leads it has rows of) alone."""
+"""Whether to skip an outbox document (its id, the leads it has rows of): leave it alone."""
 
 
 def skip_none(document_id: Any, lead_ids: Sequence[str]) -> bool:
@@ -229,10 +229,10 @@ def skip_none(document_id: Any, lead_ids: Sequence[str]) -> bool:
 
 class Outbox(Protocol):
     async def pending(
-        self, limit: int, older_than: timedelta, leave: SkipDocument = skip_none
+        self, limit: int, older_than: timedelta = timedelta(0), skip: SkipDocument = skip_none
     ) -> list[OutboxRow]:
         """Unsent rows committed at least `older_than` ago, oldest first, with every
-        unsent row of the same leads, in publishing order; documents `leave` picks
+        unsent row of the same leads, in publishing order; documents `skip` picks
         are not read."""
         ...
 

@@ -1,0 +1,299 @@
+"""The `LeadStore` and `Outbox` ports held in memory: the service layer tested in
+milliseconds, with no database.
+
+A commit checks what MongoStore checks inside its transaction (markers, lead
+versions, claims and arrivals, held actions, profile guards) and raises the same
+errors. It writes to copies of the tables and keeps them only once every write
+has held, so a failed commit leaves nothing. Outbox documents are MongoStore's
+own, packed by `outbox.pack`. Commits and reads never wait on anything, so one
+event loop sees each commit whole.
+"""
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from contracts.profiles import PartnerProfile
+from services.lifecycle.adapters import deadlines, held, outbox
+from services.lifecycle.adapters.outbox import SetAside
+from services.lifecycle.domain.clock import Clock
+from services.lifecycle.domain.deadlines import DeadlineChanges
+from services.lifecycle.domain.lead import Lead
+from services.lifecycle.service_layer.messages import Outcome
+from services.lifecycle.service_layer.ports import (
+    AlreadyProcessed,
+    Change,
+    DeadLetter,
+    HeldAction,
+    LeadWrite,
+    Marker,
+    OutboxRow,
+    ProfileUpdate,
+    SkipDocument,
+    VersionConflict,
+    in_publishing_order,
+    skip_none,
+)
+
+Document = dict[str, Any]
+T = TypeVar("T")
+
+
+class DuplicateDocument(Exception):
+    """A document written twice where no check expects it (MongoDB's duplicate key
+    outside the guarded writes): a fault to report, not a conflict to retry."""
+
+
+@dataclass
+class _Tables:
+    """Everything a commit writes but the outbox, keyed as MongoStore's collections."""
+
+    markers: dict[str, Marker] = field(default_factory=dict)
+    leads: dict[str, Lead] = field(default_factory=dict)
+    held: dict[str, HeldAction] = field(default_factory=dict)
+    deadlines: dict[str, Document] = field(default_factory=dict)
+    """Per lead id, its deadlines document, as `adapters.deadlines` stores it."""
+    profiles: dict[str, PartnerProfile] = field(default_factory=dict)
+    tallies: dict[str, Counter[str]] = field(default_factory=dict)
+    """Per `partner_id|slot`, how the partner's badge counts moved."""
+    dead_letters: dict[str, DeadLetter] = field(default_factory=dict)
+
+    def copy(self) -> "_Tables":
+        # Stored values are immutable or replaced whole, never changed in place.
+        return replace(self, **{f.name: dict(getattr(self, f.name)) for f in fields(self)})
+
+    def write(self, change: Change) -> None:
+        """The writes of `change`, in MongoStore's order, each with its check."""
+        self._mark(change.markers, change.settled)
+        self._claim(change.claims)
+        self._write_leads(change.leads.values())
+        self._check_arrivals(change.arrivals)
+        self._release(change.release)
+        self._insert(self.held, change.hold, "held_actions")
+        for changes in change.deadlines:
+            self._schedule(changes)
+        for partner_id, moves in change.tallies.items():
+            self._tally(f"{partner_id}|{change.slot}", moves)
+        self._replace_profiles(change.profiles.values())
+        self._insert(self.dead_letters, {d.id: d for d in change.parked}, "dead_letters")
+
+    def _mark(self, markers: Mapping[str, Marker], settled: Mapping[str, Marker]) -> None:
+        if markers.keys() & self.markers.keys():
+            raise AlreadyProcessed("processed_messages: written meanwhile")
+        found = [self.markers.get(key) for key in settled]
+        if any(marker is None or marker.outcome != Outcome.HELD for marker in found):
+            raise VersionConflict("processed_messages: settled meanwhile")
+        self.markers.update({**markers, **settled})
+
+    def _claim(self, lead_ids: Iterable[str]) -> None:
+        if any(lead_id in self.leads for lead_id in lead_ids):
+            raise VersionConflict("leads: a lead an action is held for arrived meanwhile")
+
+    def _write_leads(self, writes: Iterable[LeadWrite]) -> None:
+        for write in writes:
+            stored = self.leads.get(write.lead.lead_id)
+            if (stored.version if stored else None) != write.expected_version:
+                raise VersionConflict("leads: changed meanwhile")
+            self.leads[write.lead.lead_id] = write.lead
+
+    def _check_arrivals(self, arrivals: Mapping[str, frozenset[str]]) -> None:
+        for lead_id, keys in arrivals.items():
+            if {k for k, action in self.held.items() if action.lead_id == lead_id} != keys:
+                raise VersionConflict("an action was held for a new lead meanwhile")
+
+    def _release(self, keys: Sequence[str]) -> None:
+        if any(key not in self.held for key in keys):
+            raise VersionConflict("held_actions: released meanwhile")
+        for key in keys:
+            del self.held[key]
+
+    def _schedule(self, changes: DeadlineChanges) -> None:
+        lead_id = changes.lead_id
+        if changes.add:
+            self._insert(
+                self.deadlines, {lead_id: deadlines.to_document(lead_id, changes.add)}, "deadlines"
+            )
+        if changes.settled:
+            self.deadlines.pop(lead_id, None)
+        elif lead_id in self.deadlines and (changes.drop_commands or changes.drop_ids):
+            self.deadlines[lead_id] = _without_dropped(self.deadlines[lead_id], changes)
+
+    def _tally(self, tally_id: str, moves: Counter[str]) -> None:
+        moved = Counter(self.tallies.get(tally_id, Counter()))
+        moved.update(moves)  # not `+`: it would drop the counts that went negative
+        self.tallies[tally_id] = moved
+
+    def _replace_profiles(self, updates: Iterable[ProfileUpdate]) -> None:
+        for update in updates:
+            partner_id = update.profile.partner_id
+            stored = self.profiles.get(partner_id)
+            if (stored.updated_at if stored else None) != update.replaces:
+                raise VersionConflict("partner_profiles: changed meanwhile")
+            self.profiles[partner_id] = update.profile
+
+    @staticmethod
+    def _insert(table: dict[str, Any], new: Mapping[str, Any], name: str) -> None:
+        if stored := sorted(new.keys() & table.keys()):
+            raise DuplicateDocument(f"{name}: {stored} stored already")
+        table.update(new)
+
+
+def _without_dropped(document: Document, changes: DeadlineChanges) -> Document:
+    """The deadlines the lead still waits on (MongoDB's `$pull` of the dropped ones)."""
+    items = [
+        item
+        for item in document["items"]
+        if item["command"] not in changes.drop_commands and item["id"] not in changes.drop_ids
+    ]
+    return {**document, "items": items, "rev": document["rev"] + 1}
+
+
+class InMemoryOutbox:
+    """The relay's view, as `MongoOutbox` keeps it: one document per committed batch
+    (split when large), oldest first; rows Kafka refused for good, set aside."""
+
+    def __init__(self, now: Callable[[], datetime]) -> None:
+        self._documents: dict[Any, Document] = {}
+        """By id, in the order they were committed (the order of MongoDB's ObjectIds)."""
+        self._set_aside: dict[str, SetAside] = {}
+        self._now = now
+
+    def _add(self, documents: Iterable[Document]) -> None:
+        self._documents.update({document["_id"]: document for document in documents})
+
+    def _unsent(self) -> list[Document]:
+        return [document for document in self._documents.values() if not document["sent"]]
+
+    async def unsent_of(self, lead_ids: Sequence[str]) -> list[OutboxRow]:
+        """Every unsent row of documents that hold rows of these leads."""
+        return [row for document in self._of_leads(lead_ids) for row in outbox.rows_of(document)]
+
+    def _of_leads(self, lead_ids: Iterable[str], skip: SkipDocument = skip_none) -> list[Document]:
+        wanted = set(lead_ids)
+        return [
+            document
+            for document in self._unsent()
+            if wanted.intersection(document["lead_ids"])
+            and not skip(document["_id"], document["lead_ids"])
+        ]
+
+    async def pending(
+        self, limit: int, older_than: timedelta = timedelta(0), skip: SkipDocument = skip_none
+    ) -> list[OutboxRow]:
+        """As `MongoOutbox.pending`: the oldest documents up to about `limit` rows, with
+        every other unsent document of their leads; those `skip` picks are not read."""
+        chosen = self._oldest(limit, self._now() - older_than, skip)
+        leads = {lead_id for document in chosen for lead_id in document["lead_ids"]}
+        documents = {d["_id"]: d for d in [*chosen, *self._of_leads(leads, skip)]}
+        return in_publishing_order(row for d in documents.values() for row in outbox.rows_of(d))
+
+    def _oldest(self, limit: int, cutoff: datetime, skip: SkipDocument) -> list[Document]:
+        chosen: list[Document] = []
+        rows = 0
+        for document in self._unsent():
+            if document["created_at"] > cutoff or skip(document["_id"], document["lead_ids"]):
+                continue
+            chosen.append(document)
+            rows += document["count"]
+            if rows >= limit:
+                break
+        return chosen
+
+    async def mark_sent(self, ids: Sequence[Any]) -> None:
+        for id_ in set(ids) & self._documents.keys():
+            self._documents[id_] = {**self._documents[id_], "sent": True, "sent_at": self._now()}
+
+    async def set_aside(self, refused: Sequence[tuple[OutboxRow, str]]) -> None:
+        """Idempotent: a row is kept once, under its document's id and its place in it."""
+        for row, error in refused:
+            key = f"{row.id}:{row.index}"
+            aside = SetAside(key, row.topic, row.lead_id, error, self._now(), len(row.value))
+            self._set_aside.setdefault(key, aside)
+
+    async def set_aside_rows(self, ids: Sequence[str] | None = None) -> list[SetAside]:
+        return [aside for key, aside in self._set_aside.items() if not ids or key in ids]
+
+    async def set_aside_count(self) -> int:
+        return len(self._set_aside)
+
+    async def unsent_count(self) -> int:
+        return sum(document["count"] for document in self._unsent())
+
+    async def oldest_unsent(self) -> datetime | None:
+        unsent = self._unsent()
+        return unsent[0]["created_at"] if unsent else None
+
+
+class InMemoryStore(InMemoryOutbox):
+    """The `LeadStore` port, plus the outbox the relay drains, in memory."""
+
+    def __init__(
+        self, clock: Clock, topic_prefix: str = "", event_source: str = "leads-service"
+    ) -> None:
+        super().__init__(clock.now)
+        self._clock = clock
+        self._tables = _Tables()
+        self._prefix, self._source = topic_prefix, event_source
+
+    @property
+    def outbox(self) -> InMemoryOutbox:
+        """The relay's view (MongoStore's `outbox`): this store itself."""
+        return self
+
+    # --- reads a batch is decided on ---------------------------------------------------
+
+    async def processed_among(self, keys: Sequence[str]) -> frozenset[str]:
+        return frozenset(keys) & self._tables.markers.keys()
+
+    async def is_processed(self, dedupe_key: str) -> bool:
+        return dedupe_key in self._tables.markers
+
+    async def load(self, lead_id: str) -> Lead | None:
+        return self._tables.leads.get(lead_id)
+
+    async def load_many(self, lead_ids: Sequence[str]) -> dict[str, Lead]:
+        return _found(self._tables.leads, lead_ids)
+
+    async def versions_of(self, lead_ids: Sequence[str]) -> dict[str, int]:
+        return {lead_id: lead.version for lead_id, lead in (await self.load_many(lead_ids)).items()}
+
+    async def load_profile(self, partner_id: str) -> PartnerProfile | None:
+        return self._tables.profiles.get(partner_id)
+
+    async def load_profiles(self, partner_ids: Sequence[str]) -> dict[str, PartnerProfile]:
+        return _found(self._tables.profiles, partner_ids)
+
+    async def held_for(self, lead_ids: Sequence[str]) -> dict[str, list[HeldAction]]:
+        """Per lead id, the actions held for it, in the order they came."""
+        found: dict[str, list[HeldAction]] = {}
+        wanted = set(lead_ids)
+        for action in sorted(self._tables.held.values(), key=held.arrival_order):
+            if action.lead_id in wanted:
+                found.setdefault(action.lead_id, []).append(action)
+        return found
+
+    async def held_past(self, now: datetime, limit: int) -> list[HeldAction]:
+        """Actions whose lead did not come within their grace, oldest first."""
+        expired = [a for a in self._tables.held.values() if a.expires_at <= now]
+        return sorted(expired, key=lambda action: action.expires_at)[:limit]
+
+    async def held_count(self) -> int:
+        return len(self._tables.held)
+
+    # --- the batch's "transaction" -----------------------------------------------------
+
+    async def commit(self, change: Change) -> list[OutboxRow]:
+        """Everything in `change` or nothing; raises as MongoStore does."""
+        rows = outbox.rows_for(change, self._prefix, self._source)
+        documents = outbox.pack(rows, self._clock.now())
+        tables = self._tables.copy()
+        tables.write(change)
+        self._tables = tables
+        self._add(documents)
+        return [row for document in documents for row in outbox.rows_of(document)]
+
+
+def _found(table: Mapping[str, T], keys: Iterable[str]) -> dict[str, T]:
+    return {key: table[key] for key in keys if key in table}

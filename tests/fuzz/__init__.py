@@ -1,0 +1,1 @@
+"""Property-based tests (hypothesis): slower than unit tests, run beside them."""

@@ -1,0 +1,337 @@
+"""What every lead store must do, whatever keeps it: the cases that `InMemoryStore`
+(tests/unit/test_memory_store.py) and `MongoStore` (tests/integration/
+test_mongo_store_contract.py) both pass, as eventsourcing's tests/persistence.py
+does for its recorders.
+
+Every case speaks to the ports only, with changes decided by the real rules on
+what the store holds.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, ClassVar, Protocol
+
+import pytest
+
+from contracts.profiles import PartnerProfile
+from contracts.topics import Topic
+from services.lifecycle.adapters.outbox import SetAside
+from services.lifecycle.domain.clock import SystemClock
+from services.lifecycle.domain.deadlines import DeadlineChanges, deadlines_of
+from services.lifecycle.domain.lead import Lead, Windows
+from services.lifecycle.service_layer.batch import BatchPlan
+from services.lifecycle.service_layer.decoding import decode
+from services.lifecycle.service_layer.lead_service import LeadService
+from services.lifecycle.service_layer.messages import Committed, Outcome, dedupe_key
+from services.lifecycle.service_layer.ports import (
+    AlreadyProcessed,
+    Change,
+    HeldAction,
+    LeadStore,
+    LeadWrite,
+    Marker,
+    Outbox,
+    OutboxRow,
+    Snapshot,
+    VersionConflict,
+    in_publishing_order,
+)
+from tests import messages
+from tests.messages import delivery
+
+CLOCK = SystemClock()
+WINDOWS = Windows()
+ANY_AGE = timedelta(0)
+"""`older_than` for pending rows however recently committed."""
+Record = tuple[Topic, dict[str, Any]]
+
+
+class SetAsideRows(Protocol):
+    async def set_aside_rows(self, ids: Sequence[str] | None = None) -> list[SetAside]: ...
+
+
+class ContractStore(LeadStore, Outbox, Protocol):
+    """The ports, and what the cases read to see what a commit left."""
+
+    async def load(self, lead_id: str) -> Lead | None: ...
+    async def load_profile(self, partner_id: str) -> PartnerProfile | None: ...
+    async def unsent_count(self) -> int: ...
+
+    @property
+    def outbox(self) -> SetAsideRows: ...
+
+
+def arrival(lead_id: str) -> Record:
+    return Topic.INBOUND, messages.inbound(lead_id=lead_id)
+
+
+def act(lead_id: str, name: str, **fields: Any) -> Record:
+    return Topic.PARTNER_ACTIONS, messages.action(lead_id, name, **fields)
+
+
+def profile(**fields: Any) -> Record:
+    return Topic.PROFILES, messages.profile(**fields)
+
+
+def key_of(record: Record) -> str:
+    """Where the message's marker is kept."""
+    topic, value = record
+    return dedupe_key(topic, value["message_id"])
+
+
+async def serving(store: ContractStore) -> LeadService:
+    """The service on `store`, which knows the test partner's profile."""
+    service = LeadService(store, CLOCK, WINDOWS)
+    await handled(service, profile(updated_at=CLOCK.now() - timedelta(days=1)))
+    return service
+
+
+async def handled(service: LeadService, *records: Record) -> Committed:
+    return await service.decide_and_commit([delivery(topic, value) for topic, value in records])
+
+
+async def decided(store: ContractStore, *records: Record) -> Change:
+    """A batch decided on what the store holds now (blind to markers), not committed:
+    the test commits it when it likes, as a slow or racing replica would."""
+    lead_ids = sorted({value["lead_id"] for _, value in records if "lead_id" in value})
+    view = Snapshot(
+        frozenset(),
+        await store.load_many(lead_ids),
+        await store.load_profiles([messages.PARTNER]),
+        await store.held_for(lead_ids),
+    )
+    plan = BatchPlan(view, CLOCK.now(), WINDOWS, early_action_grace=timedelta(minutes=10))
+    for topic, value in records:
+        record = delivery(topic, value)
+        plan.take(record, decode(topic, record.value))
+    return plan.change
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What the store holds of a lead, and how many rows are unsent in all."""
+
+    lead: Lead | None
+    held: dict[str, list[HeldAction]]
+    unsent: list[OutboxRow]
+    unsent_in_all: int
+
+
+async def stored(store: ContractStore, lead_id: str) -> Stored:
+    return Stored(
+        await store.load(lead_id),
+        await store.held_for([lead_id]),
+        in_publishing_order(await store.unsent_of([lead_id])),
+        await store.unsent_count(),
+    )
+
+
+def of_leads(rows: Sequence[OutboxRow]) -> list[tuple[str, tuple[int, int]]]:
+    return [(row.lead_id, row.order) for row in rows]
+
+
+class StoreContract:
+    """Subclassed as `Test…`, with a `store` fixture and the store's `write_error`."""
+
+    write_error: ClassVar[type[Exception]]
+    """What the store raises when a write that no check foresees fails."""
+
+    # --- every assumption a batch was decided on is checked again ----------------------
+
+    async def test_a_message_id_committed_twice_is_already_processed_and_writes_nothing(
+        self, store: ContractStore
+    ) -> None:
+        service = await serving(store)
+        await handled(service, arrival("lead-m"))
+        accept = act("lead-m", "accept")
+        await handled(service, accept)
+        before = await stored(store, "lead-m")
+        # The same id on another action, decided on the lead as it now is: only
+        # the marker tells it was handled.
+        reused = await decided(store, act("lead-m", "favorite", message_id=accept[1]["message_id"]))
+        assert reused.leads["lead-m"].expected_version == 2
+
+        with pytest.raises(AlreadyProcessed):
+            await store.commit(reused)
+        assert await stored(store, "lead-m") == before
+
+    async def test_a_lead_changed_since_it_was_read_conflicts_and_nothing_is_written(
+        self, store: ContractStore
+    ) -> None:
+        service = await serving(store)
+        await handled(service, arrival("lead-v"))
+        accept = await decided(store, act("lead-v", "accept"))
+        await handled(service, act("lead-v", "favorite"))
+        before = await stored(store, "lead-v")
+
+        with pytest.raises(VersionConflict) as conflict:
+            await store.commit(accept)
+        assert not isinstance(conflict.value, AlreadyProcessed)
+        assert await stored(store, "lead-v") == before
+        assert await store.processed_among(list(accept.markers)) == frozenset()
+
+    async def test_a_lead_created_twice_from_the_same_view_is_created_once(
+        self, store: ContractStore
+    ) -> None:
+        await serving(store)
+        first, second = [await decided(store, arrival("lead-twice")) for _ in range(2)]
+        await store.commit(first)
+        before = await stored(store, "lead-twice")
+
+        with pytest.raises(VersionConflict):
+            await store.commit(second)
+        assert await stored(store, "lead-twice") == before
+        assert await store.processed_among(list(second.markers)) == frozenset()
+
+    @pytest.mark.parametrize("first", ["hold", "arrival"])
+    async def test_an_action_held_and_its_lead_arriving_unaware_of_each_other_never_both_commit(
+        self, store: ContractStore, first: str
+    ) -> None:
+        service = await serving(store)
+        records = {"hold": act("lead-race", "accept"), "arrival": arrival("lead-race")}
+        changes = {name: await decided(store, record) for name, record in records.items()}
+        [second] = set(records) - {first}
+        await store.commit(changes[first])
+
+        with pytest.raises(VersionConflict):
+            await store.commit(changes[second])
+        # Decided again on what is stored now, the action is applied to its lead.
+        await handled(service, records[second])
+        lead = await store.load("lead-race")
+        assert lead is not None and lead.stage == "accepted"
+        assert await store.held_for(["lead-race"]) == {}
+
+    async def test_a_held_action_is_released_only_while_it_is_still_held(
+        self, store: ContractStore
+    ) -> None:
+        service = await serving(store)
+        await handled(service, act("lead-never", "accept"))
+        [held] = (await store.held_for(["lead-never"]))["lead-never"]
+        [refusal] = await service.refuse_expired(held)
+        before = await stored(store, "lead-never")
+        assert (before.held, before.unsent) == ({}, [refusal])
+
+        with pytest.raises(VersionConflict):
+            await service.refuse_expired(held)  # refused already
+        settled = Marker(held.key, Outcome.REJECTED)
+        for half in (Change(release=[held.key]), Change(settled={held.key: settled})):
+            with pytest.raises(VersionConflict):
+                await store.commit(half)
+        assert await stored(store, "lead-never") == before
+
+    @pytest.mark.parametrize("stored_before", [False, True])
+    async def test_a_profile_replaced_since_it_was_read_conflicts(
+        self, store: ContractStore, stored_before: bool
+    ) -> None:
+        if stored_before:
+            await serving(store)
+        now = CLOCK.now()
+        first = await decided(store, profile(updated_at=now))
+        later = await decided(store, profile(updated_at=now + timedelta(minutes=1)))
+        await store.commit(first)
+
+        with pytest.raises(VersionConflict):
+            await store.commit(later)
+        kept = await store.load_profile(messages.PARTNER)
+        assert kept is not None and kept.updated_at == now
+
+    async def test_a_write_no_check_foresaw_failing_undoes_the_whole_commit(
+        self, store: ContractStore
+    ) -> None:
+        service = await serving(store)
+        await handled(service, arrival("lead-half"))
+        before = await stored(store, "lead-half")
+        lead = before.lead
+        assert lead is not None
+        # The lead's expiry is stored already: adding it again fails after the
+        # marker and the lead were written.
+        [expiry] = [d for d in deadlines_of(lead, WINDOWS) if d.command == "expire"]
+        half_done = Change(
+            markers={"half-done": Marker("half-done", Outcome.APPLIED)},
+            leads={"lead-half": LeadWrite(lead.model_copy(update={"version": 2}), 1)},
+            deadlines=[DeadlineChanges("lead-half", add=(expiry,))],
+        )
+
+        with pytest.raises(self.write_error):
+            await store.commit(half_done)
+        assert await stored(store, "lead-half") == before
+        assert await store.processed_among(["half-done"]) == frozenset()
+
+    # --- the outbox --------------------------------------------------------------------
+
+    async def test_a_leads_unsent_rows_are_read_back_as_committed_in_commit_order(
+        self, store: ContractStore
+    ) -> None:
+        await serving(store)
+        committed: list[OutboxRow] = []
+        for record in (arrival("lead-o"), act("lead-o", "accept"), act("lead-o", "favorite")):
+            committed += await store.commit(await decided(store, record))
+
+        unsent = in_publishing_order(await store.unsent_of(["lead-o"]))
+        assert unsent == committed
+        assert of_leads(unsent) == [("lead-o", order) for order in [(1, 0), (1, 1), (2, 0), (3, 0)]]
+
+    async def test_pending_rows_are_the_oldest_with_every_unsent_row_of_their_leads(
+        self, store: ContractStore
+    ) -> None:
+        service = await serving(store)
+        for lead_id in ("lead-1", "lead-2", "lead-3"):
+            await handled(service, arrival(lead_id))
+        await handled(service, act("lead-1", "accept"))
+
+        # Two rows for each arrival: the third lead's are not needed to reach three.
+        assert of_leads(await store.pending(3, ANY_AGE)) == [
+            ("lead-1", (1, 0)),
+            ("lead-1", (1, 1)),
+            ("lead-1", (2, 0)),
+            ("lead-2", (1, 0)),
+            ("lead-2", (1, 1)),
+        ]
+        assert await store.pending(100, older_than=timedelta(hours=1)) == []
+
+    async def test_documents_the_relay_leaves_alone_are_not_read(
+        self, store: ContractStore
+    ) -> None:
+        service = await serving(store)
+        first = await handled(service, arrival("lead-1"))
+        for record in (arrival("lead-2"), act("lead-1", "accept"), arrival("lead-3")):
+            await handled(service, record)
+
+        def in_hand(document_id: Any, lead_ids: Sequence[str]) -> bool:
+            return document_id == first.rows[0].id or "lead-2" in lead_ids
+
+        # Not even as rows of a lead whose later rows are read.
+        assert of_leads(await store.pending(100, ANY_AGE, in_hand)) == [
+            ("lead-1", (2, 0)),
+            ("lead-3", (1, 0)),
+            ("lead-3", (1, 1)),
+        ]
+
+    async def test_rows_marked_sent_are_no_longer_pending_nor_unsent(
+        self, store: ContractStore
+    ) -> None:
+        service = await serving(store)
+        await handled(service, arrival("lead-s"))
+        pending = await store.pending(100, ANY_AGE)
+        assert await store.unsent_count() == len(pending) == 2
+
+        await store.mark_sent([row.id for row in pending])
+        assert await store.pending(100, ANY_AGE) == []
+        assert await store.unsent_of(["lead-s"]) == []
+        assert await store.unsent_count() == 0
+
+    async def test_a_row_set_aside_twice_is_kept_once(self, store: ContractStore) -> None:
+        service = await serving(store)
+        await handled(service, arrival("lead-big"))
+        row, *_ = await store.pending(100, ANY_AGE)
+
+        for _ in range(2):  # its document published again after a crash
+            await store.set_aside([(row, "MessageSizeTooLargeError")])
+        [aside] = await store.outbox.set_aside_rows()
+        assert (aside.topic, aside.lead_id, aside.error, aside.size) == (
+            row.topic,
+            row.lead_id,
+            "MessageSizeTooLargeError",
+            len(row.value),
+        )
