@@ -9,6 +9,7 @@ import secrets
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeAlias
 
 from pydantic import SecretStr, TypeAdapter, ValidationError
 
@@ -20,13 +21,68 @@ DEV_JWT_SECRET = "leads-dev-only-secret-never-use-in-production"
 """Signs tokens for `leads dev` when LEADS_JWT_SECRET is not set; `leads serve` never accepts it."""
 
 
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
 def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as invalid:
+        for line in _settings_errors(invalid):
+            print(f"leads {args.command}: {line}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level, settings.log_format)
+    try:
+        return _run(args, settings)
+    except Refused as refusal:
+        # One line naming the setting at fault: no traceback to scroll through.
+        logging.getLogger("leads").error(f"leads {args.command} cannot start: {refusal}")
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="leads",
         description="Lead and referral lifecycle service. Settings come from LEADS_* variables.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_processes(commands)
+    _add_token(commands)
+    _add_kept_messages(
+        commands,
+        "dead-letters",
+        help="list or replay messages parked on leads.dead-letter",
+        description="Messages that kept failing for a reason no rule foresaw are parked on "
+        "leads.dead-letter (and answered internal_error). List them, and replay them to "
+        "their source topic once the cause is fixed.",
+        listed="show what is parked: ids, places, error classes (never the values)",
+        action=("replay", "publish parked messages back to their source topic, untouched"),
+        one="replay this parked message (repeatable); default: every one not replayed yet",
+    )
+    _add_kept_messages(
+        commands,
+        "outbox",
+        help="list or retry committed messages Kafka refused for good (set aside)",
+        description="A committed message Kafka refuses for good (larger than the broker or "
+        "the topic allows, not allowed by an ACL, against a policy) is set aside, so that "
+        "the rest of its batch goes on. List them, and retry them once the cause is fixed: "
+        "they go back to the outbox and the relay publishes them.",
+        listed="show what is set aside: ids, topics, lead ids, errors (never the values)",
+        action=("retry", "put rows set aside back in the outbox, for the relay to publish"),
+        one="retry this row (repeatable); default: every row set aside",
+    )
+    docs = commands.add_parser(
+        "docs",
+        help="write the JSON Schemas and the AsyncAPI document",
+        description="Write one JSON Schema per topic and the AsyncAPI document generated "
+        "from the FastStream app.",
+    )
+    docs.add_argument("--out", type=Path, default=Path("docs/contract"), help="output folder")
+    return parser
 
+
+def _add_processes(commands: Commands) -> None:
     commands.add_parser(
         "serve",
         help="run the service against the Kafka and MongoDB named in LEADS_* settings",
@@ -54,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         help="feed sample leads and partner actions and print what comes out; deadlines "
         "are shortened to seconds (unless set in LEADS_*) so an expiry happens before your eyes",
     )
+
+
+def _add_token(commands: Commands) -> None:
     token = commands.add_parser(
         "token",
         help="print a bearer token for the read API",
@@ -70,69 +129,26 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument(
         "--ttl", help="how long it is valid, ISO 8601 (default LEADS_TOKEN_TTL, PT8H)"
     )
-    parked = commands.add_parser(
-        "dead-letters",
-        help="list or replay messages parked on leads.dead-letter",
-        description="Messages that kept failing for a reason no rule foresaw are parked on "
-        "leads.dead-letter (and answered internal_error). List them, and replay them to "
-        "their source topic once the cause is fixed.",
-    )
-    parked_commands = parked.add_subparsers(dest="dead_letters", required=True, metavar="ACTION")
-    parked_commands.add_parser(
-        "list", help="show what is parked: ids, places, error classes (never the values)"
-    )
-    replay = parked_commands.add_parser(
-        "replay", help="publish parked messages back to their source topic, untouched"
-    )
-    replay.add_argument(
-        "--id",
-        dest="ids",
-        action="append",
-        help="replay this parked message (repeatable); default: every one not replayed yet",
-    )
-    outbox = commands.add_parser(
-        "outbox",
-        help="list or retry committed messages Kafka refused for good (set aside)",
-        description="A committed message Kafka refuses for good (larger than the broker or "
-        "the topic allows, not allowed by an ACL, against a policy) is set aside, so that "
-        "the rest of its batch goes on. List them, and retry them once the cause is fixed: "
-        "they go back to the outbox and the relay publishes them.",
-    )
-    outbox_commands = outbox.add_subparsers(dest="outbox", required=True, metavar="ACTION")
-    outbox_commands.add_parser(
-        "list", help="show what is set aside: ids, topics, lead ids, errors (never the values)"
-    )
-    retry = outbox_commands.add_parser(
-        "retry", help="put rows set aside back in the outbox, for the relay to publish"
-    )
-    retry.add_argument(
-        "--id",
-        dest="ids",
-        action="append",
-        help="retry this row (repeatable); default: every row set aside",
-    )
-    docs = commands.add_parser(
-        "docs",
-        help="write the JSON Schemas and the AsyncAPI document",
-        description="Write one JSON Schema per topic and the AsyncAPI document generated "
-        "from the FastStream app.",
-    )
-    docs.add_argument("--out", type=Path, default=Path("docs/contract"), help="output folder")
 
-    args = parser.parse_args(argv)
-    try:
-        settings = Settings()
-    except ValidationError as invalid:
-        for line in _settings_errors(invalid):
-            print(f"leads {args.command}: {line}", file=sys.stderr)
-        return 2
-    logs.configure(settings.log_level, settings.log_format)
-    try:
-        return _run(args, settings)
-    except Refused as refusal:
-        # One line naming the setting at fault: no traceback to scroll through.
-        logging.getLogger("leads").error(f"leads {args.command} cannot start: {refusal}")
-        return 1
+
+def _add_kept_messages(
+    commands: Commands,
+    name: str,
+    *,
+    help: str,
+    description: str,
+    listed: str,
+    action: tuple[str, str],
+    one: str,
+) -> None:
+    """A command over messages kept aside: `list` them, and act on them (all, or --id)."""
+    group = commands.add_parser(name, help=help, description=description)
+    actions = group.add_subparsers(dest=name.replace("-", "_"), required=True, metavar="ACTION")
+    actions.add_parser("list", help=listed)
+    verb, verb_help = action
+    actions.add_parser(verb, help=verb_help).add_argument(
+        "--id", dest="ids", action="append", help=one
+    )
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
