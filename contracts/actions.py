@@ -78,6 +78,19 @@ class Decline(_Action):
     action: Literal["decline"]
     reason: DeclineReason
     notes: Notes | None = None
+    duplicate_of: Id | None = Field(
+        default=None,
+        description="With reason `duplicate`: the partner's own lead this one repeats",
+    )
+
+    @model_validator(mode="after")
+    def _duplicate_of_a_lead(self) -> "Decline":
+        if self.duplicate_of is not None:
+            if self.reason is not DeclineReason.DUPLICATE:
+                raise ValueError("duplicate_of goes only with reason duplicate")
+            if self.duplicate_of == self.lead_id:
+                raise ValueError("a lead cannot be a duplicate of itself")
+        return self
 
 
 class Update(_Action):

@@ -41,6 +41,32 @@ class Tab(StrEnum):
     FAVORITES = "favorites"
 
 
+class Offer(Contract):
+    """Which offer of its referral a lead is: "offer 2 of 3"."""
+
+    number: int = Field(ge=1)
+    of: int = Field(ge=1, description="The most offers the referrer allows")
+
+
+class MatchedOn(StrEnum):
+    EMAIL = "email"
+    PHONE = "phone"
+    COMPANY_DOMAIN = "company_domain"
+
+
+class PossibleDuplicate(Contract):
+    """An open lead of the same partner for what looks like the same customer."""
+
+    lead_id: Id
+    matched_on: list[MatchedOn]
+
+
+class UnroutableReason(StrEnum):
+    NO_CANDIDATE = "no_candidate"
+    CONSENT_MISSING = "consent_missing"
+    MAX_OFFERS = "max_offers"
+
+
 class CustomerView(Contract):
     """The customer as stored: contact fields are erased (null) once the lead is
     declined or expires; company, country and size stay."""
@@ -80,6 +106,16 @@ class LeadSnapshot(Contract):
     answered_at: UtcDatetime | None = Field(
         default=None, description="When the partner accepted or declined the lead"
     )
+    referral_id: Id | None = Field(
+        default=None, description="On a re-offered lead: the id of its referral's first lead"
+    )
+    offer: Offer | None = Field(
+        default=None, description="On a lead sent with routing: which offer of its referral"
+    )
+    possible_duplicate_of: PossibleDuplicate | None = None
+    duplicate_of: Id | None = Field(
+        default=None, description="Declined as a duplicate of this lead of the same partner"
+    )
 
 
 class LeadEvent(Contract):
@@ -91,3 +127,6 @@ class LeadEvent(Contract):
     version: int = Field(ge=1, description="The lead's version after the change")
     causation_id: MessageId = Field(description="The message_id that caused this event")
     lead: LeadSnapshot
+    reason: UnroutableReason | None = Field(
+        default=None, description="On `lead.unroutable`: why nobody else gets the lead"
+    )

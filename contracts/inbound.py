@@ -1,7 +1,7 @@
 """`leads.inbound`: a new lead from an upstream referral system."""
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import Field, StringConstraints
 
@@ -38,6 +38,25 @@ class Customer(Contract):
     industry: Annotated[str, StringConstraints(max_length=100)] | None = None
 
 
+class Consent(Contract):
+    """What the customer agreed to."""
+
+    contact: bool = False
+    share_with_other_partners: bool = False
+    """The lead may go to the next candidate when a partner declines it or lets it expire."""
+
+
+class Routing(Contract):
+    """Who else may have the lead, best first, should its partner not take it."""
+
+    candidates: Annotated[list[Id], Field(max_length=10)] = Field(
+        default=[], description="Partner ids, ranked: the first that can take the lead gets it"
+    )
+    max_offers: int = Field(
+        default=3, ge=1, le=5, description="Offers in all, the first partner's included"
+    )
+
+
 class InboundLead(Contract):
     message_id: MessageId
     lead_id: Id
@@ -51,3 +70,20 @@ class InboundLead(Contract):
     received_at: UtcDatetime | None = Field(
         default=None, description="Defaults to the time the service took the lead"
     )
+    source_lead_id: Id | None = Field(
+        default=None,
+        description="The sender's own id for this lead: sent again (under any lead_id), "
+        "it is the same lead and is answered `duplicate_lead`",
+    )
+    consent: Consent | None = None
+    routing: Routing | None = Field(
+        default=None,
+        description="Re-offer the lead to these candidates when declined or expired "
+        "(needs consent.share_with_other_partners)",
+    )
+
+    OPTIONAL_SINCE_V1: ClassVar[frozenset[str]] = frozenset(
+        {"source_lead_id", "consent", "routing"}
+    )
+    """Fields added after v1: left out of a lead's fingerprint when absent, so that a v1
+    lead sent again is still the same lead."""

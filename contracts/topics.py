@@ -47,6 +47,13 @@ class EventType(StrEnum):
     FAVORITED = "lead.favorited"
     UNFAVORITED = "lead.unfavorited"
     CONTACT_REQUEST_AGED = "lead.contact_request_aged"
+    REOFFERED = "lead.reoffered"
+    """On the lead a partner declined or let expire: it went to the next candidate
+    (who, it does not say: the partner never learns)."""
+    UNROUTABLE = "lead.unroutable"
+    """On the lead a partner declined or let expire: nobody else gets it (`reason` says why)."""
+    DUPLICATE_FLAGGED = "lead.duplicate_flagged"
+    """On a new lead that looks like an open lead of the same partner (`possible_duplicate_of`)."""
 
 
 class NotificationTemplate(StrEnum):
@@ -55,6 +62,12 @@ class NotificationTemplate(StrEnum):
     LEAD_EXPIRED = "lead_expired"
     EXPIRY_REMINDER = "expiry_reminder"
     CONTACT_REQUEST_AGING = "contact_request_aging"
+    LEAD_REOFFERED = "lead_reoffered"
+    """To the referrer: its lead went to the next candidate."""
+    LEAD_UNROUTABLE = "lead_unroutable"
+    """To the referrer: its lead has nobody left to go to."""
+    PASSED_TO_ANOTHER_PARTNER = "passed_to_another_partner"
+    """To the customer, instead of `choose_another_partner`: another partner has it now."""
 
 
 INBOUND_TOPICS = (Topic.INBOUND, Topic.PARTNER_ACTIONS, Topic.COMMANDS, Topic.PROFILES)

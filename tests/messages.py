@@ -17,7 +17,13 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
+_customers = count(1_000_000)
+
+
 def inbound(lead_id: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """A new lead of a customer of its own (e-mail, domain and phone), so that no two
+    leads look like duplicates unless a test says so."""
+    n = next(_customers)
     message: dict[str, Any] = {
         "message_id": new_id("m"),
         "lead_id": lead_id or new_id("lead"),
@@ -27,8 +33,8 @@ def inbound(lead_id: str | None = None, **overrides: Any) -> dict[str, Any]:
         "customer": {
             "company_name": "Fabrikam",
             "contact_name": "Grace Hopper",
-            "email": "grace@fabrikam.example",
-            "phone": "+49 30 1234567",
+            "email": f"grace@fabrikam-{n}.example",
+            "phone": f"+49 30 {n}",
             "country": "DE",
             "company_size": "50-249",
         },

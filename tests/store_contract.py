@@ -184,6 +184,37 @@ class StoreContract:
         assert await stored(store, "lead-twice") == before
         assert await store.processed_among(list(second.markers)) == frozenset()
 
+    async def test_two_leads_of_one_source_lead_from_the_same_view_are_never_both_stored(
+        self, store: ContractStore
+    ) -> None:
+        await serving(store)
+        sent = [
+            (Topic.INBOUND, messages.inbound(lead_id=lead_id, source_lead_id="crm-1"))
+            for lead_id in ("lead-src-1", "lead-src-2")
+        ]
+        first, second = [await decided(store, record) for record in sent]
+        await store.commit(first)
+
+        with pytest.raises(VersionConflict):
+            await store.commit(second)
+        assert await store.load("lead-src-2") is None
+        [key] = {w.lead.source_key for w in first.leads.values()}
+        assert key is not None
+        assert await store.source_owners([key, "no-such-key"]) == {key: "lead-src-1"}
+
+    async def test_open_leads_are_found_by_their_match_keys_and_archived_ones_are_not(
+        self, store: ContractStore
+    ) -> None:
+        service = await serving(store)
+        await handled(service, arrival("lead-look"), arrival("lead-other"))
+        lead = await store.load("lead-look")
+        assert lead is not None and lead.match_keys
+
+        [found] = await store.lookalikes([lead.match_keys[0], "no-such-key"])
+        assert found == lead.lookalike()
+        await handled(service, act("lead-look", "decline"))
+        assert await store.lookalikes(list(lead.match_keys)) == []
+
     @pytest.mark.parametrize("first", ["hold", "arrival"])
     async def test_an_action_held_and_its_lead_arriving_unaware_of_each_other_never_both_commit(
         self, store: ContractStore, first: str

@@ -59,7 +59,10 @@ def store(
 
 def lead_service(settings: Settings, store: MongoStore, clock: Clock) -> LeadService:
     windows = Windows(
-        settings.response_window, settings.contact_request_window, settings.reminder_offsets
+        settings.response_window,
+        settings.contact_request_window,
+        settings.reminder_offsets,
+        settings.duplicate_window,
     )
     return LeadService(store, clock, windows, settings.early_action_grace)
 

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     topic_replication_factor: int = Field(default=1, ge=1)
     response_window: timedelta = timedelta(days=14)
     contact_request_window: timedelta = timedelta(hours=72)
+    duplicate_window: timedelta = Field(default=timedelta(days=90), gt=timedelta(0))
+    """How far back an open lead of the same partner may be to flag a new one as its duplicate."""
     event_source: str = "urn:leads:lifecycle-service"
     relay_batch: int = Field(default=500, ge=1)
     relay_poll_interval: timedelta = timedelta(milliseconds=500)

@@ -141,7 +141,7 @@ async def test_the_inbox_lists_filters_counts_and_pages(upstream: Upstream) -> N
             break
     assert (seen, pages) == ([sql, mql, hot, inquiry, due_soon], 3)
     first = (await api.get("/v1/leads", partner, limit=1)).json()["items"][0]
-    assert first["customer"]["email"] == "grace@fabrikam.example"  # the partner's own lead
+    assert first["customer"]["email"].startswith("grace@fabrikam")  # the partner's own lead
     assert (await api.get("/v1/leads", partner, cursor="not-a-cursor")).status_code == 400
 
     counts = (await api.get("/v1/leads/counts", partner)).json()

@@ -50,7 +50,8 @@ async def test_accept_update_add_contacts_won(upstream: Upstream) -> None:
 
 
 async def test_decline_tells_the_customer_and_erases_contact_data(upstream: Upstream) -> None:
-    lead_id = await received(upstream, lead_type="marketing_qualified")
+    customer = {**messages.inbound()["customer"], "email": "grace@fabrikam.example"}
+    lead_id = await received(upstream, lead_type="marketing_qualified", customer=customer)
     await upstream.send(
         Topic.PARTNER_ACTIONS, messages.action(lead_id, "decline", reason="not_a_customer")
     )

@@ -87,3 +87,11 @@ def test_won_values_add_up_per_currency() -> None:
     [total] = performance("p", won).overall.won_value
     assert total.amount == Decimal("1000000000000.30")
     assert total.model_dump(mode="json") == {"currency": "EUR", "amount": "1000000000000.30"}
+
+
+def test_a_lead_declined_as_a_duplicate_does_not_move_the_figures() -> None:
+    slow_duplicate = lead(300 * H, Outcome.DECLINED, reason=DeclineReason.DUPLICATE)
+    with_it = performance("p", [*SCRIPT, slow_duplicate])
+    assert with_it == performance("p", SCRIPT)
+    slow_decline = lead(300 * H, Outcome.DECLINED, reason=DeclineReason.OTHER)
+    assert performance("p", [*SCRIPT, slow_decline]).overall != with_it.overall

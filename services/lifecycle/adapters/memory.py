@@ -20,6 +20,7 @@ from services.lifecycle.adapters import deadlines, held, outbox
 from services.lifecycle.adapters.outbox import SetAside
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.domain.deadlines import DeadlineChanges
+from services.lifecycle.domain.duplicates import LookAlike
 from services.lifecycle.domain.lead import Lead
 from services.lifecycle.service_layer.messages import Outcome
 from services.lifecycle.service_layer.ports import (
@@ -59,6 +60,8 @@ class _Tables:
     tallies: dict[str, Counter[str]] = field(default_factory=dict)
     """Per `partner_id|slot`, how the partner's badge counts moved."""
     dead_letters: dict[str, DeadLetter] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    """Lead ids by source key: one lead per (referrer, source_lead_id)."""
 
     def copy(self) -> "_Tables":
         # Stored values are immutable or replaced whole, never changed in place.
@@ -97,6 +100,13 @@ class _Tables:
             if (stored.version if stored else None) != write.expected_version:
                 raise VersionConflict("leads: changed meanwhile")
             self.leads[write.lead.lead_id] = write.lead
+            if write.expected_version is None and write.lead.source_key:
+                self._own_source(write.lead.source_key, write.lead.lead_id)
+
+    def _own_source(self, source_key: str, lead_id: str) -> None:
+        if source_key in self.sources:
+            raise VersionConflict("source_keys: the sender's lead was stored meanwhile")
+        self.sources[source_key] = lead_id
 
     def _check_arrivals(self, arrivals: Mapping[str, frozenset[str]]) -> None:
         for lead_id, keys in arrivals.items():
@@ -273,6 +283,14 @@ class InMemoryStore(InMemoryOutbox):
             if action.lead_id in wanted:
                 found.setdefault(action.lead_id, []).append(action)
         return found
+
+    async def lookalikes(self, match_keys: Sequence[str]) -> list[LookAlike]:
+        wanted = set(match_keys)
+        leads = self._tables.leads.values()
+        return [lead.lookalike() for lead in leads if wanted.intersection(lead.match_keys)]
+
+    async def source_owners(self, source_keys: Sequence[str]) -> dict[str, str]:
+        return _found(self._tables.sources, source_keys)
 
     async def held_past(self, now: datetime, limit: int) -> list[HeldAction]:
         """Actions whose lead did not come within their grace, oldest first."""

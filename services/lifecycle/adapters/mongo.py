@@ -29,10 +29,12 @@ from pymongo.errors import BulkWriteError, CollectionInvalid, OperationFailure
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
+from contracts.events import Stage
 from contracts.profiles import PartnerProfile
 from services.lifecycle.adapters import dead_letters, deadlines, held, outbox, tallies
 from services.lifecycle.adapters.outbox import MongoOutbox
 from services.lifecycle.domain.clock import Clock
+from services.lifecycle.domain.duplicates import LookAlike
 from services.lifecycle.domain.lead import Lead
 from services.lifecycle.service_layer.in_flight import InFlightOutbox
 from services.lifecycle.service_layer.ports import (
@@ -56,6 +58,7 @@ _DUPLICATE_KEY = 11000
 
 COLLECTIONS = (
     "leads",
+    "source_keys",
     "processed_messages",
     "outbox",
     "outbox_set_aside",
@@ -192,6 +195,7 @@ class MongoStore:
         self._db = pinned(database)
         self._client = database.client
         self._leads = self._db["leads"]
+        self._sources = self._db["source_keys"]
         self._processed = self._db["processed_messages"]
         self._outbox = self._db["outbox"]
         self._deadlines = self._db["deadlines"]
@@ -216,6 +220,7 @@ class MongoStore:
         unique by nature; the inbox's indexes on leads are the read side's
         (`adapters.inbox`)."""
         await ensure_collections(self._db)
+        await ensure_indexes(self._leads, [LOOKALIKES])
         await ensure_indexes(self._deadlines, deadlines.INDEXES)
         await ensure_indexes(self._held, held.INDEXES)
         await ensure_indexes(self._tallies, tallies.INDEXES)
@@ -259,6 +264,18 @@ class MongoStore:
 
     async def held_for(self, lead_ids: Sequence[str]) -> dict[str, list[HeldAction]]:
         return await held.of_leads(self._held, lead_ids)
+
+    async def lookalikes(self, match_keys: Sequence[str]) -> list[LookAlike]:
+        if not match_keys:
+            return []
+        found = self._leads.find({"match_keys": {"$in": list(match_keys)}}, _LOOKALIKE_FIELDS)
+        return [_lookalike(document) async for document in found]
+
+    async def source_owners(self, source_keys: Sequence[str]) -> dict[str, str]:
+        if not source_keys:
+            return {}
+        found = self._sources.find({"_id": {"$in": list(source_keys)}})
+        return {document["_id"]: document["lead_id"] async for document in found}
 
     async def held_past(self, now: datetime, limit: int) -> list[HeldAction]:
         """Actions whose lead did not come within their grace, oldest first."""
@@ -306,6 +323,7 @@ class MongoStore:
         return [
             Write(self._processed, markers, matched=settled, duplicate=AlreadyProcessed),
             Write(self._leads, leads, replaced, len(change.claims), VersionConflict),
+            Write(self._sources, _source_writes(change), duplicate=VersionConflict),
             Write(self._held, held.writes(change.hold.values(), change.release), deleted=released),
             Write(self._deadlines, deadlines.writes(change.deadlines)),
             Write(self._tallies, tallies.writes(change)),
@@ -377,6 +395,30 @@ class MongoStore:
 
     async def oldest_unsent(self) -> datetime | None:
         return await self.outbox.oldest_unsent()
+
+
+LOOKALIKES = IndexModel("match_keys", name="lookalikes")
+"""Open leads by their customer's match keys (hashed; emptied once a lead is archived)."""
+_LOOKALIKE_FIELDS = {"partner_id": 1, "stage": 1, "received_at": 1, "match_keys": 1}
+
+
+def _lookalike(document: Document) -> LookAlike:
+    return LookAlike(
+        document["_id"],
+        document["partner_id"],
+        Stage(document["stage"]),
+        document["received_at"],
+        frozenset(document["match_keys"]),
+    )
+
+
+def _source_writes(change: Change) -> list[InsertOne[Document]]:
+    """A new lead's source key, held once: a second lead for it conflicts."""
+    return [
+        InsertOne({"_id": w.lead.source_key, "lead_id": w.lead.lead_id})
+        for w in change.leads.values()
+        if w.expected_version is None and w.lead.source_key
+    ]
 
 
 def _duplicate(error: BulkWriteError) -> bool:

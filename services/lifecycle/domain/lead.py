@@ -6,6 +6,7 @@ or raises `Refused`. Nothing here reads a clock, a database or a broker.
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -27,24 +28,38 @@ from contracts.actions import (
 )
 from contracts.commands import AgeContactRequest, Command, Expire, Remind
 from contracts.common import Contact, DeclineReason
-from contracts.events import CustomerView, LeadSnapshot, Outcome, Stage, Tab
-from contracts.inbound import InboundLead, LeadType, Referrer
+from contracts.events import (
+    CustomerView,
+    LeadSnapshot,
+    MatchedOn,
+    Offer,
+    Outcome,
+    PossibleDuplicate,
+    Stage,
+    Tab,
+    UnroutableReason,
+)
+from contracts.inbound import Consent, Customer, InboundLead, LeadType, Referrer, Routing
 from contracts.notifications import Recipient, RecipientKind
 from contracts.profiles import PartnerProfile
 from contracts.topics import EventType, NotificationTemplate, Reason
+from services.lifecycle.domain import matching
 from services.lifecycle.domain.clock import to_millis
+from services.lifecycle.domain.duplicates import LookAlike, LookAlikes, possible_duplicate
 from services.lifecycle.domain.errors import Refused
 from services.lifecycle.domain.profiles import alert_contacts
 
 
 @dataclass(frozen=True)
 class Windows:
-    """How long a partner has to answer, how long a contact request stays hot,
-    and how long before its deadline a partner is reminded."""
+    """How long a partner has to answer, how long a contact request stays hot, how
+    long before its deadline a partner is reminded, and how far back an open lead of
+    the same partner makes a new one a possible duplicate."""
 
     response: timedelta = timedelta(days=14)
     contact_request: timedelta = timedelta(hours=72)
     reminders: tuple[timedelta, ...] = (timedelta(hours=72), timedelta(hours=24))
+    duplicates: timedelta = timedelta(days=90)
 
 
 class HistoryActor(BaseModel):
@@ -101,10 +116,29 @@ class Lead(BaseModel):
     fingerprint: str
     """Hash of the inbound message's content, to tell a redelivery from a clash
     after the customer's contact data has been erased."""
+    duplicate_of: str | None = None
+    """Declined as a duplicate of this lead of the same partner."""
+    referral_id: str | None = None
+    """A re-offered lead's first lead."""
+    offer: Offer | None = None
+    possible_duplicate_of: PossibleDuplicate | None = None
+    consent: Consent | None = None
+    routing: Routing | None = None
+    passed_over: tuple[str, ...] = ()
+    """Partners that had this referral before, in order: never offered it again, never shown."""
+    match_keys: tuple[str, ...] = ()
+    """Its customer's keys (`matching`: hashed, scoped to the partner), kept while it is open."""
+    source_key: str | None = None
+    """Hashed (referrer, source_lead_id), when its sender named its own id for it."""
 
     @property
     def tab(self) -> Tab:
         return Tab.MARKETPLACE if self.lead_type is LeadType.CUSTOMER_INQUIRY else Tab.QUALIFIED
+
+    def lookalike(self) -> LookAlike:
+        """What a new lead of the same partner is compared with."""
+        keys = frozenset(self.match_keys)
+        return LookAlike(self.lead_id, self.partner_id, self.stage, self.received_at, keys)
 
     def snapshot(self) -> LeadSnapshot:
         # Every part is validated already: assembled as is, not validated again.
@@ -130,6 +164,11 @@ class Decision:
     lead: Lead
     event: EventType | None = None
     notifications: tuple[Notify, ...] = ()
+    reason: UnroutableReason | None = None
+    """With `lead.unroutable`: why."""
+    then: tuple["Decision", ...] = ()
+    """What follows from it, in order: the lead passed on, the next partner's new
+    lead, a duplicate flag."""
 
     @property
     def changed(self) -> bool:
@@ -137,7 +176,8 @@ class Decision:
 
 
 def fingerprint(message: InboundLead) -> str:
-    content = message.model_dump(mode="json", exclude={"message_id"})
+    absent = {name for name in InboundLead.OPTIONAL_SINCE_V1 if getattr(message, name) is None}
+    content = message.model_dump(mode="json", exclude={"message_id", *absent})
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -151,9 +191,14 @@ def receive(
     now: datetime,
     windows: Windows,
     profile: PartnerProfile | None,
+    lookalikes: LookAlikes | None = None,
+    source_owner: str | None = None,
 ) -> Decision:
     """A new lead, or the same lead delivered again. Only a partner with a
-    business profile can receive leads: its alert contacts are told."""
+    business profile can receive leads: its alert contacts are told.
+
+    `lookalikes`: stored leads sharing a match key with it; `source_owner`: the
+    lead already holding its sender's `source_lead_id`, if any."""
     content_hash = fingerprint(message)
     if existing is not None:
         if existing.fingerprint == content_hash:
@@ -163,6 +208,12 @@ def receive(
             f"lead {message.lead_id} already exists with different content; "
             "a lead id can be used for one lead only",
         )
+    if source_owner is not None:
+        raise Refused(
+            Reason.DUPLICATE_LEAD,
+            f"referrer {message.referrer.id} sent source lead {message.source_lead_id} "
+            f"before, as lead {source_owner}: it is that lead",
+        )
     if profile is None:
         raise Refused(
             Reason.PARTNER_PROFILE_MISSING,
@@ -170,7 +221,7 @@ def receive(
             "once its profile is on partners.profiles",
         )
     received_at = to_millis(message.received_at or now)
-    hot_until = received_at + windows.contact_request if message.contact_requested else None
+    routing = message.routing
     lead = Lead(
         lead_id=message.lead_id,
         partner_id=message.partner_id,
@@ -180,11 +231,14 @@ def receive(
         need=message.need,
         campaign_id=message.campaign_id,
         contact_requested=message.contact_requested,
-        hot=hot_until is not None and now < hot_until,
-        hot_until=hot_until,
-        received_at=received_at,
-        respond_by=received_at + windows.response,
+        **timing(received_at, message.contact_requested, now, windows),
         fingerprint=content_hash,
+        consent=message.consent,
+        routing=routing,
+        offer=Offer(number=1, of=routing.max_offers) if routing else None,
+        source_key=matching.source_key(message.referrer.id, message.source_lead_id)
+        if message.source_lead_id
+        else None,
         history=(
             HistoryEntry(
                 at=now,
@@ -195,8 +249,47 @@ def receive(
             ),
         ),
     )
-    notify = _to_partner(lead, profile, NotificationTemplate.NEW_LEAD, _lead_summary(lead))
-    return Decision(lead, EventType.RECEIVED, notify)
+    return opened(lead, profile, lookalikes, now, windows)
+
+
+def customer_keys(partner_id: str, customer: Customer | CustomerView) -> dict[str, MatchedOn]:
+    """The customer's match keys at this partner (hashed) and what each is of."""
+    c = customer
+    keys = matching.match_keys(partner_id, c.email, c.phone, c.company_name, c.country)
+    return {key: kind for kind, key in keys}
+
+
+def timing(
+    received_at: datetime, contact_requested: bool, now: datetime, windows: Windows
+) -> dict[str, Any]:
+    """A new lead's clock: its window to answer and, if the customer asked to be
+    contacted, how long it stays hot."""
+    hot_until = received_at + windows.contact_request if contact_requested else None
+    return {
+        "received_at": received_at,
+        "respond_by": received_at + windows.response,
+        "hot_until": hot_until,
+        "hot": hot_until is not None and now < hot_until,
+    }
+
+
+def opened(
+    lead: Lead,
+    profile: PartnerProfile,
+    lookalikes: LookAlikes | None,
+    now: datetime,
+    windows: Windows,
+) -> Decision:
+    """A lead new to its partner (received, or re-offered): its customer's match
+    keys, a flag when it repeats an open lead of the same partner, and the
+    partner's alert contacts told."""
+    keys = customer_keys(lead.partner_id, lead.customer)
+    since = now - windows.duplicates
+    flag = possible_duplicate(lead.lead_id, lead.partner_id, keys, lookalikes or {}, since)
+    lead = lead.model_copy(update={"match_keys": tuple(keys), "possible_duplicate_of": flag})
+    notify = to_partner(lead, profile, NotificationTemplate.NEW_LEAD, lead_summary(lead))
+    flagged = (Decision(lead, EventType.DUPLICATE_FLAGGED),) if flag else ()
+    return Decision(lead, EventType.RECEIVED, notify, then=flagged)
 
 
 # --- partner actions ---------------------------------------------------------------
@@ -213,9 +306,14 @@ _ALLOWED_IN: dict[str, frozenset[Stage]] = {
 }
 
 
-def act(lead: Lead | None, action: PartnerAction, now: datetime) -> Decision:
+def act(
+    lead: Lead | None,
+    action: PartnerAction,
+    now: datetime,
+    others: Mapping[str, Lead | None] | None = None,
+) -> Decision:
     """A partner user's action: role, ownership, the version the sender saw, stage,
-    then the action itself."""
+    then the action itself. `others`: other leads it names (a decline's `duplicate_of`)."""
     if action.actor.role not in PARTNER_ROLES:
         raise Refused(
             Reason.FORBIDDEN,
@@ -241,8 +339,12 @@ def act(lead: Lead | None, action: PartnerAction, now: datetime) -> Decision:
             Reason.INVALID_TRANSITION,
             f"{action.action!r} is not allowed while the lead is {lead.stage}",
         )
+    if isinstance(action, Decline) and action.duplicate_of is not None:
+        original = (others or {}).get(action.duplicate_of)
+        if original is None or original.partner_id != action.partner_id:
+            raise no_such_lead(action.partner_id, action.duplicate_of)
     actor = HistoryActor(kind="user", id=action.actor.user_id, role=action.actor.role)
-    decision: Decision = _APPLY[type(action)](lead, action, _Step(now, actor, action.action))
+    decision: Decision = _APPLY[type(action)](lead, action, Step(now, actor, action.action))
     return decision
 
 
@@ -252,7 +354,7 @@ def no_such_lead(partner_id: str, lead_id: str) -> Refused:
 
 
 @dataclass(frozen=True)
-class _Step:
+class Step:
     """When, by whom and as what action a change is recorded."""
 
     at: datetime
@@ -274,7 +376,7 @@ class _Step:
         )
 
 
-def _accept(lead: Lead, action: Accept, step: _Step) -> Decision:
+def _accept(lead: Lead, action: Accept, step: Step) -> Decision:
     changed = step.record(
         lead,
         stage=Stage.ACCEPTED,
@@ -285,7 +387,7 @@ def _accept(lead: Lead, action: Accept, step: _Step) -> Decision:
     return Decision(changed, EventType.ACCEPTED)
 
 
-def _decline(lead: Lead, action: Decline, step: _Step) -> Decision:
+def _decline(lead: Lead, action: Decline, step: Step) -> Decision:
     # Tell the customer before their contact data is erased from the lead.
     notify = Notify(
         NotificationTemplate.CHOOSE_ANOTHER_PARTNER,
@@ -299,13 +401,14 @@ def _decline(lead: Lead, action: Decline, step: _Step) -> Decision:
     changed = step.record(
         _archived(lead, Outcome.DECLINED),
         decline_reason=action.reason,
+        duplicate_of=action.duplicate_of,
         closing_notes=action.notes,
         answered_at=step.at,
     )
     return Decision(changed, EventType.DECLINED, (notify,))
 
 
-def _update(lead: Lead, action: Update, step: _Step) -> Decision:
+def _update(lead: Lead, action: Update, step: Step) -> Decision:
     assert lead.deal is not None  # accepted leads always have a deal
     given = {k: v for k, v in action.changes if v is not None}
     deal = lead.deal.model_copy(update=given)
@@ -314,21 +417,21 @@ def _update(lead: Lead, action: Update, step: _Step) -> Decision:
     return Decision(step.record(lead, deal=deal), EventType.UPDATED)
 
 
-def _add_contacts(lead: Lead, action: AddContacts, step: _Step) -> Decision:
+def _add_contacts(lead: Lead, action: AddContacts, step: Step) -> Decision:
     contacts = _merge_contacts(lead.contacts, action.contacts)
     if contacts == lead.contacts:
         return Decision(lead)
     return Decision(step.record(lead, contacts=contacts), EventType.CONTACTS_ADDED)
 
 
-def _won(lead: Lead, action: Won, step: _Step) -> Decision:
+def _won(lead: Lead, action: Won, step: Step) -> Decision:
     changed = step.record(
         lead, stage=Stage.ARCHIVED, outcome=Outcome.WON, closing_notes=action.notes
     )
     return Decision(changed, EventType.WON)
 
 
-def _lost(lead: Lead, action: Lost, step: _Step) -> Decision:
+def _lost(lead: Lead, action: Lost, step: Step) -> Decision:
     changed = step.record(
         lead,
         stage=Stage.ARCHIVED,
@@ -340,7 +443,7 @@ def _lost(lead: Lead, action: Lost, step: _Step) -> Decision:
 
 
 def _set_favorite(value: bool, event: EventType) -> Any:
-    def apply(lead: Lead, action: Favorite | Unfavorite, step: _Step) -> Decision:
+    def apply(lead: Lead, action: Favorite | Unfavorite, step: Step) -> Decision:
         if lead.favorite == value:
             return Decision(lead)
         return Decision(step.record(lead, favorite=value), event)
@@ -378,7 +481,12 @@ def _archived(lead: Lead, outcome: Outcome) -> Lead:
     and size stay for reporting."""
     customer = lead.customer.model_copy(update={"contact_name": None, "email": None, "phone": None})
     return lead.model_copy(
-        update={"stage": Stage.ARCHIVED, "outcome": outcome, "customer": customer}
+        update={
+            "stage": Stage.ARCHIVED,
+            "outcome": outcome,
+            "customer": customer,
+            "match_keys": (),  # only open leads are compared
+        }
     )
 
 
@@ -392,7 +500,7 @@ def command(
     `profile` is the lead's partner's, whose alert contacts are told."""
     if lead is None:
         raise Refused(Reason.UNKNOWN_LEAD, f"no lead {cmd.lead_id}")
-    step = _Step(now, SYSTEM, cmd.command)
+    step = Step(now, SYSTEM, cmd.command)
     if isinstance(cmd, Expire):
         return _expire(lead, step)
     if isinstance(cmd, AgeContactRequest):
@@ -400,24 +508,24 @@ def command(
     return _remind(lead, cmd, now, profile)
 
 
-def _expire(lead: Lead, step: _Step) -> Decision:
+def _expire(lead: Lead, step: Step) -> Decision:
     if lead.stage is not Stage.RECEIVED or step.at < lead.respond_by:
         return Decision(lead)
     notify = Notify(
         NotificationTemplate.LEAD_EXPIRED,
         Recipient(kind=RecipientKind.REFERRER, id=lead.referrer.id, email=lead.referrer.email),
-        {**_lead_summary(lead), "referrer_kind": lead.referrer.kind},
+        {**lead_summary(lead), "referrer_kind": lead.referrer.kind},
     )
     return Decision(step.record(_archived(lead, Outcome.EXPIRED)), EventType.EXPIRED, (notify,))
 
 
-def _age_contact_request(lead: Lead, step: _Step, profile: PartnerProfile | None) -> Decision:
+def _age_contact_request(lead: Lead, step: Step, profile: PartnerProfile | None) -> Decision:
     # An archived lead is read-only: its flame no longer matters to anyone.
     due = lead.hot_until is not None and step.at >= lead.hot_until
     if not lead.hot or not due or lead.stage is Stage.ARCHIVED:
         return Decision(lead)
-    notify = _to_partner(
-        lead, profile, NotificationTemplate.CONTACT_REQUEST_AGING, _lead_summary(lead)
+    notify = to_partner(
+        lead, profile, NotificationTemplate.CONTACT_REQUEST_AGING, lead_summary(lead)
     )
     return Decision(step.record(lead, hot=False), EventType.CONTACT_REQUEST_AGED, notify)
 
@@ -426,16 +534,16 @@ def _remind(lead: Lead, cmd: Remind, now: datetime, profile: PartnerProfile | No
     if lead.stage is not Stage.RECEIVED or now >= lead.respond_by:
         return Decision(lead)
     remaining = lead.respond_by - now
-    notify = _to_partner(
+    notify = to_partner(
         lead,
         profile,
         NotificationTemplate.EXPIRY_REMINDER,
-        {**_lead_summary(lead), "remaining": _iso_duration(remaining)},
+        {**lead_summary(lead), "remaining": _iso_duration(remaining)},
     )
     return Decision(lead, None, notify)
 
 
-def _to_partner(
+def to_partner(
     lead: Lead, profile: PartnerProfile | None, template: NotificationTemplate, data: dict[str, Any]
 ) -> tuple[Notify, ...]:
     """One notification per alert contact of the location serving the customer;
@@ -447,7 +555,7 @@ def _to_partner(
     return tuple(Notify(template, recipient, data) for recipient in recipients)
 
 
-def _lead_summary(lead: Lead) -> dict[str, Any]:
+def lead_summary(lead: Lead) -> dict[str, Any]:
     """What a notification may say about a lead: no customer contact data."""
     return {
         "lead_type": lead.lead_type.value,

@@ -33,12 +33,17 @@ class LeadFacts:
     deal_value: Money | None = None
 
     @property
+    def declined_as_duplicate(self) -> bool:
+        """A lead sent twice: declining it says nothing of how the partner answers."""
+        return self.outcome is Outcome.DECLINED and self.decline_reason is DeclineReason.DUPLICATE
+
+    @property
     def accepted(self) -> bool:
         return self.answered_at is not None and self.outcome is not Outcome.DECLINED
 
 
 def performance(partner_id: str, leads: Iterable[LeadFacts]) -> PartnerPerformance:
-    facts = list(leads)
+    facts = [lead for lead in leads if not lead.declined_as_duplicate]
     by_type: dict[LeadType, list[LeadFacts]] = defaultdict(list)
     for lead in facts:
         by_type[lead.lead_type].append(lead)

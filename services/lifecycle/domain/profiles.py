@@ -12,6 +12,14 @@ def supersedes(incoming: PartnerProfile, stored: PartnerProfile | None) -> bool:
     return stored is None or to_millis(incoming.updated_at) > to_millis(stored.updated_at)
 
 
+def serves(profile: PartnerProfile, country: str) -> bool:
+    """Whether the partner takes customers from `country`: the countries it prefers
+    when it lists any, else its locations' countries; a profile naming neither
+    takes every country."""
+    countries = profile.preferences.countries or [loc.country for loc in profile.locations]
+    return not countries or country in countries
+
+
 def alert_contacts(profile: PartnerProfile | None, country: str) -> tuple[Contact, ...]:
     """The alert contacts of the locations in the customer's country, or of every
     location when none is there; each e-mail address once."""

@@ -6,7 +6,9 @@ decided on a `Snapshot` read beforehand, and every assumption taken from it is
 checked again inside the transaction (versions, markers, held actions).
 """
 
+import itertools
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -15,8 +17,9 @@ from contracts.commands import AgeContactRequest, Command, Expire, Remind
 from contracts.inbound import InboundLead
 from contracts.profiles import PartnerProfile
 from contracts.topics import Reason
-from services.lifecycle.domain import badges, deadlines, profiles
+from services.lifecycle.domain import badges, deadlines, matching, profiles, reoffer
 from services.lifecycle.domain import lead as rules
+from services.lifecycle.domain.duplicates import OPEN, LookAlike
 from services.lifecycle.domain.errors import Refused
 from services.lifecycle.domain.lead import Decision, Lead, Windows
 from services.lifecycle.service_layer.decoding import Decoded, Malformed, lead_id_of
@@ -63,6 +66,10 @@ class BatchPlan:
         self._done = set(self.snapshot.processed)
         self._stored_held = {h.key for held in self.snapshot.held.values() for h in held}
         self._trace: Headers = ()
+        self._sources = dict(self.snapshot.sources)
+        self._lookalikes: dict[str, dict[str, LookAlike]] = {}
+        for lookalike in self.snapshot.lookalikes:
+            self._index(lookalike)
 
     def take(
         self, delivery: Delivery, message: Decoded | Malformed, trace: Headers = ()
@@ -109,8 +116,17 @@ class BatchPlan:
     def _receive(self, key: str, delivery: Delivery, message: InboundLead) -> Handled:
         before = self._leads.get(message.lead_id)
         profile = self._profiles.get(message.partner_id)
+        owner = self._sources.get(_source_key(message) or "")
         try:
-            decision = rules.receive(before, message, self.now, self.windows, profile)
+            decision = rules.receive(
+                before,
+                message,
+                self.now,
+                self.windows,
+                profile,
+                self._lookalikes,
+                owner if owner != message.lead_id else None,
+            )
         except Refused as refusal:
             refused_key = delivery.position_key if refusal.reason in _CURABLE else key
             return self._refuse(refused_key, delivery, refusal, message.message_id, message)
@@ -122,9 +138,9 @@ class BatchPlan:
     def _act(self, key: str, delivery: Delivery, action: PartnerAction) -> Handled:
         lead = self._leads.get(action.lead_id)
         try:
-            decision = rules.act(lead, action, self.now)
+            decision = rules.act(lead, action, self.now, self._leads)
         except Refused as refusal:
-            if refusal.reason is Reason.UNKNOWN_LEAD:
+            if lead is None or lead.partner_id != action.partner_id:
                 # Perhaps its lead is still on its way: wait for it, the same way
                 # whether or not another partner has a lead with this id.
                 return self._hold(key, delivery, action, lead)
@@ -191,7 +207,7 @@ class BatchPlan:
         action: PartnerAction = PARTNER_ACTION.validate_python(held.action)
         lead = self._leads.get(held.lead_id)
         try:
-            decision = rules.act(lead, action, self.now)
+            decision = rules.act(lead, action, self.now, self._leads)
         except Refused as refusal:
             self._settle(held, refusal, action)
             return
@@ -218,16 +234,11 @@ class BatchPlan:
         partner_id: str | None = None,
         answered: Command | None = None,
     ) -> Handled:
+        if before is not None:
+            candidates = reoffer.Candidates(self._profiles, self._leads, self._lookalikes)
+            decision = reoffer.pass_on(before, decision, self.now, self.windows, candidates)
         lead = decision.lead
-        if decision.changed:
-            self._leads[lead.lead_id] = lead
-            self._write(before, lead)
-        cause = Cause(message_id, key)
-        for position, message in enumerate(for_decision(decision, cause, self.now)):
-            self.change.outgoing.append(Publication(message, (lead.version, position), self._trace))
-        changes = self._deadline_changes(before, decision, answered)
-        if changes is not None:
-            self.change.deadlines.append(changes)
+        self._apply(decision, before, Cause(message_id, key), itertools.count(), answered)
         outcome = (
             Outcome.APPLIED if decision.changed or decision.notifications else Outcome.NO_CHANGE
         )
@@ -244,6 +255,29 @@ class BatchPlan:
         )
         return Handled(outcome)
 
+    def _apply(
+        self,
+        decision: Decision,
+        before: Lead | None,
+        cause: Cause,
+        positions: Iterator[int],
+        answered: Command | None = None,
+    ) -> None:
+        """One decision on its lead as it stood (`before`), then each that follows
+        from it on its own lead."""
+        lead = decision.lead
+        if decision.changed:
+            self._leads[lead.lead_id] = lead
+            self._write(before, lead)
+        for message in for_decision(decision, cause, self.now):
+            order = (lead.version, next(positions))
+            self.change.outgoing.append(Publication(message, order, self._trace))
+        changes = self._deadline_changes(before, decision, answered)
+        if changes is not None:
+            self.change.deadlines.append(changes)
+        for then in decision.then:
+            self._apply(then, self._leads.get(then.lead.lead_id), cause, positions)
+
     def _write(self, before: Lead | None, lead: Lead) -> None:
         first = self.change.leads.get(lead.lead_id)
         loaded = self.snapshot.leads.get(lead.lead_id)
@@ -251,6 +285,16 @@ class BatchPlan:
         self.change.leads[lead.lead_id] = LeadWrite(lead, expected)
         tally = self.change.tallies.setdefault(lead.partner_id, Counter())
         tally.update(badges.moves(before, lead))
+        if before is None and lead.source_key:
+            self._sources[lead.source_key] = lead.lead_id
+        for key in before.match_keys if before else ():
+            self._lookalikes.get(key, {}).pop(lead.lead_id, None)
+        if lead.stage in OPEN:
+            self._index(lead.lookalike())
+
+    def _index(self, lookalike: LookAlike) -> None:
+        for key in lookalike.match_keys:
+            self._lookalikes.setdefault(key, {})[lookalike.lead_id] = lookalike
 
     def _deadline_changes(
         self, before: Lead | None, decision: Decision, answered: Command | None
@@ -340,3 +384,9 @@ def refused(
         detail=refusal.detail,
     )
     return Publication(answer, order, trace), marker
+
+
+def _source_key(message: InboundLead) -> str | None:
+    if message.source_lead_id is None:
+        return None
+    return matching.source_key(message.referrer.id, message.source_lead_id)

@@ -13,13 +13,16 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
+from contracts.actions import Decline
 from contracts.commands import AgeContactRequest, Expire, Remind
+from contracts.events import Stage
 from contracts.inbound import InboundLead
 from contracts.profiles import PartnerProfile
 from contracts.topics import Reason
+from services.lifecycle.domain import matching, reoffer
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.domain.errors import Refused
-from services.lifecycle.domain.lead import Lead, Windows, no_such_lead
+from services.lifecycle.domain.lead import Lead, Windows, customer_keys, no_such_lead
 from services.lifecycle.service_layer.batch import Answered, BatchPlan, refused
 from services.lifecycle.service_layer.decoding import (
     Decoded,
@@ -112,7 +115,7 @@ class LeadService:
         """Everything the batch is decided on, in two rounds of concurrent reads, and
         which of its leads were taken from memory rather than read."""
         keys = [k for d, m in zip(deliveries, messages, strict=True) for k in _keys(d, m)]
-        lead_ids = sorted({i for m in messages if (i := lead_id_of(m))})
+        lead_ids = sorted({i for m in messages if (i := lead_id_of(m))} | _named(messages))
         remembered = {i: self._recent[i] for i in lead_ids if i in self._recent}
         processed, loaded = await asyncio.gather(
             self._store.processed_among(keys),
@@ -125,12 +128,19 @@ class LeadService:
         # Unsent rows are read after the leads: a row committed with a version taken
         # above (read, or remembered from this replica's own commit) is then found
         # here or already sent, so none is published after a later row of its lead.
-        profiles, held, unsent = await asyncio.gather(
-            self._store.load_profiles(_partners_needed(messages, leads)),
+        passing = _passing_on(messages, leads)
+        profiles, held, unsent, next_offers, lookalikes, sources = await asyncio.gather(
+            self._store.load_profiles(_partners_needed(messages, leads, passing)),
             self._store.held_for(arriving),
             self._store.unsent_of(lead_ids),
+            self._store.load_many([reoffer.next_offer_id(lead) for lead in passing]),
+            self._store.lookalikes(_match_keys(messages, passing)),
+            self._store.source_owners(_source_keys(messages)),
         )
-        return Snapshot(processed, leads, profiles, held, unsent), set(remembered)
+        snapshot = Snapshot(
+            processed, leads | next_offers, profiles, held, unsent, lookalikes, sources
+        )
+        return snapshot, set(remembered)
 
     async def _still_current(self, versions: dict[str, int]) -> None:
         """Leads taken from memory are still stored at the versions decided on."""
@@ -217,15 +227,63 @@ def _keys(delivery: Delivery, message: Decoded | Malformed) -> tuple[str, ...]:
     return (key, delivery.position_key) if isinstance(message, InboundLead) else (key,)
 
 
-def _partners_needed(messages: Sequence[Decoded | Malformed], leads: dict[str, Lead]) -> list[str]:
+def _partners_needed(
+    messages: Sequence[Decoded | Malformed], leads: dict[str, Lead], passing: Sequence[Lead]
+) -> list[str]:
     """Partner profiles the rules need: to receive a new lead, to alert the partner's
-    contacts on a command, and to compare a profile with the stored one."""
-    needed: set[str] = set()
+    contacts on a command, to compare a profile with the stored one, and to pass a
+    lead on to one of its candidates."""
+    needed = {candidate for lead in passing for candidate in _candidates(lead)}
     for message in messages:
         if isinstance(message, InboundLead | PartnerProfile):
             needed.add(message.partner_id)
+        if isinstance(message, InboundLead) and message.routing:
+            needed.update(message.routing.candidates)  # for a decline held for it
         elif isinstance(message, Expire | Remind | AgeContactRequest) and (
             lead := leads.get(message.lead_id)
         ):
             needed.add(lead.partner_id)
     return sorted(needed)
+
+
+def _named(messages: Sequence[Decoded | Malformed]) -> set[str]:
+    """Other leads the messages name: the lead a decline says its lead repeats."""
+    return {m.duplicate_of for m in messages if isinstance(m, Decline) and m.duplicate_of}
+
+
+def _passing_on(messages: Sequence[Decoded | Malformed], leads: dict[str, Lead]) -> list[Lead]:
+    """Leads sent with routing that a message may end (a decline, an expiry): their
+    candidates' profiles, their next offer's id and its partners' lookalikes are read."""
+    passing = {}
+    for message in messages:
+        lead = leads.get(message.lead_id) if isinstance(message, Decline | Expire) else None
+        if lead is not None and lead.routing is not None and lead.stage is Stage.RECEIVED:
+            passing[lead.lead_id] = lead
+    return list(passing.values())
+
+
+def _candidates(lead: Lead) -> list[str]:
+    return lead.routing.candidates if lead.routing else []
+
+
+def _match_keys(messages: Sequence[Decoded | Malformed], passing: Sequence[Lead]) -> list[str]:
+    """The keys of every lead the batch may open: its new leads', and those a lead
+    passed on would have at each of its candidates."""
+    keys: set[str] = set()
+    for message in messages:
+        if isinstance(message, InboundLead):
+            keys.update(customer_keys(message.partner_id, message.customer))
+    for lead in passing:
+        for partner in _candidates(lead):
+            keys.update(customer_keys(partner, lead.customer))
+    return sorted(keys)
+
+
+def _source_keys(messages: Sequence[Decoded | Malformed]) -> list[str]:
+    return sorted(
+        {
+            matching.source_key(m.referrer.id, m.source_lead_id)
+            for m in messages
+            if isinstance(m, InboundLead) and m.source_lead_id
+        }
+    )

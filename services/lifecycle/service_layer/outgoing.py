@@ -69,13 +69,14 @@ def for_decision(decision: Decision, cause: Cause, now: datetime) -> list[Outgoi
     lead = decision.lead
     messages = []
     if decision.event is not None:
-        messages.append(_event(lead, decision.event, cause, now))
+        messages.append(_event(decision, decision.event, cause, now))
     for index, notify in enumerate(decision.notifications):
         messages.append(_notification(lead, notify, cause, index, now))
     return messages
 
 
-def _event(lead: Lead, type_: EventType, cause: Cause, now: datetime) -> Outgoing:
+def _event(decision: Decision, type_: EventType, cause: Cause, now: datetime) -> Outgoing:
+    lead = decision.lead
     event = LeadEvent(
         event_id=derived_id(cause.key, type_),
         type=type_,
@@ -85,6 +86,7 @@ def _event(lead: Lead, type_: EventType, cause: Cause, now: datetime) -> Outgoin
         version=lead.version,
         causation_id=cause.message_id,
         lead=lead.snapshot(),
+        reason=decision.reason,
     )
     return _outgoing(Topic.EVENTS, lead.lead_id, event.event_id, type_, now, event)
 

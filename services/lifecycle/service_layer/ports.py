@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from contracts.profiles import PartnerProfile
 from contracts.topics import Reason
 from services.lifecycle.domain.deadlines import DeadlineChanges
+from services.lifecycle.domain.duplicates import LookAlike
 from services.lifecycle.domain.lead import Lead
 from services.lifecycle.service_layer.outgoing import Outgoing
 
@@ -184,6 +185,10 @@ class Snapshot:
     """Per lead id: actions held for it, in arrival order."""
     unsent: Sequence[OutboxRow] = ()
     """Rows of the same leads committed earlier and not yet published: they go first."""
+    lookalikes: Sequence[LookAlike] = ()
+    """Open leads sharing a match key with a lead the batch may open."""
+    sources: Mapping[str, str] = field(default_factory=dict)
+    """Lead ids by the source keys (`matching.source_key`) of the batch's new leads."""
 
 
 class LeadStore(Protocol):
@@ -198,6 +203,14 @@ class LeadStore(Protocol):
     async def held_for(self, lead_ids: Sequence[str]) -> dict[str, list[HeldAction]]: ...
 
     async def unsent_of(self, lead_ids: Sequence[str]) -> list[OutboxRow]: ...
+
+    async def lookalikes(self, match_keys: Sequence[str]) -> list[LookAlike]:
+        """Open leads with any of these match keys."""
+        ...
+
+    async def source_owners(self, source_keys: Sequence[str]) -> dict[str, str]:
+        """The lead holding each of these source keys that one does."""
+        ...
 
     async def commit(self, change: Change) -> list[OutboxRow]:
         """Store everything in `change` in one transaction and return its outbox rows.
