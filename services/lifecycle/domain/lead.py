@@ -239,15 +239,7 @@ def receive(
         source_key=matching.source_key(message.referrer.id, message.source_lead_id)
         if message.source_lead_id
         else None,
-        history=(
-            HistoryEntry(
-                at=now,
-                actor=HistoryActor(kind="referrer", id=message.referrer.id),
-                action="receive",
-                from_stage=None,
-                to_stage=Stage.RECEIVED,
-            ),
-        ),
+        history=(arrival(now, message.referrer, "receive"),),
     )
     return opened(lead, profile, lookalikes, now, windows)
 
@@ -257,6 +249,12 @@ def customer_keys(partner_id: str, customer: Customer | CustomerView) -> dict[st
     c = customer
     keys = matching.match_keys(partner_id, c.email, c.phone, c.company_name, c.country)
     return {key: kind for kind, key in keys}
+
+
+def arrival(at: datetime, referrer: Referrer, action: str) -> HistoryEntry:
+    """The first entry of a lead's history: its referrer's, received (or re-offered)."""
+    actor = HistoryActor(kind="referrer", id=referrer.id)
+    return HistoryEntry(at=at, actor=actor, action=action, from_stage=None, to_stage=Stage.RECEIVED)
 
 
 def timing(

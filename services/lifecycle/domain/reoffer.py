@@ -23,12 +23,11 @@ from services.lifecycle.domain.duplicates import LookAlikes
 from services.lifecycle.domain.lead import (
     SYSTEM,
     Decision,
-    HistoryActor,
-    HistoryEntry,
     Lead,
     Notify,
     Step,
     Windows,
+    arrival,
     lead_summary,
     opened,
     timing,
@@ -152,15 +151,7 @@ def _offered(
         consent=before.consent,
         routing=before.routing,
         passed_over=(*closed.passed_over, closed.partner_id),
-        history=(
-            HistoryEntry(
-                at=at,
-                actor=HistoryActor(kind="referrer", id=before.referrer.id),
-                action="reoffer",
-                from_stage=None,
-                to_stage=Stage.RECEIVED,
-            ),
-        ),
+        history=(arrival(at, before.referrer, "reoffer"),),
     )
     return opened(lead, profile, known.lookalikes, at, windows)
 

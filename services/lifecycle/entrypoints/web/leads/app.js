@@ -2,7 +2,7 @@
 // detail with the actions its stage allows.
 
 import * as api from "./api.js";
-import { STAGE_ACTIONS, actionForm, appliedText, perform, refusalText } from "./forms.js";
+import { actionForm, appliedText, leadActions, perform, refusalText } from "./forms.js";
 import {
   LEAD_TYPES,
   OUTCOMES,
@@ -14,7 +14,9 @@ import {
   h,
   historyText,
   icon,
+  matchedText,
   money,
+  offerText,
   roleName,
   timeLeft,
   when,
@@ -281,6 +283,10 @@ function row(lead) {
         `Received ${ago(lead.received_at)}`,
       ),
       lead.deal ? h("span", { class: "deal" }, money(lead.deal.value)) : null,
+      offerChip(lead),
+      lead.possible_duplicate_of && lead.stage !== "archived" // settled once archived
+        ? h("span", { class: "chip duplicate" }, "Possible duplicate")
+        : null,
     ),
   );
   return h(
@@ -289,6 +295,17 @@ function row(lead) {
     heart(lead, company),
     open,
     stateBadge(lead),
+  );
+}
+
+function offerChip(lead) {
+  const text = offerText(lead.offer);
+  if (!text) return null;
+  // Never who had it before: the API does not say, and the partner must not learn it.
+  return h(
+    "span",
+    { class: "chip offer", title: "Offered to other partners before you, who passed on it" },
+    text,
   );
 }
 
@@ -344,7 +361,7 @@ async function select(leadId, opener) {
   state.notice = null;
   for (const button of document.querySelectorAll(".lead .open"))
     button.removeAttribute("aria-current");
-  opener.setAttribute("aria-current", "true");
+  if (opener) opener.setAttribute("aria-current", "true");
   document.body.classList.add("showing-detail");
   await loadDetail(leadId);
   if (narrow.matches) window.scrollTo(0, 0); // the lead takes the list's place
@@ -364,10 +381,22 @@ function closeDetail() {
 }
 
 async function loadDetail(leadId) {
-  const lead = await guarded(() => api.get(`/v1/leads/${encodeURIComponent(leadId)}`));
+  const lead = await guarded(() => api.get(leadPath(leadId)));
   if (!lead || state.selected !== leadId) return;
+  const otherId = duplicateOf(lead);
+  // The other lead only names the banner's link: without it, the link shows its id.
+  const other = otherId ? await api.get(leadPath(otherId)).catch(() => null) : null;
+  if (state.selected !== leadId) return;
   state.lead = lead;
-  renderDetail(lead);
+  renderDetail(lead, other);
+}
+
+const leadPath = (leadId) => `/v1/leads/${encodeURIComponent(leadId)}`;
+
+/** Opens another lead of this partner from the detail; its row (if listed) is the opener. */
+function openLead(leadId) {
+  const listed = document.querySelector(`.lead[data-lead="${CSS.escape(leadId)}"] .open`);
+  select(leadId, listed || state.opener);
 }
 
 function section(title, ...content) {
@@ -386,12 +415,13 @@ function facts(pairs) {
 
 // A lead's detail, top to bottom; each builder returns its part, or null when the
 // lead has nothing to show there.
-function renderDetail(lead) {
+function renderDetail(lead, other = null) {
   $("detail-title").textContent = lead.customer.company_name;
   const parts = [
     notice(),
     chips(lead),
     contactAlert(lead),
+    duplicateBanner(lead, other),
     answerBy(lead),
     needSection(lead),
     customerSection(lead),
@@ -424,6 +454,7 @@ function chips(lead) {
           : "Received",
     ),
     contactRequest(lead, true),
+    offerChip(lead),
     lead.favorite ? h("span", { class: "chip favorite" }, "Favorite") : null,
   );
 }
@@ -446,6 +477,42 @@ function contactAlert(lead) {
     );
   }
   return null;
+}
+
+/** The partner's other lead this one repeats: as declined, or as flagged. */
+function duplicateOf(lead) {
+  return lead.duplicate_of || lead.possible_duplicate_of?.lead_id || null;
+}
+
+function duplicateBanner(lead, other) {
+  const otherId = duplicateOf(lead);
+  if (!otherId) return null;
+  const label = other
+    ? `${other.customer.company_name} (received ${when(other.received_at)})`
+    : otherId;
+  const link = h(
+    "a",
+    {
+      href: `#lead-${otherId}`,
+      onclick: (event) => {
+        event.preventDefault();
+        openLead(otherId);
+      },
+    },
+    label,
+  );
+  const flag = lead.possible_duplicate_of;
+  const matched =
+    flag && flag.lead_id === otherId ? ` — matched on ${matchedText(flag.matched_on)}` : "";
+  const words = lead.duplicate_of
+    ? ["Declined as a duplicate of your lead ", link, `${matched}.`]
+    : [
+        "Possible duplicate of your lead ",
+        link,
+        `${matched}.`,
+        lead.stage === "received" ? " If it is the same request, decline it as a duplicate." : "",
+      ];
+  return h("p", { class: "alert duplicate" }, h("span", {}, words));
 }
 
 function answerBy(lead) {
@@ -569,7 +636,7 @@ function historySection(lead) {
 }
 
 function actions(lead) {
-  const allowed = STAGE_ACTIONS[lead.stage];
+  const allowed = leadActions(lead);
   if (allowed.length === 0) {
     return section(
       "Actions",

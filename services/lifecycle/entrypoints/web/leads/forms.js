@@ -280,7 +280,7 @@ const FORMS = {
       body: () => ({ action: "accept", deal: deal.read(), contacts: contacts.read() }),
     };
   },
-  decline: () => {
+  decline: (lead) => {
     const reason = field({
       path: "reason",
       label: "Reason",
@@ -297,14 +297,41 @@ const FORMS = {
     });
     return {
       title: "Decline this lead",
-      intro:
-        "The lead is archived as declined, the customer is told to choose another partner, and their contact data is erased.",
+      // A lead sent with routing (it has an offer) may go to the referrer's next partner.
+      intro: lead.offer
+        ? "The lead is archived as declined and its contact data is erased here. It may be offered to another partner."
+        : "The lead is archived as declined, the customer is told to choose another partner, and their contact data is erased.",
       submit: "Decline lead",
       danger: true,
       fields: [reason.element, notes.element],
       body: () => ({
         action: "decline",
         reason: reason.control.value,
+        notes: optional(notes.control.value),
+      }),
+    };
+  },
+  // The same decline, with the reason fixed and the partner's other lead named, so the
+  // service records which lead this one repeats.
+  decline_duplicate: (lead) => {
+    const notes = field({
+      path: "notes",
+      label: "Notes",
+      multiline: true,
+      maxlength: 4000,
+      hint: "Optional. Up to 4000 characters.",
+    });
+    return {
+      title: "Decline as a duplicate",
+      intro:
+        "The lead is archived as declined (reason: duplicate lead) and its contact data is erased. Your other lead of this customer stays as it is.",
+      submit: "Decline lead",
+      danger: true,
+      fields: notes.element,
+      body: () => ({
+        action: "decline",
+        reason: "duplicate",
+        duplicate_of: lead.possible_duplicate_of.lead_id,
         notes: optional(notes.control.value),
       }),
     };
@@ -396,7 +423,7 @@ const FORMS = {
 };
 
 /** What each stage allows, and the button that opens each form. */
-export const STAGE_ACTIONS = {
+const STAGE_ACTIONS = {
   received: [
     ["accept", "Accept"],
     ["decline", "Decline"],
@@ -409,6 +436,14 @@ export const STAGE_ACTIONS = {
   ],
   archived: [],
 };
+
+/** The actions a lead allows: its stage's, and declining a received possible
+ * duplicate as such. */
+export function leadActions(lead) {
+  const allowed = STAGE_ACTIONS[lead.stage];
+  if (lead.stage !== "received" || !lead.possible_duplicate_of) return allowed;
+  return [...allowed, ["decline_duplicate", "Decline as duplicate"]];
+}
 
 const APPLIED = {
   "lead.accepted": "Lead accepted: it is now under Accepted.",

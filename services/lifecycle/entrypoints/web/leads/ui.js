@@ -84,6 +84,20 @@ export const REFUSALS = {
   internal_error: "The service could not complete this action; its operators have it.",
 };
 
+/** "Offer 2 of 3" on a lead re-offered after other partners passed on it; null on a
+ * first offer (or a lead sent without routing), which says nothing worth a badge. */
+export function offerText(offer) {
+  if (!offer || offer.number <= 1) return null;
+  return `Offer ${offer.number} of ${offer.of}`;
+}
+
+const MATCHES = { email: "e-mail", phone: "phone", company_domain: "company domain" };
+
+/** What a possible duplicate matched on, in words: "e-mail, phone". */
+export function matchedText(matchedOn) {
+  return matchedOn.map((key) => MATCHES[key] || key).join(", ");
+}
+
 export const OUTCOMES = { won: "Won", lost: "Lost", declined: "Declined", expired: "Expired" };
 
 const ROLES = { referrals_admin: "Referrals admin", mpn_partner_admin: "MPN partner admin" };
@@ -104,13 +118,20 @@ const HISTORY = {
   unfavorite: "removed it from favorites",
   expire: "archived it as expired (no answer in time)",
   age_contact_request: "noted that the contact request is over 72 hours old",
+  reoffer: "passed the lead on to another partner",
+  unroutable: "found no other partner to pass the lead on to",
 };
+
+// A re-offered lead starts with the referrer's `reoffer`: to this partner, a new offer
+// (never whose it was before).
+const REOFFERED = "offered the lead to you after another partner passed on it";
 
 export function historyText(entry) {
   const actor = entry.actor;
   let who = "The system";
   if (actor.kind === "user") who = `${actor.id} (${roleName(actor.role)})`;
   if (actor.kind === "referrer") who = `Referrer ${actor.id}`;
+  if (entry.action === "reoffer" && actor.kind === "referrer") return { who, what: REOFFERED };
   return { who, what: HISTORY[entry.action] || entry.action };
 }
 
