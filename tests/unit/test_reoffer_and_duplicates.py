@@ -9,6 +9,7 @@ import pytest
 
 from contracts.topics import Topic
 from services.lifecycle.adapters.memory import InMemoryStore
+from services.lifecycle.domain.duplicates import PER_KEY
 from services.lifecycle.domain.reoffer import offer_id
 from services.lifecycle.service_layer.lead_service import LeadService
 from services.lifecycle.service_layer.ports import in_publishing_order
@@ -353,3 +354,22 @@ async def test_declining_as_a_duplicate_names_an_own_lead_only(
     assert [h.outcome for h in declined.outcomes] == ["applied"]
     lead = await store.load("mine-2")
     assert lead is not None and lead.snapshot().duplicate_of == "mine-1"
+
+
+async def test_a_customer_on_many_open_leads_is_flagged_against_the_newest(
+    service: LeadService, store: InMemoryStore
+) -> None:
+    count = 3 * PER_KEY + 5  # more than are read for the new lead's three keys
+    many = []
+    for n in range(count):
+        received = (CLOCK.now() - timedelta(minutes=count - n)).isoformat()
+        topic, message = same_customer(f"many-{n:02}")
+        many.append((topic, {**message, "received_at": received}))
+    await handled(service, *many)
+    newest = await store.load(f"many-{count - 1:02}")
+    assert newest is not None
+    read = await store.lookalikes([newest.match_keys[0]])
+    assert len(read) == PER_KEY and newest.lookalike() in read
+
+    await handled(service, same_customer("many-last"))
+    assert await flag(store, "many-last") == (newest.lead_id, ["company_domain", "email", "phone"])

@@ -20,7 +20,7 @@ from services.lifecycle.adapters import deadlines, held, outbox
 from services.lifecycle.adapters.outbox import SetAside
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.domain.deadlines import DeadlineChanges
-from services.lifecycle.domain.duplicates import LookAlike
+from services.lifecycle.domain.duplicates import PER_KEY, LookAlike
 from services.lifecycle.domain.lead import Lead
 from services.lifecycle.service_layer.messages import Outcome
 from services.lifecycle.service_layer.ports import (
@@ -286,8 +286,9 @@ class InMemoryStore(InMemoryOutbox):
 
     async def lookalikes(self, match_keys: Sequence[str]) -> list[LookAlike]:
         wanted = set(match_keys)
-        leads = self._tables.leads.values()
-        return [lead.lookalike() for lead in leads if wanted.intersection(lead.match_keys)]
+        found = [lead for lead in self._tables.leads.values() if wanted & set(lead.match_keys)]
+        newest = sorted(found, key=lambda lead: lead.received_at, reverse=True)
+        return [lead.lookalike() for lead in newest[: PER_KEY * len(wanted)]]
 
     async def source_owners(self, source_keys: Sequence[str]) -> dict[str, str]:
         return _found(self._tables.sources, source_keys)

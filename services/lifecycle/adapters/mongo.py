@@ -34,7 +34,7 @@ from contracts.profiles import PartnerProfile
 from services.lifecycle.adapters import dead_letters, deadlines, held, outbox, tallies
 from services.lifecycle.adapters.outbox import MongoOutbox
 from services.lifecycle.domain.clock import Clock
-from services.lifecycle.domain.duplicates import LookAlike
+from services.lifecycle.domain.duplicates import PER_KEY, LookAlike
 from services.lifecycle.domain.lead import Lead
 from services.lifecycle.service_layer.in_flight import InFlightOutbox
 from services.lifecycle.service_layer.ports import (
@@ -268,8 +268,9 @@ class MongoStore:
     async def lookalikes(self, match_keys: Sequence[str]) -> list[LookAlike]:
         if not match_keys:
             return []
-        found = self._leads.find({"match_keys": {"$in": list(match_keys)}}, _LOOKALIKE_FIELDS)
-        return [_lookalike(document) async for document in found]
+        query = {"match_keys": {"$in": list(match_keys)}}
+        found = self._leads.find(query, _LOOKALIKE_FIELDS).sort(_NEWEST)
+        return [_lookalike(d) async for d in found.limit(PER_KEY * len(match_keys))]
 
     async def source_owners(self, source_keys: Sequence[str]) -> dict[str, str]:
         if not source_keys:
@@ -397,7 +398,8 @@ class MongoStore:
         return await self.outbox.oldest_unsent()
 
 
-LOOKALIKES = IndexModel("match_keys", name="lookalikes")
+_NEWEST = [("received_at", pymongo.DESCENDING)]
+LOOKALIKES = IndexModel([("match_keys", pymongo.ASCENDING), *_NEWEST], name="lookalikes")
 """Open leads by their customer's match keys (hashed; emptied once a lead is archived)."""
 _LOOKALIKE_FIELDS = {"partner_id": 1, "stage": 1, "received_at": 1, "match_keys": 1}
 

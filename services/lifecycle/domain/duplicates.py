@@ -12,6 +12,10 @@ from contracts.events import MatchedOn, PossibleDuplicate, Stage
 
 OPEN = frozenset({Stage.RECEIVED, Stage.ACCEPTED})
 
+PER_KEY = 20
+"""Open leads compared per key, the newest: a shared address (info@, a switchboard)
+may be on thousands, and a new lead only needs to be flagged against one of them."""
+
 
 @dataclass(frozen=True)
 class LookAlike:

@@ -19,7 +19,7 @@ from contracts.profiles import PartnerProfile
 from contracts.topics import Reason
 from services.lifecycle.domain import badges, deadlines, matching, profiles, reoffer
 from services.lifecycle.domain import lead as rules
-from services.lifecycle.domain.duplicates import OPEN, LookAlike
+from services.lifecycle.domain.duplicates import OPEN, PER_KEY, LookAlike
 from services.lifecycle.domain.errors import Refused
 from services.lifecycle.domain.lead import Decision, Lead, Windows
 from services.lifecycle.service_layer.decoding import Decoded, Malformed, lead_id_of
@@ -294,7 +294,11 @@ class BatchPlan:
 
     def _index(self, lookalike: LookAlike) -> None:
         for key in lookalike.match_keys:
-            self._lookalikes.setdefault(key, {})[lookalike.lead_id] = lookalike
+            same = self._lookalikes.setdefault(key, {})
+            same[lookalike.lead_id] = lookalike
+            if len(same) > PER_KEY:
+                oldest = min(same.values(), key=lambda la: (la.received_at, la.lead_id))
+                del same[oldest.lead_id]
 
     def _deadline_changes(
         self, before: Lead | None, decision: Decision, answered: Command | None

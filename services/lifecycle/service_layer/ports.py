@@ -205,7 +205,8 @@ class LeadStore(Protocol):
     async def unsent_of(self, lead_ids: Sequence[str]) -> list[OutboxRow]: ...
 
     async def lookalikes(self, match_keys: Sequence[str]) -> list[LookAlike]:
-        """Open leads with any of these match keys."""
+        """Open leads with any of these match keys, the newest `duplicates.PER_KEY` times
+        as many as there are keys at most."""
         ...
 
     async def source_owners(self, source_keys: Sequence[str]) -> dict[str, str]:
