@@ -1,6 +1,7 @@
 """A lead's journey past several partners, and two leads of one customer, through
 the running service on Kafka and MongoDB."""
 
+from collections.abc import Callable
 from typing import Any
 
 from contracts.topics import Topic
@@ -32,6 +33,14 @@ def decline(lead_id: str, partner: str, **fields: Any) -> dict[str, Any]:
     return messages.action(lead_id, "decline", partner_id=partner, **fields)
 
 
+def has_events(lead_id: str) -> Callable[[Outputs], bool]:
+    return lambda outputs: bool(outputs.events(lead_id))
+
+
+def refused(message_id: str) -> Callable[[Outputs], bool]:
+    return lambda outputs: bool(outputs.rejections(message_id))
+
+
 def reasons(outputs: Outputs, lead_id: str) -> list[str]:
     return [e["reason"] for e in outputs.events(lead_id) if e["type"] == "lead.unroutable"]
 
@@ -48,13 +57,13 @@ async def test_declined_leads_go_down_the_list_never_back_and_stop_at_max_offers
         the_decline = decline(lead_id, partner)
         await upstream.send(Topic.PARTNER_ACTIONS, the_decline)
         if next_id is not None:
-            await upstream.until(lambda o, n=next_id: bool(o.events(n)), what=f"{next_id}")
+            await upstream.until(has_events(next_id), what=next_id)
         # Delivered again: no second offer. An action behind it on the same partition,
         # refused as the lead is archived, tells that it was handled.
         await upstream.send(Topic.PARTNER_ACTIONS, the_decline)
         behind = messages.action(lead_id, "favorite", partner_id=partner)
         await upstream.send(Topic.PARTNER_ACTIONS, behind)
-        await upstream.until(lambda o, m=behind["message_id"]: bool(o.rejections(m)), what="behind")
+        await upstream.until(refused(behind["message_id"]), what="the action behind it")
 
     outputs = await upstream.until(lambda o: bool(reasons(o, chain[-1])), what="unroutable")
     assert reasons(outputs, chain[-1]) == ["max_offers"]

@@ -354,6 +354,8 @@ async def test_declining_as_a_duplicate_names_an_own_lead_only(
     assert [h.outcome for h in declined.outcomes] == ["applied"]
     lead = await store.load("mine-2")
     assert lead is not None and lead.snapshot().duplicate_of == "mine-1"
+    # The customer's request is still open with the partner: not asked to choose another.
+    assert [t for t, _ in await told(store, "mine-2") if t != "new_lead"] == []
 
 
 async def test_a_customer_on_many_open_leads_is_flagged_against_the_newest(

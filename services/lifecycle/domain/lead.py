@@ -386,7 +386,17 @@ def _accept(lead: Lead, action: Accept, step: Step) -> Decision:
 
 
 def _decline(lead: Lead, action: Decline, step: Step) -> Decision:
-    # Tell the customer before their contact data is erased from the lead.
+    changed = step.record(
+        _archived(lead, Outcome.DECLINED),
+        decline_reason=action.reason,
+        duplicate_of=action.duplicate_of,
+        closing_notes=action.notes,
+        answered_at=step.at,
+    )
+    if action.duplicate_of is not None:
+        # The partner has the customer's request in another lead: nothing to choose.
+        return Decision(changed, EventType.DECLINED)
+    # Told from the lead as it was: the contact data is erased from it now.
     notify = Notify(
         NotificationTemplate.CHOOSE_ANOTHER_PARTNER,
         Recipient(kind=RecipientKind.CUSTOMER, email=lead.customer.email),
@@ -395,13 +405,6 @@ def _decline(lead: Lead, action: Decline, step: Step) -> Decision:
             "contact_name": lead.customer.contact_name,
             "lead_type": lead.lead_type,
         },
-    )
-    changed = step.record(
-        _archived(lead, Outcome.DECLINED),
-        decline_reason=action.reason,
-        duplicate_of=action.duplicate_of,
-        closing_notes=action.notes,
-        answered_at=step.at,
     )
     return Decision(changed, EventType.DECLINED, (notify,))
 

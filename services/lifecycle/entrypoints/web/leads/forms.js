@@ -324,7 +324,7 @@ const FORMS = {
     return {
       title: "Decline as a duplicate",
       intro:
-        "The lead is archived as declined (reason: duplicate lead) and its contact data is erased. Your other lead of this customer stays as it is.",
+        "The lead is archived as declined (reason: duplicate lead) and its contact data is erased. Your other lead of this customer stays as it is, so the customer is not asked to choose another partner.",
       submit: "Decline lead",
       danger: true,
       fields: notes.element,
@@ -447,7 +447,8 @@ export function leadActions(lead) {
 
 const APPLIED = {
   "lead.accepted": "Lead accepted: it is now under Accepted.",
-  "lead.declined": "Lead declined: the customer is told to choose another partner.",
+  // Not what the customer is told: that depends on the lead (the decline form says).
+  "lead.declined": "Lead declined: it is archived and the customer's contact data erased.",
   "lead.updated": "Deal updated.",
   "lead.contacts_added": "Employees added.",
   "lead.won": "Deal marked as won: the lead is archived.",
