@@ -93,6 +93,13 @@ class Decline(_Action):
         return self
 
 
+class UndoDecline(_Action):
+    """Within `LEADS_UNDO_WINDOW` of the partner's decline, unless the lead went to
+    another partner since: the lead is received again (its contact data stays erased)."""
+
+    action: Literal["undo_decline"]
+
+
 class Update(_Action):
     action: Literal["update"]
     changes: DealChanges
@@ -123,7 +130,7 @@ class Unfavorite(_Action):
 
 
 PartnerAction = Annotated[
-    Accept | Decline | Update | AddContacts | Won | Lost | Favorite | Unfavorite,
+    Accept | Decline | UndoDecline | Update | AddContacts | Won | Lost | Favorite | Unfavorite,
     Field(discriminator="action"),
 ]
 PARTNER_ACTION: TypeAdapter[PartnerAction] = TypeAdapter(PartnerAction)

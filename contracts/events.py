@@ -18,7 +18,7 @@ from contracts.common import (
     Phone,
     UtcDatetime,
 )
-from contracts.inbound import LeadType, Referrer
+from contracts.inbound import LeadType, Referrer, ReopenReason
 from contracts.topics import EventType
 
 
@@ -59,6 +59,20 @@ class PossibleDuplicate(Contract):
 
     lead_id: Id
     matched_on: list[MatchedOn]
+
+
+class ActorKind(StrEnum):
+    PARTNER_USER = "partner_user"
+    REFERRER = "referrer"
+    SYSTEM = "system"
+
+
+class EventActor(Contract):
+    """Who made the change: a partner's user, the referrer, or the service itself
+    (expiry, reminders, cool-down, re-offers): never a user for what the system did."""
+
+    kind: ActorKind
+    id: str | None = None
 
 
 class UnroutableReason(StrEnum):
@@ -127,6 +141,15 @@ class LeadEvent(Contract):
     version: int = Field(ge=1, description="The lead's version after the change")
     causation_id: MessageId = Field(description="The message_id that caused this event")
     lead: LeadSnapshot
-    reason: UnroutableReason | None = Field(
-        default=None, description="On `lead.unroutable`: why nobody else gets the lead"
+    actor: EventActor | None = Field(default=None, description="Who made the change")
+    reason: UnroutableReason | ReopenReason | None = Field(
+        default=None,
+        description="On `lead.unroutable`: why nobody else gets the lead; on "
+        "`lead.reopened` by the referrer: why it reopened it",
+    )
+    reopen_count: int | None = Field(
+        default=None, ge=0, description="On `lead.reopened`: the referrer's reopens so far"
+    )
+    from_outcome: Outcome | None = Field(
+        default=None, description="On `lead.reopened`: how the lead had ended"
     )

@@ -1,7 +1,7 @@
 """`leads.inbound`: a new lead from an upstream referral system."""
 
 from enum import StrEnum
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, StringConstraints
 
@@ -87,3 +87,26 @@ class InboundLead(Contract):
     )
     """Fields added after v1: left out of a lead's fingerprint when absent, so that a v1
     lead sent again is still the same lead."""
+
+
+class ReopenReason(StrEnum):
+    WRONG_DECLINE = "wrong_decline"
+    EXPIRED_IN_ERROR = "expired_in_error"
+    CUSTOMER_REENGAGED = "customer_reengaged"
+    SYSTEM_ERROR = "system_error"
+
+
+class ReopenLead(Contract):
+    """On `leads.inbound`, from the lead's referrer (the upstream system owns the lead):
+    a lead declined or expired within `LEADS_REOPEN_WINDOW` is received again, with a
+    fresh window to answer; at most twice per lead."""
+
+    message_type: Literal["reopen"]
+    message_id: MessageId
+    lead_id: Id
+    referrer_id: Id = Field(description="The lead's referrer: no other may reopen it")
+    reason: ReopenReason
+    customer: Customer | None = Field(
+        default=None, description="The customer again, contact data included, from its source"
+    )
+    contact_requested: bool = False

@@ -31,7 +31,12 @@ class InboxCounts(Contract):
 
 
 class Actor(Contract):
-    kind: Literal["user", "system", "referrer"]
+    """Who made a change, as events name it (`EventActor`), with a user's role."""
+
+    kind: Literal["partner_user", "system", "referrer"] = Field(
+        description="A partner's user, the lead's referrer, or the service itself "
+        "(expiry, reminders, cool-down, re-offers); `partner_user` was `user` before 2026-12"
+    )
     id: str | None = None
     role: str | None = None
 

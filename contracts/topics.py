@@ -33,6 +33,14 @@ class Reason(StrEnum):
     """`expected_version` is no longer the lead's version: the sender acted on an old view."""
     INTERNAL_ERROR = "internal_error"
     """The message kept failing for a reason no rule foresaw: parked on `leads.dead-letter`."""
+    UNDO_WINDOW_PASSED = "undo_window_passed"
+    """`undo_decline` came more than `LEADS_UNDO_WINDOW` after the decline."""
+    REOPEN_WINDOW_PASSED = "reopen_window_passed"
+    """`reopen` came more than `LEADS_REOPEN_WINDOW` after the lead was declined or expired."""
+    REOPEN_LIMIT_REACHED = "reopen_limit_reached"
+    """The lead was reopened twice already."""
+    LEAD_REOFFERED = "lead_reoffered"
+    """The lead went to another partner since: it cannot come back to this one."""
 
 
 class EventType(StrEnum):
@@ -52,6 +60,9 @@ class EventType(StrEnum):
     (who, it does not say: the partner never learns)."""
     UNROUTABLE = "lead.unroutable"
     """On the lead a partner declined or let expire: nobody else gets it (`reason` says why)."""
+    REOPENED = "lead.reopened"
+    """A declined or expired lead is open again: its partner undid the decline, or its
+    referrer reopened it (`actor`, `reason`, `reopen_count`, `from_outcome`)."""
     DUPLICATE_FLAGGED = "lead.duplicate_flagged"
     """On a new lead that looks like an open lead of the same partner (`possible_duplicate_of`)."""
 
@@ -66,6 +77,8 @@ class NotificationTemplate(StrEnum):
     """To the referrer: its lead went to the next candidate."""
     LEAD_UNROUTABLE = "lead_unroutable"
     """To the referrer: its lead has nobody left to go to."""
+    LEAD_REOPENED = "lead_reopened"
+    """To the partner: its referrer reopened a lead it had declined or let expire."""
     PASSED_TO_ANOTHER_PARTNER = "passed_to_another_partner"
     """To the customer, instead of `choose_another_partner`: another partner has it now."""
 

@@ -45,6 +45,19 @@ def inbound(lead_id: str | None = None, **overrides: Any) -> dict[str, Any]:
     return message
 
 
+def reopen(lead_id: str, **overrides: Any) -> dict[str, Any]:
+    """The lead's referrer (as `inbound` names it) reopens it."""
+    message: dict[str, Any] = {
+        "message_type": "reopen",
+        "message_id": new_id("r"),
+        "lead_id": lead_id,
+        "referrer_id": "ms-1",
+        "reason": "wrong_decline",
+    }
+    message.update(overrides)
+    return message
+
+
 def overdue(days: int = 15) -> str:
     """A `received_at` so far back that the response window has passed."""
     return (datetime.now(UTC) - timedelta(days=days)).isoformat()

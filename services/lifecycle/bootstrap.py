@@ -59,10 +59,12 @@ def store(
 
 def lead_service(settings: Settings, store: MongoStore, clock: Clock) -> LeadService:
     windows = Windows(
-        settings.response_window,
-        settings.contact_request_window,
-        settings.reminder_offsets,
-        settings.duplicate_window,
+        response=settings.response_window,
+        contact_request=settings.contact_request_window,
+        reminders=settings.reminder_offsets,
+        duplicates=settings.duplicate_window,
+        undo=settings.undo_window,
+        reopen=settings.reopen_window,
     )
     return LeadService(store, clock, windows, settings.early_action_grace)
 

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     contact_request_window: timedelta = timedelta(hours=72)
     duplicate_window: timedelta = Field(default=timedelta(days=90), gt=timedelta(0))
     """How far back an open lead of the same partner may be to flag a new one as its duplicate."""
+    undo_window: timedelta = Field(default=timedelta(days=7), ge=timedelta(0))
+    """How long after its decline a partner may undo it (`undo_decline`)."""
+    reopen_window: timedelta = Field(default=timedelta(days=30), ge=timedelta(0))
+    """How long after a lead was declined or expired its referrer may reopen it."""
     event_source: str = "urn:leads:lifecycle-service"
     relay_batch: int = Field(default=500, ge=1)
     relay_poll_interval: timedelta = timedelta(milliseconds=500)

@@ -114,6 +114,8 @@ async def test_every_kind_of_action_round_trips(upstream: Upstream) -> None:
             "lead.contacts_added",
         ),
         (won, {"action": "won", "notes": "Signed"}, "lead.won"),
+        (declined, {"action": "decline", "reason": "other"}, "lead.declined"),
+        (declined, {"action": "undo_decline"}, "lead.reopened"),
         (declined, {"action": "decline", "reason": "timeline_too_short"}, "lead.declined"),
         (lost, ACCEPT, "lead.accepted"),
         (lost, {"action": "lost", "reason": "chose_another_vendor"}, "lead.lost"),
@@ -124,7 +126,7 @@ async def test_every_kind_of_action_round_trips(upstream: Upstream) -> None:
         lead = (await api.get(f"/v1/leads/{lead_id}")).json()
         assert lead["version"] == status["version"]
         assert lead["history"][-1]["actor"] == {
-            "kind": "user",
+            "kind": "partner_user",
             "id": f"{PARTNER}:referrals_admin",
             "role": "referrals_admin",
         }

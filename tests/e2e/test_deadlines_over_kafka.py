@@ -129,6 +129,29 @@ async def test_an_unanswered_lead_is_reminded_in_order_then_expires_and_its_send
     )
 
 
+async def test_a_reopened_lead_expires_again_when_left_unanswered_and_says_who_did_what(
+    upstream: Upstream,
+) -> None:
+    lead_id = await send_lead(upstream)
+    await expired(upstream, lead_id)
+    await upstream.send(Topic.INBOUND, messages.reopen(lead_id, reason="expired_in_error"))
+    outputs = await upstream.until(
+        lambda o: o.event_types(lead_id).count("lead.expired") == 2,
+        timeout=40,
+        what="expired again",
+    )
+    events = outputs.events(lead_id)
+    assert [e["type"] for e in events] == [
+        "lead.received",
+        "lead.expired",
+        "lead.reopened",
+        "lead.expired",
+    ]
+    assert [e["actor"]["kind"] for e in events] == ["referrer", "system", "referrer", "system"]
+    assert (events[2]["reopen_count"], events[2]["from_outcome"]) == (1, "expired")
+    assert len(templates(outputs, lead_id, "lead_reopened")) == 1
+
+
 async def test_a_lead_accepted_before_its_deadline_never_expires(upstream: Upstream) -> None:
     accepted = await send_lead(upstream)
     # Leads and actions travel on different topics: answer once the lead is in.

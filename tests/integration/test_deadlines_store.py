@@ -125,3 +125,30 @@ async def test_the_due_query_walks_the_due_index(
     await handle(service, Topic.INBOUND, messages.inbound("planned"))
     plan = await due.explain_due(T0, 100)
     assert "due" in str(plan["queryPlanner"]["winningPlan"])
+
+
+async def test_a_reopened_lead_is_due_to_expire_again_and_expires_if_left_unanswered(
+    service: LeadService, due: MongoDueDeadlines, clock: FixedClock, store: MongoStore
+) -> None:
+    await handle(service, Topic.INBOUND, messages.inbound("again"))
+    clock.advance(timedelta(hours=10))
+    [(expiry, _)] = [(d, n) for d, n in await due.due(clock.now(), 10) if d.command == "expire"]
+    command = COMMAND.dump_python(expiry.to_command(), mode="json")
+    assert await handle(service, Topic.COMMANDS, command) == "applied"
+    assert await due_at(due, clock.now() + timedelta(days=30)) == []
+
+    clock.advance(timedelta(hours=1))
+    reopen = messages.reopen("again", reason="expired_in_error")
+    assert await handle(service, Topic.INBOUND, reopen) == "applied"
+    reopened_at = clock.now()
+    assert ("again", "expire", reopened_at + WINDOWS.response) in await due_at(
+        due, reopened_at + WINDOWS.response
+    )
+
+    clock.advance(WINDOWS.response)
+    [(second, _)] = [(d, n) for d, n in await due.due(clock.now(), 10) if d.command == "expire"]
+    again = COMMAND.dump_python(second.to_command(), mode="json")
+    assert await handle(service, Topic.COMMANDS, again) == "applied"
+    lead = await store.load("again")
+    assert lead is not None and (lead.outcome, lead.reopens) == ("expired", 1)
+    assert await due_at(due, clock.now() + timedelta(days=30)) == []

@@ -16,15 +16,18 @@ def test_leads_docs_writes_schemas_and_an_asyncapi_document(tmp_path: Path) -> N
         key: message["payload"].get("$ref")
         for key, message in spec["components"]["messages"].items()
     }
-    assert payloads["InboundLead"].endswith("/InboundLead")
+    assert payloads["InboundMessage"].endswith("/InboundMessage")
+    inbound_messages = spec["components"]["schemas"]["InboundMessage"]["anyOf"]
+    assert [m["$ref"].rsplit("/", 1)[1] for m in inbound_messages] == ["InboundLead", "ReopenLead"]
     assert payloads["LeadEvent"].endswith("/LeadEvent")
     assert payloads["PerformanceUpdated"].endswith("/PerformanceUpdated")
     assert spec["channels"]["leads.inbound"]["messages"] == {
-        "InboundLead": {"$ref": "#/components/messages/InboundLead"}
+        "InboundMessage": {"$ref": "#/components/messages/InboundMessage"}
     }
     openapi = json.loads((tmp_path / "openapi.json").read_text())
     assert {"/v1/leads", "/v1/leads/counts", "/v1/leads/{lead_id}", "/v1/performance"} <= set(
         openapi["paths"]
     )
     inbound = json.loads((tmp_path / "leads.inbound.schema.json").read_text())
-    assert "lead_id" in inbound["required"]
+    kinds = {name: inbound["$defs"][name]["required"] for name in ("InboundLead", "ReopenLead")}
+    assert "lead_id" in kinds["InboundLead"] and "message_type" in kinds["ReopenLead"]

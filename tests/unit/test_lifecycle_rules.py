@@ -133,7 +133,7 @@ def test_accept_stores_the_deal_and_contacts() -> None:
     entry = lead.history[-1]
     assert (entry.action, entry.from_stage, entry.to_stage) == ("accept", "received", "accepted")
     assert (entry.actor.kind, entry.actor.id, entry.actor.role) == (
-        "user",
+        "partner_user",
         "user-1",
         "referrals_admin",
     )

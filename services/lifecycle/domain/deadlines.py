@@ -86,9 +86,12 @@ def waits_on(lead: Lead) -> frozenset[CommandName]:
 def changes(
     before: Lead | None, after: Lead, windows: Windows, answered: Command | None = None
 ) -> DeadlineChanges | None:
-    """Deadlines added when a lead arrives, dropped when it stops waiting on them,
-    and a reminder dropped once handled. None when nothing changes."""
-    add = deadlines_of(after, windows) if before is None else ()
+    """Deadlines added when a lead arrives (or is reopened), dropped when it stops
+    waiting on them, and a reminder dropped once handled. None when nothing changes."""
+    opened = before is None or (
+        before.stage is Stage.ARCHIVED and after.stage is not Stage.ARCHIVED
+    )
+    add = deadlines_of(after, windows) if opened else ()
     drop = waits_on(before) - waits_on(after) if before is not None else frozenset()
     # An expiry or cool-down that came early stays due: the lead still waits on it.
     drop_ids = (answered.message_id,) if answered and answered.command == "remind" else ()

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from contracts.actions import (
     PARTNER_ROLES,
@@ -22,6 +22,7 @@ from contracts.actions import (
     Favorite,
     Lost,
     PartnerAction,
+    UndoDecline,
     Unfavorite,
     Update,
     Won,
@@ -39,7 +40,15 @@ from contracts.events import (
     Tab,
     UnroutableReason,
 )
-from contracts.inbound import Consent, Customer, InboundLead, LeadType, Referrer, Routing
+from contracts.inbound import (
+    Consent,
+    Customer,
+    InboundLead,
+    LeadType,
+    Referrer,
+    ReopenReason,
+    Routing,
+)
 from contracts.notifications import Recipient, RecipientKind
 from contracts.profiles import PartnerProfile
 from contracts.topics import EventType, NotificationTemplate, Reason
@@ -60,6 +69,10 @@ class Windows:
     contact_request: timedelta = timedelta(hours=72)
     reminders: tuple[timedelta, ...] = (timedelta(hours=72), timedelta(hours=24))
     duplicates: timedelta = timedelta(days=90)
+    undo: timedelta = timedelta(days=7)
+    """How long after its decline a partner may undo it."""
+    reopen: timedelta = timedelta(days=30)
+    """How long after a lead ended its referrer may reopen it."""
 
 
 class HistoryActor(BaseModel):
@@ -67,9 +80,14 @@ class HistoryActor(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    kind: Literal["user", "system", "referrer"]
+    kind: Literal["partner_user", "system", "referrer"]
     id: str | None = None
     role: str | None = None
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _stored_before_partner_user(cls, kind: object) -> object:
+        return "partner_user" if kind == "user" else kind  # as stored before 2026-12
 
 
 SYSTEM = HistoryActor(kind="system")
@@ -130,6 +148,19 @@ class Lead(BaseModel):
     """Its customer's keys (`matching`: hashed, scoped to the partner), kept while it is open."""
     source_key: str | None = None
     """Hashed (referrer, source_lead_id), when its sender named its own id for it."""
+    reopens: int = 0
+    """How often its referrer reopened it."""
+
+    @property
+    def ended_at(self) -> datetime | None:
+        """When it was last archived (declined, expired, won or lost)."""
+        ends = (e.at for e in reversed(self.history) if e.to_stage is Stage.ARCHIVED)
+        return next(ends, None)
+
+    @property
+    def reoffered(self) -> bool:
+        """Whether it went to another partner: then it can never come back to this one."""
+        return any(entry.action == "reoffer" for entry in self.history[1:])
 
     @property
     def tab(self) -> Tab:
@@ -164,8 +195,12 @@ class Decision:
     lead: Lead
     event: EventType | None = None
     notifications: tuple[Notify, ...] = ()
-    reason: UnroutableReason | None = None
-    """With `lead.unroutable`: why."""
+    reason: UnroutableReason | ReopenReason | None = None
+    """With `lead.unroutable` or `lead.reopened`: why."""
+    from_outcome: Outcome | None = None
+    """With `lead.reopened`: how the lead had ended."""
+    actor: HistoryActor | None = None
+    """Who made the change, when its history does not say (the last entry's actor)."""
     then: tuple["Decision", ...] = ()
     """What follows from it, in order: the lead passed on, the next partner's new
     lead, a duplicate flag."""
@@ -286,7 +321,7 @@ def opened(
     flag = possible_duplicate(lead.lead_id, lead.partner_id, keys, lookalikes or {}, since)
     lead = lead.model_copy(update={"match_keys": tuple(keys), "possible_duplicate_of": flag})
     notify = to_partner(lead, profile, NotificationTemplate.NEW_LEAD, lead_summary(lead))
-    flagged = (Decision(lead, EventType.DUPLICATE_FLAGGED),) if flag else ()
+    flagged = (Decision(lead, EventType.DUPLICATE_FLAGGED, actor=SYSTEM),) if flag else ()
     return Decision(lead, EventType.RECEIVED, notify, then=flagged)
 
 
@@ -299,6 +334,7 @@ _ALLOWED_IN: dict[str, frozenset[Stage]] = {
     "add_contacts": frozenset({Stage.ACCEPTED}),
     "won": frozenset({Stage.ACCEPTED}),
     "lost": frozenset({Stage.ACCEPTED}),
+    "undo_decline": frozenset({Stage.ARCHIVED}),
     "favorite": frozenset({Stage.RECEIVED, Stage.ACCEPTED}),
     "unfavorite": frozenset({Stage.RECEIVED, Stage.ACCEPTED}),
 }
@@ -309,6 +345,7 @@ def act(
     action: PartnerAction,
     now: datetime,
     others: Mapping[str, Lead | None] | None = None,
+    windows: Windows | None = None,
 ) -> Decision:
     """A partner user's action: role, ownership, the version the sender saw, stage,
     then the action itself. `others`: other leads it names (a decline's `duplicate_of`)."""
@@ -327,7 +364,7 @@ def act(
             f"lead {lead.lead_id} is at version {lead.version}, not {action.expected_version}; "
             "read it again and decide on what it now is",
         )
-    if lead.stage is Stage.ARCHIVED:
+    if lead.stage is Stage.ARCHIVED and not isinstance(action, UndoDecline):
         raise Refused(
             Reason.LEAD_ARCHIVED,
             f"lead {lead.lead_id} is archived ({lead.outcome}); archived leads are read-only",
@@ -341,8 +378,11 @@ def act(
         original = (others or {}).get(action.duplicate_of)
         if original is None or original.partner_id != action.partner_id:
             raise no_such_lead(action.partner_id, action.duplicate_of)
-    actor = HistoryActor(kind="user", id=action.actor.user_id, role=action.actor.role)
-    decision: Decision = _APPLY[type(action)](lead, action, Step(now, actor, action.action))
+    actor = HistoryActor(kind="partner_user", id=action.actor.user_id, role=action.actor.role)
+    step = Step(now, actor, action.action)
+    if isinstance(action, UndoDecline):
+        return _undo_decline(lead, step, windows or Windows())
+    decision: Decision = _APPLY[type(action)](lead, action, step)
     return decision
 
 
@@ -407,6 +447,58 @@ def _decline(lead: Lead, action: Decline, step: Step) -> Decision:
         },
     )
     return Decision(changed, EventType.DECLINED, (notify,))
+
+
+UNDONE_DECLINE_WINDOW = timedelta(hours=72)
+"""The least time to answer a lead whose decline was undone."""
+
+
+def _undo_decline(lead: Lead, step: Step, windows: Windows) -> Decision:
+    """The partner takes its decline back: the lead is received again, with what was
+    left of its window to answer (72 hours at least); its contact data stays erased."""
+    if lead.outcome is not Outcome.DECLINED or lead.answered_at is None:
+        raise Refused(Reason.INVALID_TRANSITION, "only a declined lead's decline can be undone")
+    if lead.reoffered:
+        raise went_to_another_partner(lead)
+    if step.at > lead.answered_at + windows.undo:
+        raise Refused(
+            Reason.UNDO_WINDOW_PASSED,
+            f"lead {lead.lead_id} was declined more than {_iso_duration(windows.undo)} ago",
+        )
+    left = max(lead.respond_by - lead.answered_at, UNDONE_DECLINE_WINDOW)
+    return reopened(lead, step, step.at + left)
+
+
+def went_to_another_partner(lead: Lead) -> Refused:
+    return Refused(
+        Reason.LEAD_REOFFERED,
+        f"lead {lead.lead_id} went to another partner since; it cannot come back to this one",
+    )
+
+
+def reopened(
+    lead: Lead,
+    step: Step,
+    respond_by: datetime,
+    reason: ReopenReason | None = None,
+    **changes: Any,
+) -> Decision:
+    """A lead that had ended, received again: all but its ending kept, a new window to
+    answer. Its deadlines follow from it (`deadlines.changes`)."""
+    hot_until = changes.get("hot_until", lead.hot_until)
+    lead_again = step.record(
+        lead,
+        stage=Stage.RECEIVED,
+        outcome=None,
+        decline_reason=None,
+        duplicate_of=None,
+        closing_notes=None,
+        answered_at=None,
+        respond_by=respond_by,
+        hot=hot_until is not None and step.at < hot_until,
+        **changes,
+    )
+    return Decision(lead_again, EventType.REOPENED, reason=reason, from_outcome=lead.outcome)
 
 
 def _update(lead: Lead, action: Update, step: Step) -> Decision:

@@ -13,7 +13,7 @@ from pydantic_core import CoreSchema, core_schema
 from contracts.actions import PartnerAction
 from contracts.commands import Command
 from contracts.events import LeadEvent
-from contracts.inbound import InboundLead
+from contracts.inbound import InboundLead, ReopenLead
 from contracts.notifications import NotificationRequested
 from contracts.performance import PerformanceUpdated
 from contracts.profiles import PartnerProfile
@@ -22,7 +22,8 @@ from contracts.topics import OUTBOUND_TOPICS, EventType, Topic
 from services.lifecycle.settings import Settings
 
 DESCRIPTIONS = {
-    Topic.INBOUND: "New leads from upstream referral systems.",
+    Topic.INBOUND: "New leads from upstream referral systems (InboundLead), and their "
+    "referrers' requests to reopen one (ReopenLead, `message_type: reopen`).",
     Topic.PARTNER_ACTIONS: "What a partner user did to a lead.",
     Topic.COMMANDS: "System commands (expire, remind, age_contact_request) from the scheduler.",
     Topic.PROFILES: "Partner business profiles (upserts).",
@@ -37,7 +38,7 @@ DESCRIPTIONS = {
 }
 
 INPUT_MODELS: dict[Topic, Any] = {
-    Topic.INBOUND: InboundLead,
+    Topic.INBOUND: InboundLead | ReopenLead,
     Topic.PARTNER_ACTIONS: PartnerAction,
     Topic.COMMANDS: Command,
     Topic.PROFILES: PartnerProfile,
@@ -50,7 +51,7 @@ OUTPUT_MODELS: dict[Topic, Any] = {
 }
 
 MESSAGE_NAMES = {
-    Topic.INBOUND: "InboundLead",
+    Topic.INBOUND: "InboundMessage",
     Topic.PARTNER_ACTIONS: "PartnerAction",
     Topic.COMMANDS: "Command",
     Topic.PROFILES: "PartnerProfile",

@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 
 from contracts.actions import PARTNER_ACTION, PartnerAction
 from contracts.commands import AgeContactRequest, Command, Expire, Remind
-from contracts.inbound import InboundLead
+from contracts.inbound import InboundLead, ReopenLead
 from contracts.profiles import PartnerProfile
 from contracts.topics import Reason
-from services.lifecycle.domain import badges, deadlines, matching, profiles, reoffer
+from services.lifecycle.domain import badges, deadlines, matching, profiles, reoffer, reopen
 from services.lifecycle.domain import lead as rules
 from services.lifecycle.domain.duplicates import OPEN, PER_KEY, LookAlike
 from services.lifecycle.domain.errors import Refused
@@ -94,6 +94,8 @@ class BatchPlan:
                 return self._profile(key, message)
             case InboundLead():
                 return self._receive(key, delivery, message)
+            case ReopenLead():
+                return self._reopen(key, delivery, message)
             case Expire() | AgeContactRequest() | Remind():
                 return self._command(key, delivery, message)
             case _:
@@ -135,10 +137,19 @@ class BatchPlan:
             self._settle_held(decision.lead)
         return handled
 
+    def _reopen(self, key: str, delivery: Delivery, message: ReopenLead) -> Handled:
+        lead = self._leads.get(message.lead_id)
+        profile = self._profiles.get(lead.partner_id) if lead else None
+        try:
+            decision = reopen.reopen(lead, message, self.now, self.windows, profile)
+        except Refused as refusal:
+            return self._refuse(key, delivery, refusal, message.message_id, message)
+        return self._record(key, message.message_id, lead, decision)
+
     def _act(self, key: str, delivery: Delivery, action: PartnerAction) -> Handled:
         lead = self._leads.get(action.lead_id)
         try:
-            decision = rules.act(lead, action, self.now, self._leads)
+            decision = rules.act(lead, action, self.now, self._leads, self.windows)
         except Refused as refusal:
             if lead is None or lead.partner_id != action.partner_id:
                 # Perhaps its lead is still on its way: wait for it, the same way
@@ -207,7 +218,7 @@ class BatchPlan:
         action: PartnerAction = PARTNER_ACTION.validate_python(held.action)
         lead = self._leads.get(held.lead_id)
         try:
-            decision = rules.act(lead, action, self.now, self._leads)
+            decision = rules.act(lead, action, self.now, self._leads, self.windows)
         except Refused as refusal:
             self._settle(held, refusal, action)
             return

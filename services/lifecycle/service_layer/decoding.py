@@ -13,7 +13,7 @@ from pydantic_core import ErrorDetails
 
 from contracts.actions import PARTNER_ACTION, PartnerAction
 from contracts.commands import COMMAND, Command
-from contracts.inbound import InboundLead
+from contracts.inbound import InboundLead, ReopenLead
 from contracts.profiles import PartnerProfile
 from contracts.topics import Reason, Topic
 from services.lifecycle.domain.errors import Refused
@@ -25,7 +25,9 @@ ADAPTERS: dict[Topic, TypeAdapter[Any]] = {
     Topic.PROFILES: TypeAdapter(PartnerProfile),
 }
 
-Decoded = InboundLead | PartnerAction | Command | PartnerProfile
+_REOPEN = TypeAdapter(ReopenLead)
+
+Decoded = InboundLead | ReopenLead | PartnerAction | Command | PartnerProfile
 """A message of one of the four input topics, as its topic's contract reads it."""
 
 MAX_ERRORS_SHOWN = 5
@@ -43,7 +45,7 @@ class Malformed(Refused):
 
 def decode(topic: Topic, value: bytes) -> Decoded:
     try:
-        message: Decoded = ADAPTERS[topic].validate_json(value)
+        message: Decoded = _adapter(topic, value).validate_json(value)
     except ValidationError as error:
         if _not_json(error):
             raise Malformed(
@@ -52,6 +54,23 @@ def decode(topic: Topic, value: bytes) -> Decoded:
         message_id, lead_id = readable_ids(value)
         raise Malformed(describe(error), message_id, lead_id) from None
     return message
+
+
+def _adapter(topic: Topic, value: bytes) -> TypeAdapter[Any]:
+    """The contract a record is read by. On leads.inbound only a referrer's `reopen`
+    names its type (a lead is the v1 message): a lead is parsed once, as ever, and a
+    record that names a type is looked at first."""
+    if topic is Topic.INBOUND and b"message_type" in value and _names_reopen(value):
+        return _REOPEN
+    return ADAPTERS[topic]
+
+
+def _names_reopen(value: bytes) -> bool:
+    try:
+        document = json.loads(value)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(document, dict) and document.get("message_type") == "reopen"
 
 
 def lead_id_of(message: Decoded | Refused | None) -> str | None:

@@ -16,7 +16,7 @@ from datetime import timedelta
 from contracts.actions import Decline
 from contracts.commands import AgeContactRequest, Expire, Remind
 from contracts.events import Stage
-from contracts.inbound import InboundLead
+from contracts.inbound import InboundLead, ReopenLead
 from contracts.profiles import PartnerProfile
 from contracts.topics import Reason
 from services.lifecycle.domain import matching, reoffer
@@ -231,7 +231,7 @@ def _partners_needed(
     messages: Sequence[Decoded | Malformed], leads: dict[str, Lead], passing: Sequence[Lead]
 ) -> list[str]:
     """Partner profiles the rules need: to receive a new lead, to alert the partner's
-    contacts on a command, to compare a profile with the stored one, and to pass a
+    contacts on a command or a reopen, to compare a profile with the stored one, and to pass a
     lead on to one of its candidates."""
     needed = {candidate for lead in passing for candidate in _candidates(lead)}
     for message in messages:
@@ -239,7 +239,7 @@ def _partners_needed(
             needed.add(message.partner_id)
         if isinstance(message, InboundLead) and message.routing:
             needed.update(message.routing.candidates)  # for a decline held for it
-        elif isinstance(message, Expire | Remind | AgeContactRequest) and (
+        elif isinstance(message, Expire | Remind | AgeContactRequest | ReopenLead) and (
             lead := leads.get(message.lead_id)
         ):
             needed.add(lead.partner_id)

@@ -8,7 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from contracts.commands import Command
-from contracts.events import LeadEvent
+from contracts.events import ActorKind, EventActor, LeadEvent
 from contracts.notifications import NotificationRequested
 from contracts.performance import PerformanceUpdated
 from contracts.rejected import MessageRejected
@@ -86,9 +86,19 @@ def _event(decision: Decision, type_: EventType, cause: Cause, now: datetime) ->
         version=lead.version,
         causation_id=cause.message_id,
         lead=lead.snapshot(),
+        actor=_actor(decision),
         reason=decision.reason,
+        reopen_count=lead.reopens if type_ is EventType.REOPENED else None,
+        from_outcome=decision.from_outcome,
     )
     return _outgoing(Topic.EVENTS, lead.lead_id, event.event_id, type_, now, event)
+
+
+def _actor(decision: Decision) -> EventActor | None:
+    """Who made the change: the decision's own actor, else its lead's last step's."""
+    history = decision.lead.history
+    actor = decision.actor or (history[-1].actor if history else None)
+    return EventActor(kind=ActorKind(actor.kind), id=actor.id) if actor else None
 
 
 def _notification(lead: Lead, notify: Notify, cause: Cause, index: int, now: datetime) -> Outgoing:

@@ -120,6 +120,8 @@ const HISTORY = {
   age_contact_request: "noted that the contact request is over 72 hours old",
   reoffer: "passed the lead on to another partner",
   unroutable: "found no other partner to pass the lead on to",
+  undo_decline: "took the decline back: the lead is open again",
+  reopen: "reopened the lead",
 };
 
 // A re-offered lead starts with the referrer's `reoffer`: to this partner, a new offer
@@ -129,7 +131,7 @@ const REOFFERED = "offered the lead to you after another partner passed on it";
 export function historyText(entry) {
   const actor = entry.actor;
   let who = "The system";
-  if (actor.kind === "user") who = `${actor.id} (${roleName(actor.role)})`;
+  if (actor.kind === "partner_user") who = `${actor.id} (${roleName(actor.role)})`;
   if (actor.kind === "referrer") who = `Referrer ${actor.id}`;
   if (entry.action === "reoffer" && actor.kind === "referrer") return { who, what: REOFFERED };
   return { who, what: HISTORY[entry.action] || entry.action };
