@@ -1,10 +1,12 @@
 """Sweep benchmark: does one sweep's cost follow the number due, or the number stored?
 
-Stores the deadlines of N leads as the service does (an expiry and two
-reminders each; the default is 50k and then 200k leads), of which the same
-5k leads are past their expiry, then times one sweep that emits those 5k
-`expire` commands to Kafka, and a second sweep that finds nothing left to do.
-Prints the figures and MongoDB's plan for the due query.
+Stores the deadlines of N leads as the service does (the default is 50k and
+then 200k leads): half of them waiting for an answer (an expiry and two
+reminders each), half accepted deals (their idle nudge and escalation, their
+close date). The same 5k leads have something due: half are past their expiry,
+half are deals idle past the nudge. Times one sweep that emits those 5k
+commands to Kafka, and a second sweep that finds nothing left to do. Prints the
+figures and MongoDB's plan for the due query.
 
     python bench/sweep.py --stored 50000,200000 --due 5000
 """
@@ -25,6 +27,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from contracts.actions import PARTNER_ACTION
 from contracts.inbound import InboundLead
 from contracts.profiles import PartnerProfile
 from contracts.topics import Topic
@@ -33,9 +36,9 @@ from services.lifecycle.adapters import deadlines as stored
 from services.lifecycle.adapters.deadlines import MongoDueDeadlines
 from services.lifecycle.adapters.kafka import KafkaCommands, KafkaPublisher, ensure_topics
 from services.lifecycle.adapters.mongo import MongoStore, connect
+from services.lifecycle.domain import deadlines
 from services.lifecycle.domain import lead as rules
 from services.lifecycle.domain.clock import SystemClock
-from services.lifecycle.domain.deadlines import deadlines_of
 from services.lifecycle.domain.lead import Windows
 from services.lifecycle.service_layer.deadline_sweep import Sweeper
 from services.lifecycle.settings import Settings
@@ -44,6 +47,7 @@ from tests.servers import isolated_settings
 
 CLOCK = SystemClock()
 WINDOWS = Windows()
+PROFILE = PartnerProfile.model_validate(messages.profile())
 
 
 class Timed:
@@ -74,16 +78,23 @@ class AlwaysLeader:
         return None
 
 
-def lead_deadlines(overdue: bool) -> dict[str, Any]:
-    """One lead's deadlines as the service stores them: received 15 days ago
-    (its expiry is due) or just now (nothing is due for days)."""
+def lead_deadlines(n: int, overdue: bool) -> dict[str, Any]:
+    """One lead's deadlines as the service stores them. Even leads wait for an answer,
+    odd ones are accepted deals; an overdue one came (or was accepted) 15 days ago,
+    so its expiry or its nudge is due, and nothing else."""
     now = CLOCK.now()
-    received = now - timedelta(days=15) if overdue else now
-    message = InboundLead.model_validate(messages.inbound(received_at=received.isoformat()))
-    profile = PartnerProfile.model_validate(messages.profile())
-    lead = rules.receive(None, message, now, WINDOWS, profile).lead
-    # An overdue lead's reminders were sent long ago: only its expiry is left.
-    kept = [d for d in deadlines_of(lead, WINDOWS) if not overdue or d.command == "expire"]
+    arrived = now - timedelta(days=15) if overdue else now
+    message = InboundLead.model_validate(messages.inbound(received_at=arrived.isoformat()))
+    lead = rules.receive(None, message, arrived, WINDOWS, PROFILE).lead
+    if n % 2:
+        accept = PARTNER_ACTION.validate_python(messages.action(lead.lead_id, "accept"))
+        lead = rules.act(lead, accept, arrived).lead
+        kept = deadlines.deal_deadlines(lead, WINDOWS)
+    else:
+        # An overdue lead's reminders were sent long ago: only its expiry is left.
+        kept = tuple(
+            d for d in deadlines.deadlines_of(lead, WINDOWS) if not overdue or d.command == "expire"
+        )
     return stored.to_document(lead.lead_id, kept)
 
 
@@ -91,7 +102,7 @@ async def store(collection: AsyncCollection[dict[str, Any]], leads: int, due: in
     progress = tqdm(total=leads, unit="lead", desc="storing", file=sys.stderr)
     batch: list[dict[str, Any]] = []
     for n in range(leads):
-        batch.append(lead_deadlines(overdue=n < due))
+        batch.append(lead_deadlines(n, overdue=n < due))
         if len(batch) >= 1000 or n == leads - 1:
             await collection.insert_many(batch, ordered=False)
             progress.update(len(batch))
@@ -113,8 +124,8 @@ async def bench(settings: Settings, leads: int, due: int) -> None:
     await store(collection, leads, due)
     kafka = KafkaPublisher.of(settings, "test")
     await kafka.start()
-    deadlines = MongoDueDeadlines(mongo[database])
-    timed_store = Timed(deadlines)
+    due_deadlines = MongoDueDeadlines(mongo[database])
+    timed_store = Timed(due_deadlines)
     timed_kafka = Timed(KafkaCommands(kafka, settings.topic_prefix, "urn:bench", CLOCK))
     sweeper = Sweeper(
         timed_store,
@@ -125,7 +136,7 @@ async def bench(settings: Settings, leads: int, due: int) -> None:
         retry_after=settings.command_retry_after,
     )
     try:
-        plan = await deadlines.explain_due(CLOCK.now(), settings.sweep_batch)
+        plan = await due_deadlines.explain_due(CLOCK.now(), settings.sweep_batch)
         baseline = await server_baseline(collection, skip=due)
         first = await sweeper.sweep()
         spent = {**timed_store.seconds, **timed_kafka.seconds}
@@ -136,11 +147,12 @@ async def bench(settings: Settings, leads: int, due: int) -> None:
         await mongo.drop_database(database)
         await mongo.close()
 
-    print(f"\n{leads} leads stored ({stored_count} deadlines), {due} of them past their expiry")
+    emitted = sum(first.emitted.values())
+    print(f"\n{leads} leads stored ({stored_count} documents), {due} of them with something due")
     print(
         f"  sweep with {first.due} due:  {first.seconds * 1000:8.0f} ms  "
-        f"({first.emitted['expire']} expire commands in {first.batches} batches of "
-        f"<= {settings.sweep_batch}, {first.emitted['expire'] / first.seconds:.0f} commands/s)"
+        f"({dict(first.emitted)} in {first.batches} batches of "
+        f"<= {settings.sweep_batch}, {emitted / first.seconds:.0f} commands/s)"
     )
     print(
         "    of which: "
@@ -148,17 +160,24 @@ async def bench(settings: Settings, leads: int, due: int) -> None:
     )
     print(f"  sweep with {second.due} due:     {second.seconds * 1000:8.1f} ms")
     print(
-        f"  server baseline: 1000 documents read one by one by _id "
-        f"{baseline[0]:.0f} ms, updated by _id in one bulk write {baseline[1]:.0f} ms"
+        f"  server baseline: 1000 documents read one by one by _id {baseline[0]:.0f} ms, "
+        f"updated by _id in one bulk write {baseline[1]:.0f} ms, moved in the due index "
+        f"{baseline[2]:.0f} ms"
+    )
+    print(
+        f"  sweep per due lead / server's due-index move per document: "
+        f"{first.seconds / first.due / (baseline[2] / 1000 / 1000):.2f}"
     )
     print("  due query plan:", json.dumps(_plan_summary(plan)))
 
 
 async def server_baseline(
     collection: AsyncCollection[dict[str, Any]], skip: int
-) -> tuple[float, float]:
-    """What the server takes to read and write 1000 stored documents by _id, outside
-    any sweep: how its own cost per document grows with the data it holds."""
+) -> tuple[float, float, float]:
+    """What the server takes, outside any sweep, for 1000 stored documents not due: to
+    read them one by one by _id, to update a plain field of each in one bulk write,
+    and to move each in the `due` index as a sweep's `postpone` does (later, so they
+    stay not due). How its own cost per document grows with the data it holds."""
     ids = [d["_id"] async for d in collection.find({}, {"_id": 1}).skip(skip).limit(1000)]
     started = time.perf_counter()
     for id_ in ids:
@@ -166,7 +185,11 @@ async def server_baseline(
     read = time.perf_counter() - started
     started = time.perf_counter()
     await collection.bulk_write([UpdateOne({"_id": i}, {"$set": {"touched": True}}) for i in ids])
-    return 1000 * read, 1000 * (time.perf_counter() - started)
+    plain = time.perf_counter() - started
+    later = {"$set": {"next_emit_at": CLOCK.now() + timedelta(days=365)}}
+    started = time.perf_counter()
+    await collection.bulk_write([UpdateOne({"_id": i}, later) for i in ids])
+    return 1000 * read, 1000 * plain, 1000 * (time.perf_counter() - started)
 
 
 def _plan_summary(plan: dict[str, Any]) -> Any:
@@ -186,7 +209,7 @@ def _plan_summary(plan: dict[str, Any]) -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stored", default="50000,200000", help="lead counts, comma-separated")
-    parser.add_argument("--due", type=int, default=5000, help="leads past their expiry")
+    parser.add_argument("--due", type=int, default=5000, help="leads with something due")
     args = parser.parse_args()
     with embedded_servers() as servers:
         for leads in (int(n) for n in args.stored.split(",")):

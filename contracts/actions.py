@@ -1,6 +1,7 @@
 """`leads.partner-actions`: what a partner user did to a lead."""
 
 from datetime import date
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, TypeAdapter, model_validator
@@ -100,6 +101,28 @@ class UndoDecline(_Action):
     action: Literal["undo_decline"]
 
 
+class ActivityKind(StrEnum):
+    CALL = "call"
+    EMAIL = "email"
+    MEETING = "meeting"
+    NOTE = "note"
+
+
+class LogActivity(_Action):
+    """Work on an accepted deal: it moved, its idle clock starts again."""
+
+    action: Literal["log_activity"]
+    kind: ActivityKind
+    summary: Notes
+
+
+class Snooze(_Action):
+    """Pause an accepted deal's idle clock until `until` (at most 14 days ahead)."""
+
+    action: Literal["snooze"]
+    until: UtcDatetime
+
+
 class Update(_Action):
     action: Literal["update"]
     changes: DealChanges
@@ -130,7 +153,17 @@ class Unfavorite(_Action):
 
 
 PartnerAction = Annotated[
-    Accept | Decline | UndoDecline | Update | AddContacts | Won | Lost | Favorite | Unfavorite,
+    Accept
+    | Decline
+    | UndoDecline
+    | Update
+    | AddContacts
+    | LogActivity
+    | Snooze
+    | Won
+    | Lost
+    | Favorite
+    | Unfavorite,
     Field(discriminator="action"),
 ]
 PARTNER_ACTION: TypeAdapter[PartnerAction] = TypeAdapter(PartnerAction)

@@ -29,5 +29,36 @@ class Remind(_Command):
     remaining: timedelta = Field(description="ISO 8601 duration left before the lead expires")
 
 
-Command = Annotated[Expire | AgeContactRequest | Remind, Field(discriminator="command")]
+class DealNudge(_Command):
+    """An accepted deal has not moved for `LEADS_DEAL_NUDGE_AFTER`: its partner is nudged."""
+
+    command: Literal["deal_nudge"]
+
+
+class DealEscalate(_Command):
+    """Still not moved after `LEADS_DEAL_ESCALATE_AFTER`: the partner's admins are told."""
+
+    command: Literal["deal_escalate"]
+
+
+class ClosePassed(_Command):
+    """The deal's expected close date plus `LEADS_CLOSE_DATE_GRACE` has passed."""
+
+    command: Literal["close_date_passed"]
+
+
+class AutoClose(_Command):
+    """Not moved for `LEADS_DEAL_AUTO_CLOSE_AFTER` (when set): the deal is closed as lost."""
+
+    command: Literal["auto_close"]
+
+
+DealCommand = DealNudge | DealEscalate | ClosePassed | AutoClose
+
+Command = Annotated[
+    Expire | AgeContactRequest | Remind | DealNudge | DealEscalate | ClosePassed | AutoClose,
+    Field(discriminator="command"),
+]
 COMMAND: TypeAdapter[Command] = TypeAdapter(Command)
+COMMANDS = Expire | AgeContactRequest | Remind | DealCommand
+"""Every command's class, for `isinstance`."""

@@ -150,6 +150,8 @@ class DeclineReason(StrEnum):
     SPAM_OR_ABUSE = "spam_or_abuse"
     DUPLICATE = "duplicate"
     OTHER = "other"
+    NO_UPDATE = "no_update"
+    """A deal closed as lost by the service: nobody moved it for LEADS_DEAL_AUTO_CLOSE_AFTER."""
 
 
 def utc_now() -> datetime:

@@ -4,7 +4,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from contracts.actions import Deal
+from contracts.actions import ActivityKind, Deal
 from contracts.common import (
     Contact,
     Contract,
@@ -59,6 +59,20 @@ class PossibleDuplicate(Contract):
 
     lead_id: Id
     matched_on: list[MatchedOn]
+
+
+class IdleStep(StrEnum):
+    NUDGE = "nudge"
+    ESCALATE = "escalate"
+
+
+class Activity(Contract):
+    """Work logged on a deal."""
+
+    at: UtcDatetime
+    kind: ActivityKind
+    summary: Notes
+    user_id: Id
 
 
 class ActorKind(StrEnum):
@@ -127,6 +141,16 @@ class LeadSnapshot(Contract):
         default=None, description="On a lead sent with routing: which offer of its referral"
     )
     possible_duplicate_of: PossibleDuplicate | None = None
+    idle_since: UtcDatetime | None = Field(
+        default=None,
+        description="An accepted deal: when it last moved (pushed on by snoozes); its idle "
+        "time is counted from here",
+    )
+    idle_step: IdleStep | None = Field(
+        default=None, description="How far the idle alerts went since the deal last moved"
+    )
+    snoozed_until: UtcDatetime | None = None
+    activities: list[Activity] = Field(default=[], description="Work logged, newest last")
     duplicate_of: Id | None = Field(
         default=None, description="Declined as a duplicate of this lead of the same partner"
     )
@@ -153,3 +177,7 @@ class LeadEvent(Contract):
     from_outcome: Outcome | None = Field(
         default=None, description="On `lead.reopened`: how the lead had ended"
     )
+    days_idle: int | None = Field(
+        default=None, ge=0, description="On `lead.deal_idle`: whole days since the deal moved"
+    )
+    step: IdleStep | None = Field(default=None, description="On `lead.deal_idle`")

@@ -1,5 +1,6 @@
 """The read API's answers (`GET /v1/...`): the partner's inbox, as the portal shows it."""
 
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import Field
@@ -8,8 +9,20 @@ from contracts.common import Contract, UtcDatetime
 from contracts.events import LeadSnapshot, Stage
 
 
+class LeadSort(StrEnum):
+    """The order of a list of leads (`sort`)."""
+
+    NEWEST = "newest"
+    """Newest first, by `received_at`."""
+    IDLE = "idle"
+    """Accepted deals only, idle longest first: by `idle_since`, earliest first."""
+
+
 class LeadPage(Contract):
-    items: list[LeadSnapshot] = Field(description="Newest first (by received_at)")
+    items: list[LeadSnapshot] = Field(
+        description="In the order asked for (`sort`): newest first (by received_at), or "
+        "accepted deals idle longest first (by idle_since)"
+    )
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; null on the last page"
     )
@@ -54,3 +67,8 @@ class LeadDetail(LeadSnapshot):
 
     version: int
     history: list[HistoryItem]
+    undo_until: UtcDatetime | None = Field(
+        default=None,
+        description="On a lead this partner declined: until when it may still take the "
+        "decline back (`undo_decline`); null when it cannot, or no longer can",
+    )

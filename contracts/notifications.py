@@ -3,6 +3,8 @@
 from enum import StrEnum
 from typing import Any, Literal
 
+from pydantic import Field
+
 from contracts.common import Contract, Email, Id, MessageId, Name
 from contracts.topics import NotificationTemplate
 
@@ -21,6 +23,9 @@ class Recipient(Contract):
     id: Id | None = None
     email: Email | None = None
     name: Name | None = None
+    role: str | None = Field(
+        default=None, description="For a partner as a whole: only its users of this role"
+    )
 
 
 class NotificationRequested(Contract):

@@ -53,6 +53,12 @@ class Figures(Contract):
         description="How many declines gave each reason"
     )
     won_value: list[WonValue] = Field(description="Total deal value of won leads, per currency")
+    open_deals: int = Field(default=0, description="Accepted leads neither won nor lost yet")
+    idle_deals_share: float | None = Field(
+        default=None,
+        description="Share of open deals idle past LEADS_DEAL_NUDGE_AFTER (their partner was "
+        "nudged and they have not moved since)",
+    )
 
 
 class PartnerPerformance(Contract):

@@ -41,6 +41,8 @@ class Reason(StrEnum):
     """The lead was reopened twice already."""
     LEAD_REOFFERED = "lead_reoffered"
     """The lead went to another partner since: it cannot come back to this one."""
+    INVALID_SNOOZE = "invalid_snooze"
+    """`snooze.until` is not in the future, or more than 14 days ahead."""
 
 
 class EventType(StrEnum):
@@ -63,6 +65,14 @@ class EventType(StrEnum):
     REOPENED = "lead.reopened"
     """A declined or expired lead is open again: its partner undid the decline, or its
     referrer reopened it (`actor`, `reason`, `reopen_count`, `from_outcome`)."""
+    ACTIVITY_LOGGED = "lead.activity_logged"
+    """A partner user logged a call, e-mail, meeting or note on an accepted deal."""
+    SNOOZED = "lead.snoozed"
+    """A partner paused an accepted deal's idle clock until `lead.snoozed_until`."""
+    DEAL_IDLE = "lead.deal_idle"
+    """An accepted deal has not moved (`days_idle`, `step`: nudge, then escalate)."""
+    CLOSE_DATE_PASSED = "lead.close_date_passed"
+    """An accepted deal's expected close date passed, plus `LEADS_CLOSE_DATE_GRACE`."""
     DUPLICATE_FLAGGED = "lead.duplicate_flagged"
     """On a new lead that looks like an open lead of the same partner (`possible_duplicate_of`)."""
 
@@ -73,6 +83,9 @@ class NotificationTemplate(StrEnum):
     LEAD_EXPIRED = "lead_expired"
     EXPIRY_REMINDER = "expiry_reminder"
     CONTACT_REQUEST_AGING = "contact_request_aging"
+    DEAL_IDLE = "deal_idle"
+    """To the partner's alert contacts (`step: nudge`), then its admins (`escalate`): an
+    accepted deal has not moved."""
     LEAD_REOFFERED = "lead_reoffered"
     """To the referrer: its lead went to the next candidate."""
     LEAD_UNROUTABLE = "lead_unroutable"

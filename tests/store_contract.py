@@ -1,7 +1,9 @@
 """What every lead store must do, whatever keeps it: the cases that `InMemoryStore`
 (tests/unit/test_memory_store.py) and `MongoStore` (tests/integration/
 test_mongo_store_contract.py) both pass, as eventsourcing's tests/persistence.py
-does for its recorders.
+does for its recorders. The inbox's reads of each store (`InMemoryInbox`:
+tests/unit/test_inbox_store.py; `MongoInbox`: tests/integration/test_inbox_store.py)
+pass the cases of `InboxContract`.
 
 Every case speaks to the ports only, with changes decided by the real rules on
 what the store holds.
@@ -9,19 +11,22 @@ what the store holds.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Protocol
 
 import pytest
 
+from contracts.events import Stage, Tab
+from contracts.inbox import LeadSort
 from contracts.profiles import PartnerProfile
 from contracts.topics import Topic
 from services.lifecycle.adapters.outbox import SetAside
-from services.lifecycle.domain.clock import SystemClock
+from services.lifecycle.domain.clock import FixedClock, SystemClock
 from services.lifecycle.domain.deadlines import DeadlineChanges, deadlines_of
 from services.lifecycle.domain.lead import Lead, Windows
 from services.lifecycle.service_layer.batch import BatchPlan
 from services.lifecycle.service_layer.decoding import decode
+from services.lifecycle.service_layer.inbox import InboxFilter, InboxReader
 from services.lifecycle.service_layer.lead_service import LeadService
 from services.lifecycle.service_layer.messages import Committed, Outcome, dedupe_key
 from services.lifecycle.service_layer.ports import (
@@ -281,7 +286,7 @@ class StoreContract:
         half_done = Change(
             markers={"half-done": Marker("half-done", Outcome.APPLIED)},
             leads={"lead-half": LeadWrite(lead.model_copy(update={"version": 2}), 1)},
-            deadlines=[DeadlineChanges("lead-half", add=(expiry,))],
+            deadlines=[DeadlineChanges("lead-half", add=(expiry,), fresh=True)],
         )
 
         with pytest.raises(self.write_error):
@@ -366,3 +371,127 @@ class StoreContract:
             "MessageSizeTooLargeError",
             len(row.value),
         )
+
+
+# --- the inbox's reads ---------------------------------------------------------------
+
+OTHER_PARTNER = "partner-2"
+START = datetime(2026, 3, 2, 9, tzinfo=UTC)
+IDLE_LONGEST = InboxFilter(sort=LeadSort.IDLE)
+
+
+def arrival_for(partner_id: str, lead_id: str, **fields: Any) -> Record:
+    return Topic.INBOUND, messages.inbound(lead_id=lead_id, partner_id=partner_id, **fields)
+
+
+async def serving_from(
+    store: ContractStore, start: datetime = START
+) -> tuple[LeadService, FixedClock]:
+    """The service on `store`, deciding by a clock that moves when told: leads arrive,
+    are accepted and move when the test says. Both partners have profiles."""
+    clock = FixedClock(start)
+    service = LeadService(store, clock, WINDOWS)
+    for partner_id in (messages.PARTNER, OTHER_PARTNER):
+        await handled(service, profile(partner_id=partner_id, updated_at=START - timedelta(days=1)))
+    return service, clock
+
+
+async def every_page(
+    inbox: InboxReader, where: InboxFilter, limit: int, partner_id: str = messages.PARTNER
+) -> list[list[str]]:
+    """The lead ids of every page, from the first until there is no next cursor."""
+    pages, after = [], None
+    while True:
+        page = await inbox.page(partner_id, where, after, limit)
+        pages.append([lead.lead_id for lead in page.leads])
+        if (after := page.next_cursor) is None:
+            return pages
+
+
+class InboxContract:
+    """Subclassed as `Test…`, with a `store` fixture and an `inbox` reading that store."""
+
+    async def test_leads_are_listed_newest_first_and_pages_cut_through_ties_by_id(
+        self, store: ContractStore, inbox: InboxReader
+    ) -> None:
+        service, clock = await serving_from(store, START - timedelta(hours=1))
+        await handled(service, arrival("lead-older"))
+        clock.advance(timedelta(minutes=30))
+        # One batch: the three arrive at the same instant, so the cursor cuts by id.
+        await handled(service, *(arrival(f"lead-tied-{n}") for n in range(3)))
+        clock.advance(timedelta(minutes=30))
+        await handled(service, arrival("lead-newer"), arrival_for(OTHER_PARTNER, "lead-theirs"))
+
+        newest_first = ["lead-newer", "lead-tied-2", "lead-tied-1", "lead-tied-0", "lead-older"]
+        for limit in (1, 2, 4, 5):
+            pages = await every_page(inbox, InboxFilter(), limit)
+            assert [lead for page in pages for lead in page] == newest_first, f"limit {limit}"
+            assert all(len(page) == limit for page in pages[:-1])
+        assert await every_page(inbox, InboxFilter(), 10, OTHER_PARTNER) == [["lead-theirs"]]
+
+    async def test_accepted_deals_are_listed_idle_longest_first_and_pages_cut_through_ties(
+        self, store: ContractStore, inbox: InboxReader
+    ) -> None:
+        service, clock = await serving_from(store)
+        await handled(service, *(arrival(f"lead-{name}") for name in "abcdefg"))
+        await handled(service, arrival_for(OTHER_PARTNER, "lead-theirs"))
+        their_accept = act("lead-theirs", "accept", partner_id=OTHER_PARTNER)
+        await handled(service, act("lead-c", "accept"), their_accept)
+        clock.advance(timedelta(hours=1))
+        # One batch: both deals are idle since the same instant, so the cursor cuts by id.
+        await handled(service, act("lead-e", "accept"), act("lead-a", "accept"))
+        clock.advance(timedelta(hours=1))
+        await handled(service, act("lead-b", "accept"), act("lead-f", "accept"))
+        clock.advance(timedelta(hours=1))
+        note = act("lead-c", "log_activity", kind="note", summary="Called the customer")
+        await handled(service, note, act("lead-f", "won"), act("lead-g", "decline"))
+
+        # lead-c moved last; lead-d is still to answer, lead-f won, lead-g declined.
+        idle_longest = ["lead-a", "lead-e", "lead-b", "lead-c"]
+        for limit in (1, 2, 3, 4, 5):
+            pages = await every_page(inbox, IDLE_LONGEST, limit)
+            assert [lead for page in pages for lead in page] == idle_longest, f"limit {limit}"
+            assert all(len(page) == limit for page in pages[:-1])
+        assert await every_page(inbox, IDLE_LONGEST, 10, OTHER_PARTNER) == [["lead-theirs"]]
+
+    async def test_the_idle_order_keeps_the_filters_and_lists_accepted_deals_only(
+        self, store: ContractStore, inbox: InboxReader
+    ) -> None:
+        service, clock = await serving_from(store)
+        qualified = {"lead_type": "sales_qualified", "contact_requested": True}
+        await handled(
+            service, arrival("lead-m"), arrival_for(messages.PARTNER, "lead-q", **qualified)
+        )
+        await handled(service, act("lead-q", "accept"), act("lead-q", "favorite"))
+        clock.advance(timedelta(minutes=1))
+        await handled(service, act("lead-m", "accept"))
+
+        async def listed(**where: Any) -> list[list[str]]:
+            return await every_page(inbox, InboxFilter(sort=LeadSort.IDLE, **where), 10)
+
+        assert await listed(stage=Stage.ACCEPTED) == [["lead-q", "lead-m"]]
+        assert await listed(tab=Tab.QUALIFIED) == [["lead-q"]]
+        assert await listed(tab=Tab.FAVORITES, hot=True) == [["lead-q"]]
+        assert await listed(tab=Tab.MARKETPLACE, hot=True) == [[]]
+        assert await listed(stage=Stage.RECEIVED) == [[]]
+        assert await listed(expiring_by=clock.now() + timedelta(days=30)) == [[]]
+
+    async def test_a_lead_and_the_badge_counts_are_the_partners_own(
+        self, store: ContractStore, inbox: InboxReader
+    ) -> None:
+        service = await serving(store)
+        await handled(service, arrival("lead-1"), arrival("lead-2"), arrival("lead-3"))
+        await handled(service, act("lead-1", "accept"), act("lead-1", "favorite"))
+        await handled(service, act("lead-2", "decline"))
+
+        counts = {key: n for key, n in (await inbox.counts(messages.PARTNER)).items() if n}
+        assert counts == {
+            (Tab.MARKETPLACE, Stage.RECEIVED): 1,
+            (Tab.MARKETPLACE, Stage.ACCEPTED): 1,
+            (Tab.MARKETPLACE, Stage.ARCHIVED): 1,
+            (Tab.FAVORITES, Stage.ACCEPTED): 1,
+        }
+        assert not any((await inbox.counts(OTHER_PARTNER)).values())
+        found = await inbox.lead(messages.PARTNER, "lead-1")
+        assert found is not None and found.favorite
+        assert await inbox.lead(OTHER_PARTNER, "lead-1") is None

@@ -23,6 +23,7 @@ from services.lifecycle.adapters.mongo import MongoStore, connect, pinned
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.domain.lead import Windows
 from services.lifecycle.service_layer.in_flight import InFlightOutbox
+from services.lifecycle.service_layer.inbox import CursorSeal, Inbox, InboxReader
 from services.lifecycle.service_layer.lead_service import LeadService
 from services.lifecycle.service_layer.pipeline import Observer, Pipeline, RetryPolicy
 from services.lifecycle.service_layer.relay import OutboxRelay
@@ -57,16 +58,30 @@ def store(
     )
 
 
-def lead_service(settings: Settings, store: MongoStore, clock: Clock) -> LeadService:
-    windows = Windows(
+def windows(settings: Settings) -> Windows:
+    """The lifecycle's windows: the rules decide by them, the inbox reads by them."""
+    return Windows(
         response=settings.response_window,
         contact_request=settings.contact_request_window,
         reminders=settings.reminder_offsets,
         duplicates=settings.duplicate_window,
         undo=settings.undo_window,
         reopen=settings.reopen_window,
+        deal_nudge=settings.deal_nudge_after,
+        deal_escalate=settings.deal_escalate_after,
+        close_date_grace=settings.close_date_grace,
+        deal_auto_close=settings.deal_auto_close_after,
     )
-    return LeadService(store, clock, windows, settings.early_action_grace)
+
+
+def lead_service(settings: Settings, store: MongoStore, clock: Clock) -> LeadService:
+    return LeadService(store, clock, windows(settings), settings.early_action_grace)
+
+
+def inbox(settings: Settings, reader: InboxReader, clock: Clock) -> Inbox:
+    """The partner's reads: cursors sealed with LEADS_CURSOR_SECRET, and the decline's
+    undo window the rules go by."""
+    return Inbox(reader, clock, CursorSeal.of(settings.cursor_secret), windows(settings))
 
 
 def publisher(

@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     """How long after its decline a partner may undo it (`undo_decline`)."""
     reopen_window: timedelta = Field(default=timedelta(days=30), ge=timedelta(0))
     """How long after a lead was declined or expired its referrer may reopen it."""
+    deal_nudge_after: timedelta = Field(default=timedelta(days=14), gt=timedelta(0))
+    """How long an accepted deal may go unmoved before its partner's contacts are nudged."""
+    deal_escalate_after: timedelta = Field(default=timedelta(days=21), gt=timedelta(0))
+    """How long unmoved before the partner's admins are told (`lead.deal_idle`)."""
+    close_date_grace: timedelta = Field(default=timedelta(days=7), ge=timedelta(0))
+    """How long after its expected close date an open deal is flagged (`lead.close_date_passed`)."""
+    deal_auto_close_after: timedelta | None = Field(default=None, gt=timedelta(0))
+    """When set: how long unmoved before the service closes a deal as lost (`no_update`)."""
     event_source: str = "urn:leads:lifecycle-service"
     relay_batch: int = Field(default=500, ge=1)
     relay_poll_interval: timedelta = timedelta(milliseconds=500)

@@ -15,7 +15,7 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -317,6 +317,51 @@ def scheduler_running(settings: Settings, instance: str = "a") -> Iterator[Servi
     replica = settings.model_copy(update={"instance_id": f"{settings.instance_id}-{instance}"})
     with process_running(ServiceProcess(replica, "scheduler", "scheduler started")) as worker:
         yield worker
+
+
+SWEEP_S = 0.5
+RETRY_S = 2.0
+
+
+def sweeping_fast(settings: Settings) -> Settings:
+    """A scheduler that sweeps twice a second, re-emits after seconds and hands its
+    lease over within seconds: deadlines of seconds are met in tests."""
+    return settings.model_copy(
+        update={
+            "sweep_interval": timedelta(seconds=SWEEP_S),
+            "scheduler_lease": timedelta(seconds=3),
+            "command_retry_after": timedelta(seconds=RETRY_S),
+        }
+    )
+
+
+def quiet_period() -> int:
+    """Sweeps covering two retry waits, so any second emission would be seen."""
+    return int(2 * RETRY_S / SWEEP_S) + 2
+
+
+def sweeps(worker: ServiceProcess) -> int:
+    """How often a scheduler replica has swept so far."""
+    return sum('"sweep done"' in line for line in worker.lines)
+
+
+async def sweeps_later(workers: list[ServiceProcess], count: int) -> None:
+    """Wait until the sweeping replicas have swept `count` more times: long enough
+    for a command emitted twice, or a deadline left behind, to show."""
+    start = sum(sweeps(w) for w in workers)
+    deadline = time.monotonic() + 30
+    while sum(sweeps(w) for w in workers) - start < count:
+        assert time.monotonic() < deadline, "the scheduler stopped sweeping"
+        await asyncio.sleep(0.1)
+
+
+async def sweeping_leader(workers: list[ServiceProcess]) -> ServiceProcess:
+    """The replica that took the scheduler's lease: the first one to sweep."""
+    deadline = time.monotonic() + 30
+    while not any(sweeps(w) for w in workers):
+        assert time.monotonic() < deadline, "no worker took the lease"
+        await asyncio.sleep(0.05)
+    return next(w for w in workers if sweeps(w))
 
 
 @contextlib.contextmanager

@@ -2,7 +2,6 @@
 with windows of seconds, observed only through Kafka topics."""
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,26 +17,26 @@ from tests.e2e.drivers import (
     Outputs,
     ServiceProcess,
     Upstream,
+    quiet_period,
     scheduler_running,
     service_running,
+    sweeping_fast,
+    sweeping_leader,
+    sweeps,
+    sweeps_later,
     upstream_of,
 )
 from tests.servers import isolated_settings
 
 RESPONSE_S = 10.0
-SWEEP_S = 0.5
-RETRY_S = 2.0
 
 
 def deadline_settings(servers: Servers) -> Settings:
-    return isolated_settings(servers, "deadlines").model_copy(
+    return sweeping_fast(isolated_settings(servers, "deadlines")).model_copy(
         update={
             "response_window": timedelta(seconds=RESPONSE_S),
             "contact_request_window": timedelta(seconds=4),
             "reminder_offsets": (timedelta(seconds=6), timedelta(seconds=3)),
-            "sweep_interval": timedelta(seconds=SWEEP_S),
-            "scheduler_lease": timedelta(seconds=3),
-            "command_retry_after": timedelta(seconds=RETRY_S),
         }
     )
 
@@ -81,25 +80,6 @@ async def expired(upstream: Upstream, *lead_ids: str, timeout: float = 40.0) -> 
         timeout=timeout,
         what=f"{len(lead_ids)} leads expired",
     )
-
-
-async def sweeps_later(workers: list[ServiceProcess], count: int) -> None:
-    """Wait until the sweeping replicas have swept `count` more times: long enough
-    for a command emitted twice, or a deadline left behind, to show."""
-    start = [_sweeps(w) for w in workers]
-    deadline = time.monotonic() + 30
-    while sum(_sweeps(w) for w in workers) - sum(start) < count:
-        assert time.monotonic() < deadline, "the scheduler stopped sweeping"
-        await asyncio.sleep(0.1)
-
-
-def _sweeps(worker: ServiceProcess) -> int:
-    return sum('"sweep done"' in line for line in worker.lines)
-
-
-def quiet_period() -> int:
-    """Sweeps covering two retry waits, so any second emission would be seen."""
-    return int(2 * RETRY_S / SWEEP_S) + 2
 
 
 # --- tests ---------------------------------------------------------------------------
@@ -230,7 +210,7 @@ async def test_a_killed_leader_is_replaced_and_no_deadline_is_missed(
 ) -> None:
     settings = replicated_service.settings
     with scheduler_running(settings, "c") as c, scheduler_running(settings, "d") as d:
-        leader = await _leader([c, d])
+        leader = await sweeping_leader([c, d])
         survivor = d if leader is c else c
         leads = [await send_lead(replica_upstream) for _ in range(15)]
         leader.kill()
@@ -238,7 +218,7 @@ async def test_a_killed_leader_is_replaced_and_no_deadline_is_missed(
         await sweeps_later([survivor], quiet_period())
 
     assert_expired_once(outputs, leads)
-    assert _sweeps(survivor) > 0
+    assert sweeps(survivor) > 0
 
 
 async def test_a_worker_stopped_past_a_whole_window_catches_up_when_it_returns(
@@ -267,11 +247,3 @@ async def test_a_worker_stopped_past_a_whole_window_catches_up_when_it_returns(
         assert outputs.event_types(lead_id).count("lead.contact_request_aged") == 1
         # Reminders that fell due while nobody swept are not sent after the deadline.
         assert templates(outputs, lead_id, "expiry_reminder") == []
-
-
-async def _leader(workers: list[ServiceProcess]) -> ServiceProcess:
-    deadline = time.monotonic() + 30
-    while not any(_sweeps(w) for w in workers):
-        assert time.monotonic() < deadline, "no worker took the lease"
-        await asyncio.sleep(0.05)
-    return next(w for w in workers if _sweeps(w))

@@ -73,6 +73,7 @@ async def test_decline_tells_the_customer_and_erases_contact_data(upstream: Upst
         "id": None,
         "email": "grace@fabrikam.example",
         "name": None,
+        "role": None,
     }
 
 

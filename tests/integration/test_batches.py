@@ -71,7 +71,7 @@ async def test_a_batch_of_one_leads_messages_equals_handling_them_one_by_one(
     assert published(rows_batched) == published(rows_one_by_one)
     assert stored_batched is not None and stored_one_by_one is not None
     assert stored_batched.version == stored_one_by_one.version == 6
-    moments = {"received_at", "respond_by", "hot_until", "answered_at"}
+    moments = {"received_at", "respond_by", "hot_until", "answered_at", "idle_since"}
     assert stored_batched.snapshot().model_dump(exclude=moments) == (
         stored_one_by_one.snapshot().model_dump(exclude=moments)
     )

@@ -152,3 +152,52 @@ async def test_a_reopened_lead_is_due_to_expire_again_and_expires_if_left_unansw
     lead = await store.load("again")
     assert lead is not None and (lead.outcome, lead.reopens) == ("expired", 1)
     assert await due_at(due, clock.now() + timedelta(days=30)) == []
+
+
+async def fire(service: LeadService, due: MongoDueDeadlines, now: datetime, name: str) -> str:
+    [(deadline, _)] = [(d, n) for d, n in await due.due(now, 10) if d.command == name]
+    return await handle(
+        service, Topic.COMMANDS, COMMAND.dump_python(deadline.to_command(), mode="json")
+    )
+
+
+async def test_an_accepted_deals_alerts_are_due_and_move_with_the_deal(
+    service: LeadService, due: MongoDueDeadlines, clock: FixedClock
+) -> None:
+    await handle(service, Topic.INBOUND, messages.inbound("deal"))
+    await handle(service, Topic.PARTNER_ACTIONS, messages.action("deal", "accept"))
+    closes = datetime(2027, 7, 7, tzinfo=UTC)  # messages.DEAL's close date, a week's grace
+    assert sorted(await due_at(due, closes)) == [
+        ("deal", "close_date_passed", closes),
+        ("deal", "deal_escalate", T0 + timedelta(days=21)),
+        ("deal", "deal_nudge", T0 + timedelta(days=14)),
+    ]
+    clock.advance(timedelta(days=15))
+    assert await fire(service, due, clock.now(), "deal_nudge") == "applied"
+    assert [c for _, c, _ in await due_at(due, closes)] == ["deal_escalate", "close_date_passed"]
+
+    worked = messages.action("deal", "log_activity", kind="call", summary="Called the buyer")
+    assert await handle(service, Topic.PARTNER_ACTIONS, worked) == "applied"
+    assert sorted(await due_at(due, closes)) == [
+        ("deal", "close_date_passed", closes),
+        ("deal", "deal_escalate", clock.now() + timedelta(days=21)),
+        ("deal", "deal_nudge", clock.now() + timedelta(days=14)),
+    ]
+
+
+async def test_a_deal_that_waited_on_nothing_is_due_again_once_it_moves(
+    service: LeadService, due: MongoDueDeadlines, clock: FixedClock
+) -> None:
+    await handle(service, Topic.INBOUND, messages.inbound("quiet"))
+    await handle(service, Topic.PARTNER_ACTIONS, messages.action("quiet", "accept"))
+    clock.advance(timedelta(days=365))  # past every alert and the close date
+    for name in ("deal_nudge", "deal_escalate", "close_date_passed"):
+        assert await fire(service, due, clock.now(), name) == "applied", name
+    assert await due.count_due(clock.now() + timedelta(days=365)) == 0
+
+    worked = messages.action("quiet", "log_activity", kind="note", summary="Still active")
+    assert await handle(service, Topic.PARTNER_ACTIONS, worked) == "applied"
+    assert sorted(await due_at(due, clock.now() + timedelta(days=21))) == [
+        ("quiet", "deal_escalate", clock.now() + timedelta(days=21)),
+        ("quiet", "deal_nudge", clock.now() + timedelta(days=14)),
+    ]

@@ -1,33 +1,39 @@
-"""The inbox on a real MongoDB: newest first, and pages that neither skip nor repeat a lead."""
+"""The inbox on a real MongoDB: newest first or idle deals first, and pages that
+neither skip nor repeat a lead. The inbox contract (tests/store_contract.py), and
+what only MongoDB's times and indexes make worth asking."""
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from contracts.events import Stage
 from contracts.topics import Topic
 from services.lifecycle.adapters.inbox import MongoInbox
-from services.lifecycle.service_layer.inbox import Cursor, InboxFilter
+from services.lifecycle.adapters.mongo import MongoStore
+from services.lifecycle.service_layer.inbox import Cursor, InboxFilter, InboxReader
 from services.lifecycle.service_layer.lead_service import LeadService
 from services.lifecycle.settings import Settings
 from tests import messages
 from tests.messages import delivery
+from tests.store_contract import InboxContract, every_page
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+class TestMongoInbox(InboxContract):
+    @pytest.fixture
+    async def inbox(self, store: MongoStore) -> InboxReader:
+        """On the integration conftest's store, with the inbox's indexes."""
+        inbox = MongoInbox(store.database)
+        await inbox.ensure_indexes()
+        return inbox
 
 
 async def received(service: LeadService, lead_id: str, received_at: datetime) -> str:
     lead = messages.inbound(lead_id, received_at=received_at.isoformat())
     assert (await service.decide_and_commit_one(delivery(Topic.INBOUND, lead))).outcome == "applied"
     return lead_id
-
-
-async def every_page(inbox: MongoInbox, limit: int, where: InboxFilter) -> list[list[str]]:
-    pages, after = [], None
-    while True:
-        page = await inbox.page(messages.PARTNER, where, after, limit)
-        pages.append([lead.lead_id for lead in page.leads])
-        if (after := page.next_cursor) is None:
-            return pages
 
 
 async def test_pages_cut_through_leads_received_at_the_same_instant(
@@ -42,7 +48,7 @@ async def test_pages_cut_through_leads_received_at_the_same_instant(
 
     newest_first = [newer, *sorted(tied, reverse=True), older]
     for limit in (1, 2, 3, 7):
-        pages = await every_page(inbox, limit, InboxFilter())
+        pages = await every_page(inbox, InboxFilter(), limit)
         assert [lead for page in pages for lead in page] == newest_first, f"limit {limit}"
         assert all(len(page) == limit for page in pages[:-1])
 
@@ -57,10 +63,10 @@ async def test_a_cursor_keeps_the_filter_it_was_made_with(
     ).outcome == "applied"
     inbox = MongoInbox(mongo[settings.mongodb_database])
 
-    waiting = await every_page(inbox, 2, InboxFilter(stage=Stage.RECEIVED))
+    waiting = await every_page(inbox, InboxFilter(stage=Stage.RECEIVED), 2)
     assert [lead for page in waiting for lead in page] == [ids[0], *ids[2:]]
     soon = InboxFilter(stage=Stage.ACCEPTED, expiring_by=NOW + timedelta(days=30))
-    assert await every_page(inbox, 2, soon) == [[]]  # an accepted lead no longer expires
+    assert await every_page(inbox, soon, 2) == [[]]  # an accepted lead no longer expires
 
 
 async def test_a_cursor_past_the_last_lead_gives_an_empty_page(

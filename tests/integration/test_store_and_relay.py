@@ -90,7 +90,7 @@ async def test_a_failure_after_the_lead_was_written_rolls_everything_back(
             Change(
                 markers={"half-done": Marker("half-done", "applied")},
                 leads={"lead-b": LeadWrite(changed, expected_version=1)},
-                deadlines=[DeadlineChanges("lead-b", add=(expiry,))],
+                deadlines=[DeadlineChanges("lead-b", add=(expiry,), fresh=True)],
             )
         )
     assert await counts(store) == before

@@ -146,7 +146,7 @@ def test_add_contacts_needs_a_contact() -> None:
 
 
 def test_unknown_action_is_malformed_and_keeps_the_ids() -> None:
-    refused = malformed(Topic.PARTNER_ACTIONS, messages.action("l-1", "snooze"))
+    refused = malformed(Topic.PARTNER_ACTIONS, messages.action("l-1", "teleport"))
     assert "action" in refused.detail
     assert (refused.lead_id, refused.message_id is not None) == ("l-1", True)
 

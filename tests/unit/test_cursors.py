@@ -20,6 +20,7 @@ from services.lifecycle.service_layer.inbox import (
     Inbox,
     InboxFilter,
     Page,
+    Position,
 )
 
 KEY = b"k" * 32
@@ -82,10 +83,10 @@ class Reader:
     """Records the queries it is asked; it has one lead past the first page."""
 
     def __init__(self) -> None:
-        self.pages: list[Cursor | None] = []
+        self.pages: list[Position | None] = []
 
     async def page(
-        self, partner_id: str, where: InboxFilter, after: Cursor | None, limit: int
+        self, partner_id: str, where: InboxFilter, after: Position | None, limit: int
     ) -> Page:
         self.pages.append(after)
         return Page([], WHERE if after is None else None)

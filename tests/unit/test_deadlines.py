@@ -10,7 +10,7 @@ from contracts.profiles import PartnerProfile
 from services.lifecycle.domain import deadlines
 from services.lifecycle.domain import lead as rules
 from services.lifecycle.domain.deadlines import Deadline
-from services.lifecycle.domain.lead import Lead, Windows
+from services.lifecycle.domain.lead import Lead, LeadCommand, Windows
 from tests import messages
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
@@ -144,5 +144,6 @@ def test_a_handled_reminder_drops_that_reminder_only() -> None:
 def test_an_early_expiry_drops_nothing_so_it_is_emitted_again() -> None:
     lead = receive()
     expiry = Deadline(lead.lead_id, "expire", lead.respond_by).to_command()
+    assert isinstance(expiry, LeadCommand)
     early = rules.command(lead, expiry, lead.respond_by - timedelta(seconds=1), PROFILE)
     assert deadlines.changes(lead, early.lead, WINDOWS, expiry) is None

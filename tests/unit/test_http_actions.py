@@ -87,8 +87,8 @@ def test_wrong_fields_are_named_without_their_values() -> None:
     assert set(found) == {"deal.estimated_close_date", "contacts.0.email"}
     assert secret not in json.dumps(found)
     assert problems({"action": secret}) == {
-        "action": "must be one of accept, decline, undo_decline, update, add_contacts, won, "
-        "lost, favorite, unfavorite"
+        "action": "must be one of accept, decline, undo_decline, update, add_contacts, "
+        "log_activity, snooze, won, lost, favorite, unfavorite"
     }
     # email-validator's own message quotes part of the address.
     found = problems(

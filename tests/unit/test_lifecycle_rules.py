@@ -14,7 +14,7 @@ from contracts.profiles import PartnerProfile
 from contracts.topics import EventType, NotificationTemplate, Reason
 from services.lifecycle.domain import lead as rules
 from services.lifecycle.domain.errors import Refused
-from services.lifecycle.domain.lead import Decision, Lead, Windows
+from services.lifecycle.domain.lead import Decision, Lead, LeadCommand, Windows
 from tests import messages
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
@@ -37,6 +37,7 @@ def cmd(lead: Lead | None, name: str, at: datetime, lead_id: str = "x", **fields
     message = COMMAND.validate_python(
         messages.command(lead.lead_id if lead else lead_id, name, **fields)
     )
+    assert isinstance(message, LeadCommand)
     return rules.command(lead, message, at, PROFILE)
 
 

@@ -11,7 +11,7 @@ from contracts.profiles import PartnerProfile
 from contracts.topics import Reason
 from services.lifecycle.domain import lead as rules
 from services.lifecycle.domain.errors import Refused
-from services.lifecycle.domain.lead import Windows
+from services.lifecycle.domain.lead import LeadCommand, Windows
 from services.lifecycle.domain.profiles import alert_contacts, supersedes
 from tests import messages
 from tests.messages import location
@@ -95,6 +95,7 @@ def test_reminders_and_cool_downs_go_to_the_same_contacts() -> None:
         ("age_contact_request", lead.hot_until),
     ):
         command = COMMAND.validate_python(messages.command(lead.lead_id, name))
+        assert isinstance(command, LeadCommand)
         decision = rules.command(lead, command, at, TEAMS)
         assert [n.recipient.email for n in decision.notifications] == [
             "berlin@p.example",

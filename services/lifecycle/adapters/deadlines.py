@@ -61,23 +61,41 @@ def writes(changes: Sequence[DeadlineChanges]) -> list[Any]:
     """Every lead's deadline changes, in order: part of the lifecycle store's transaction."""
     operations: list[Any] = []
     for change in changes:
-        if change.add:
+        if change.fresh:
             operations.append(InsertOne(to_document(change.lead_id, change.add)))
-        if change.settled:
+        elif change.settled:
             operations.append(DeleteOne({"_id": change.lead_id}))
         else:
-            # The earliest emission it still records may now be too early: a sweep
-            # that finds nothing due there sets it right.
-            dropped = [("command", sorted(change.drop_commands)), ("id", list(change.drop_ids))]
-            operations += [
-                UpdateOne(
-                    {"_id": change.lead_id},
-                    {"$pull": {"items": {field: {"$in": values}}}, "$inc": {"rev": 1}},
-                )
-                for field, values in dropped
-                if values
-            ]
+            operations += _pulls(change) + _pushes(change)
     return operations
+
+
+def _pulls(change: DeadlineChanges) -> list[UpdateOne]:
+    # The earliest emission it still records may now be too early: a sweep that
+    # finds nothing due there sets it right.
+    dropped = [("command", sorted(change.drop_commands)), ("id", list(change.drop_ids))]
+    return [
+        UpdateOne(
+            {"_id": change.lead_id},
+            {"$pull": {"items": {field: {"$in": values}}}, "$inc": {"rev": 1}},
+        )
+        for field, values in dropped
+        if values
+    ]
+
+
+def _pushes(change: DeadlineChanges) -> list[UpdateOne]:
+    """An accepted deal's deadlines set anew, after the pulls (one update may not
+    both pull and push). Its document may have gone while it waited on nothing."""
+    if not change.add:
+        return []
+    items = [_item(d) for d in change.add]
+    update = {
+        "$push": {"items": {"$each": items}},
+        "$min": {"next_emit_at": min(i["emit_at"] for i in items)},
+        "$inc": {"rev": 1},
+    }
+    return [UpdateOne({"_id": change.lead_id}, update, upsert=True)]
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """The inbox's read queries on the `leads` collection, each scoped to one partner."""
 
+from dataclasses import dataclass
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
@@ -9,15 +10,38 @@ from contracts.actions import Deal
 from contracts.common import DeclineReason
 from contracts.events import Outcome, Stage, Tab
 from contracts.inbound import LeadType
+from contracts.inbox import LeadSort
 from contracts.performance import PartnerPerformance
 from services.lifecycle.adapters.mongo import Document, from_document
 from services.lifecycle.adapters.performance import MongoPerformanceRecords
 from services.lifecycle.adapters.tallies import MongoPartnerTallies
 from services.lifecycle.domain.lead import Lead
 from services.lifecycle.domain.performance import LeadFacts
-from services.lifecycle.service_layer.inbox import Cursor, InboxFilter, Page
+from services.lifecycle.service_layer.inbox import InboxFilter, Page, Position, position_of
 
-_NEWEST_FIRST = [("received_at", DESCENDING), ("_id", DESCENDING)]
+
+@dataclass(frozen=True)
+class _Order:
+    """A list's order: by one time field, then by lead id, both the same way."""
+
+    field: str
+    direction: int
+
+    @property
+    def keys(self) -> list[tuple[str, int]]:
+        return [(self.field, self.direction), ("_id", self.direction)]
+
+    @property
+    def past(self) -> str:
+        """The operator that selects what comes later in this order."""
+        return "$lt" if self.direction == DESCENDING else "$gt"
+
+
+_ORDERS = {
+    LeadSort.NEWEST: _Order("received_at", DESCENDING),
+    LeadSort.IDLE: _Order("idle_since", ASCENDING),
+}
+_NEWEST_FIRST = _ORDERS[LeadSort.NEWEST].keys
 
 INDEXES = [
     IndexModel([("partner_id", ASCENDING), *_NEWEST_FIRST], name="inbox_all"),
@@ -30,6 +54,11 @@ INDEXES = [
         name="inbox_favorites",
         partialFilterExpression={"favorite": True},
     ),
+    IndexModel(
+        [("partner_id", ASCENDING), *_ORDERS[LeadSort.IDLE].keys],
+        name="inbox_idle_deals",
+        partialFilterExpression={"stage": Stage.ACCEPTED.value, "idle_since": {"$exists": True}},
+    ),
 ]
 
 _FACT_FIELDS = {
@@ -39,6 +68,7 @@ _FACT_FIELDS = {
     "outcome": 1,
     "decline_reason": 1,
     "deal": 1,
+    "idle_step": 1,
 }
 
 
@@ -54,39 +84,39 @@ class MongoInbox:
         await self._leads.create_indexes(INDEXES)
 
     async def page(
-        self, partner_id: str, where: InboxFilter, after: Cursor | None, limit: int
+        self, partner_id: str, where: InboxFilter, after: Position | None, limit: int
     ) -> Page:
         query = _query(partner_id, where)
-        found = await self._newest(query, after, limit + 1)
+        found = await self._listed(query, _ORDERS[where.sort], after, limit + 1)
         leads = [from_document(document) for document in found[:limit]]
         more = len(found) > limit
-        last = leads[-1] if more else None
-        return Page(leads, Cursor(last.received_at, last.lead_id) if last else None)
+        return Page(leads, position_of(leads[-1], where.sort) if more else None)
 
-    async def _newest(
-        self, query: dict[str, Any], after: Cursor | None, limit: int
+    async def _listed(
+        self, query: dict[str, Any], order: _Order, after: Position | None, limit: int
     ) -> list[Document]:
-        """Up to `limit` leads, newest first, after the cursor.
+        """Up to `limit` leads in `order`, after the cursor.
 
-        Past the cursor means first its ties (same `received_at`, lower id), then
-        the older leads: two range reads on the index, rather than one `$or`,
-        which some servers answer with a collection scan."""
+        Past the cursor means first its ties (same time, later id in the order),
+        then the leads later in time: two range reads on the index, rather than
+        one `$or`, which some servers answer with a collection scan."""
         if after is None:
-            return await self._sorted(query, limit)
-        ties = {**query, "received_at": after.received_at, "_id": {"$lt": after.lead_id}}
-        found = await self._sorted(ties, limit)
+            return await self._sorted(query, order, limit)
+        at, lead_id = after.key
+        ties = {**query, order.field: at, "_id": {order.past: lead_id}}
+        found = await self._sorted(ties, order, limit)
         if len(found) < limit:
-            older = {**query, "received_at": {"$lt": after.received_at}}
-            found += await self._sorted(older, limit - len(found))
+            later = {**query, order.field: {order.past: at}}
+            found += await self._sorted(later, order, limit - len(found))
         return found
 
-    async def _sorted(self, query: dict[str, Any], limit: int) -> list[Document]:
-        return await self._leads.find(query).sort(_NEWEST_FIRST).limit(limit).to_list()
+    async def _sorted(self, query: dict[str, Any], order: _Order, limit: int) -> list[Document]:
+        return await self._leads.find(query).sort(order.keys).limit(limit).to_list()
 
     async def counts(self, partner_id: str) -> dict[tuple[Tab, Stage], int]:
         """From the partner's tallies, kept with its leads: the same cost at any size."""
         counts = await self._tallies.counts(partner_id)
-        return {_tab_stage(key): n for key, n in counts.items()}
+        return {tab_stage(key): n for key, n in counts.items()}
 
     async def performance(self, partner_id: str) -> PartnerPerformance | None:
         return await self._performance.figures(partner_id)
@@ -113,14 +143,23 @@ def _query(partner_id: str, where: InboxFilter) -> dict[str, Any]:
     if where.lead_type is not None:
         query["lead_type"] = where.lead_type.value
     if where.expiring_by is not None:
-        # Only a lead still waiting for an answer can expire.
-        if query.setdefault("stage", Stage.RECEIVED.value) != Stage.RECEIVED.value:
-            query["stage"] = {"$in": []}
+        _only_stage(query, Stage.RECEIVED.value)  # only a lead waiting for an answer expires
         query["respond_by"] = {"$lte": where.expiring_by}
+    if where.sort is LeadSort.IDLE:
+        _only_stage(query, Stage.ACCEPTED.value)  # an idle clock runs on accepted deals only
+        # `$exists` as the index's filter says it, so that the index is used.
+        query["idle_since"] = {"$exists": True, "$ne": None}
     return query
 
 
-def _tab_stage(key: str) -> tuple[Tab, Stage]:
+def _only_stage(query: dict[str, Any], stage: str) -> None:
+    """Narrows the query to leads in `stage`: none, when it asks for another one."""
+    if query.setdefault("stage", stage) != stage:
+        query["stage"] = {"$in": []}
+
+
+def tab_stage(key: str) -> tuple[Tab, Stage]:
+    """A tally's `tab.stage` key as the tab and stage it counts."""
     tab, stage = key.split(".")
     return Tab(tab), Stage(stage)
 
@@ -136,4 +175,5 @@ def _facts(document: Document) -> LeadFacts:
         if document.get("decline_reason")
         else None,
         deal_value=deal.value if deal else None,
+        idle=document.get("idle_step") is not None,
     )

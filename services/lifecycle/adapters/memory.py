@@ -7,6 +7,9 @@ errors. It writes to copies of the tables and keeps them only once every write
 has held, so a failed commit leaves nothing. Outbox documents are MongoStore's
 own, packed by `outbox.pack`. Commits and reads never wait on anything, so one
 event loop sees each commit whole.
+
+`InMemoryInbox` reads the store's leads for the partner's inbox, as `MongoInbox`
+reads the `leads` collection.
 """
 
 from collections import Counter
@@ -15,13 +18,18 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from contracts.events import Stage, Tab
+from contracts.inbox import LeadSort
+from contracts.performance import PartnerPerformance
 from contracts.profiles import PartnerProfile
 from services.lifecycle.adapters import deadlines, held, outbox
+from services.lifecycle.adapters.inbox import tab_stage
 from services.lifecycle.adapters.outbox import SetAside
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.domain.deadlines import DeadlineChanges
 from services.lifecycle.domain.duplicates import PER_KEY, LookAlike
 from services.lifecycle.domain.lead import Lead
+from services.lifecycle.service_layer.inbox import InboxFilter, Page, Position, position_of
 from services.lifecycle.service_layer.messages import Outcome
 from services.lifecycle.service_layer.ports import (
     AlreadyProcessed,
@@ -121,14 +129,17 @@ class _Tables:
 
     def _schedule(self, changes: DeadlineChanges) -> None:
         lead_id = changes.lead_id
-        if changes.add:
+        if changes.fresh:
             self._insert(
                 self.deadlines, {lead_id: deadlines.to_document(lead_id, changes.add)}, "deadlines"
             )
-        if changes.settled:
+        elif changes.settled:
             self.deadlines.pop(lead_id, None)
-        elif lead_id in self.deadlines and (changes.drop_commands or changes.drop_ids):
-            self.deadlines[lead_id] = _without_dropped(self.deadlines[lead_id], changes)
+        else:
+            if lead_id in self.deadlines and (changes.drop_commands or changes.drop_ids):
+                self.deadlines[lead_id] = _without_dropped(self.deadlines[lead_id], changes)
+            if changes.add:
+                self.deadlines[lead_id] = _with_added(self.deadlines.get(lead_id), changes)
 
     def _tally(self, tally_id: str, moves: Counter[str]) -> None:
         moved = Counter(self.tallies.get(tally_id, Counter()))
@@ -158,6 +169,19 @@ def _without_dropped(document: Document, changes: DeadlineChanges) -> Document:
         if item["command"] not in changes.drop_commands and item["id"] not in changes.drop_ids
     ]
     return {**document, "items": items, "rev": document["rev"] + 1}
+
+
+def _with_added(document: Document | None, changes: DeadlineChanges) -> Document:
+    """MongoDB's upserting `$push` and `$min` of a deal's new deadlines."""
+    added = deadlines.to_document(changes.lead_id, changes.add)
+    if document is None:
+        return {**added, "rev": 1}
+    return {
+        **document,
+        "items": document["items"] + added["items"],
+        "next_emit_at": min(document["next_emit_at"], added["next_emit_at"]),
+        "rev": document["rev"] + 1,
+    }
 
 
 class InMemoryOutbox:
@@ -316,3 +340,75 @@ class InMemoryStore(InMemoryOutbox):
 
 def _found(table: Mapping[str, T], keys: Iterable[str]) -> dict[str, T]:
     return {key: table[key] for key in keys if key in table}
+
+
+# --- the inbox's reads -------------------------------------------------------------------
+
+
+class InMemoryInbox:
+    """The `InboxReader` port on an `InMemoryStore`: the same leads in the same order
+    as `MongoInbox` lists them, scoped to one partner. No performance figures: the
+    scheduler computes those, and none runs here."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+
+    def _leads_of(self, partner_id: str) -> list[Lead]:
+        return [
+            lead for lead in self._store._tables.leads.values() if lead.partner_id == partner_id
+        ]
+
+    async def page(
+        self, partner_id: str, where: InboxFilter, after: Position | None, limit: int
+    ) -> Page:
+        newest = where.sort is LeadSort.NEWEST
+
+        def key(lead: Lead) -> tuple[datetime, str]:
+            return position_of(lead, where.sort).key
+
+        def past_the_cursor(lead: Lead) -> bool:
+            if after is None:
+                return True
+            return key(lead) < after.key if newest else key(lead) > after.key
+
+        listed = [lead for lead in self._leads_of(partner_id) if _listed(lead, where)]
+        found = sorted(filter(past_the_cursor, listed), key=key, reverse=newest)
+        leads = found[:limit]
+        return Page(leads, position_of(leads[-1], where.sort) if len(found) > limit else None)
+
+    async def counts(self, partner_id: str) -> dict[tuple[Tab, Stage], int]:
+        """From the partner's tallies, as `MongoInbox` counts them."""
+        total: Counter[str] = Counter()
+        for tally_id, moves in self._store._tables.tallies.items():
+            if tally_id.partition("|")[0] == partner_id:
+                total.update(moves)
+        return {tab_stage(key): n for key, n in total.items()}
+
+    async def lead(self, partner_id: str, lead_id: str) -> Lead | None:
+        lead = self._store._tables.leads.get(lead_id)
+        return lead if lead is not None and lead.partner_id == partner_id else None
+
+    async def performance(self, partner_id: str) -> PartnerPerformance | None:
+        return None
+
+
+def _listed(lead: Lead, where: InboxFilter) -> bool:
+    """Whether `where` lists the lead: `MongoInbox`'s query, lead by lead."""
+    if where.tab is Tab.FAVORITES:
+        in_tab = lead.favorite
+    else:
+        in_tab = where.tab is None or lead.tab is where.tab
+    expiring = where.expiring_by is None or (
+        lead.stage is Stage.RECEIVED and lead.respond_by <= where.expiring_by
+    )
+    idle = where.sort is not LeadSort.IDLE or (
+        lead.stage is Stage.ACCEPTED and lead.idle_since is not None
+    )
+    return (
+        in_tab
+        and (where.stage is None or lead.stage is where.stage)
+        and (where.hot is None or lead.hot == where.hot)
+        and (where.lead_type is None or lead.lead_type is where.lead_type)
+        and expiring
+        and idle
+    )

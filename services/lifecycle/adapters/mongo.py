@@ -52,7 +52,7 @@ from services.lifecycle.service_layer.ports import (
 Document = dict[str, Any]
 
 # Times the sweeps and inbox queries filter or sort on are stored as BSON dates.
-_DATE_FIELDS = ("received_at", "respond_by", "hot_until", "answered_at")
+_DATE_FIELDS = ("received_at", "respond_by", "hot_until", "answered_at", "idle_since")
 _DUPLICATE_KEY = 11000
 
 

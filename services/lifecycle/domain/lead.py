@@ -8,7 +8,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -20,17 +20,21 @@ from contracts.actions import (
     Deal,
     Decline,
     Favorite,
+    LogActivity,
     Lost,
     PartnerAction,
+    Snooze,
     UndoDecline,
     Unfavorite,
     Update,
     Won,
 )
-from contracts.commands import AgeContactRequest, Command, Expire, Remind
+from contracts.commands import AgeContactRequest, Expire, Remind
 from contracts.common import Contact, DeclineReason
 from contracts.events import (
+    Activity,
     CustomerView,
+    IdleStep,
     LeadSnapshot,
     MatchedOn,
     Offer,
@@ -73,6 +77,14 @@ class Windows:
     """How long after its decline a partner may undo it."""
     reopen: timedelta = timedelta(days=30)
     """How long after a lead ended its referrer may reopen it."""
+    deal_nudge: timedelta = timedelta(days=14)
+    """How long an accepted deal may stay unmoved before its partner is nudged..."""
+    deal_escalate: timedelta = timedelta(days=21)
+    """...and before the partner's admins are told."""
+    close_date_grace: timedelta = timedelta(days=7)
+    """How long after its expected close date an open deal is flagged."""
+    deal_auto_close: timedelta | None = None
+    """How long unmoved before the service closes a deal as lost (never, when None)."""
 
 
 class HistoryActor(BaseModel):
@@ -150,6 +162,13 @@ class Lead(BaseModel):
     """Hashed (referrer, source_lead_id), when its sender named its own id for it."""
     reopens: int = 0
     """How often its referrer reopened it."""
+    idle_since: datetime | None = None
+    """An accepted deal: when it last moved, pushed on by the time it was snoozed."""
+    idle_step: IdleStep | None = None
+    snoozed_until: datetime | None = None
+    close_date_flagged: date | None = None
+    """The expected close date already flagged as passed (a new date is flagged anew)."""
+    activities: tuple[Activity, ...] = ()
 
     @property
     def ended_at(self) -> datetime | None:
@@ -174,10 +193,20 @@ class Lead(BaseModel):
     def snapshot(self) -> LeadSnapshot:
         # Every part is validated already: assembled as is, not validated again.
         values = {name: getattr(self, name) for name in _SNAPSHOT_FIELDS}
-        return LeadSnapshot.model_construct(**values, contacts=list(self.contacts), tab=self.tab)
+        return LeadSnapshot.model_construct(
+            **values,
+            contacts=list(self.contacts),
+            activities=list(self.activities),
+            tab=self.tab,
+        )
 
 
-_SNAPSHOT_FIELDS = tuple(set(LeadSnapshot.model_fields) - {"contacts", "tab"})
+_SNAPSHOT_FIELDS = tuple(set(LeadSnapshot.model_fields) - {"contacts", "activities", "tab"})
+
+
+LeadCommand = Expire | AgeContactRequest | Remind
+"""The scheduler's commands on a lead waiting for an answer (an accepted deal's are
+`stale_deals`')."""
 
 
 @dataclass(frozen=True)
@@ -331,6 +360,8 @@ _ALLOWED_IN: dict[str, frozenset[Stage]] = {
     "accept": frozenset({Stage.RECEIVED}),
     "decline": frozenset({Stage.RECEIVED}),
     "update": frozenset({Stage.ACCEPTED}),
+    "log_activity": frozenset({Stage.ACCEPTED}),
+    "snooze": frozenset({Stage.ACCEPTED}),
     "add_contacts": frozenset({Stage.ACCEPTED}),
     "won": frozenset({Stage.ACCEPTED}),
     "lost": frozenset({Stage.ACCEPTED}),
@@ -402,6 +433,8 @@ class Step:
     def record(self, lead: Lead, **changes: Any) -> Lead:
         """The lead with `changes` applied, its version bumped and the step in its history."""
         to_stage = changes.get("stage", lead.stage)
+        if to_stage is Stage.ARCHIVED:
+            changes.setdefault("match_keys", ())  # only open leads are compared
         entry = HistoryEntry(
             at=self.at,
             actor=self.actor,
@@ -419,6 +452,7 @@ def _accept(lead: Lead, action: Accept, step: Step) -> Decision:
         lead,
         stage=Stage.ACCEPTED,
         answered_at=step.at,
+        idle_since=step.at,
         deal=action.deal,
         contacts=_merge_contacts(lead.contacts, action.contacts),
     )
@@ -469,6 +503,13 @@ def _undo_decline(lead: Lead, step: Step, windows: Windows) -> Decision:
     return reopened(lead, step, step.at + left)
 
 
+def undoable_until(lead: Lead, windows: Windows) -> datetime | None:
+    """Until when its partner may still take its decline back (`undo_decline`), if at all."""
+    if lead.outcome is not Outcome.DECLINED or lead.answered_at is None or lead.reoffered:
+        return None
+    return lead.answered_at + windows.undo
+
+
 def went_to_another_partner(lead: Lead) -> Refused:
     return Refused(
         Reason.LEAD_REOFFERED,
@@ -507,14 +548,52 @@ def _update(lead: Lead, action: Update, step: Step) -> Decision:
     deal = lead.deal.model_copy(update=given)
     if deal == lead.deal:
         return Decision(lead)
-    return Decision(step.record(lead, deal=deal), EventType.UPDATED)
+    # Its value or close date moved: the deal moved.
+    moves = (deal.value, deal.estimated_close_date) != (
+        lead.deal.value,
+        lead.deal.estimated_close_date,
+    )
+    changed = step.record(lead, deal=deal, **(_moved(step) if moves else {}))
+    return Decision(changed, EventType.UPDATED)
 
 
 def _add_contacts(lead: Lead, action: AddContacts, step: Step) -> Decision:
     contacts = _merge_contacts(lead.contacts, action.contacts)
     if contacts == lead.contacts:
         return Decision(lead)
-    return Decision(step.record(lead, contacts=contacts), EventType.CONTACTS_ADDED)
+    changed = step.record(lead, contacts=contacts, **_moved(step))
+    return Decision(changed, EventType.CONTACTS_ADDED)
+
+
+SNOOZE_AT_MOST = timedelta(days=14)
+ACTIVITIES_KEPT = 50
+
+
+def _log_activity(lead: Lead, action: LogActivity, step: Step) -> Decision:
+    assert step.actor.id is not None  # a partner user's
+    logged = Activity(at=step.at, kind=action.kind, summary=action.summary, user_id=step.actor.id)
+    activities = (*lead.activities, logged)[-ACTIVITIES_KEPT:]
+    changed = step.record(lead, activities=activities, **_moved(step))
+    return Decision(changed, EventType.ACTIVITY_LOGGED)
+
+
+def _snooze(lead: Lead, action: Snooze, step: Step) -> Decision:
+    """The deal's idle clock stops until `until`: it counts on from where it was."""
+    if not step.at < action.until <= step.at + SNOOZE_AT_MOST:
+        raise Refused(
+            Reason.INVALID_SNOOZE,
+            f"until must be in the future and at most {SNOOZE_AT_MOST.days} days ahead",
+        )
+    assert lead.idle_since is not None  # set on accept
+    paused_from = max(step.at, lead.snoozed_until or step.at)
+    pushed = lead.idle_since + max(action.until - paused_from, timedelta(0))
+    changed = step.record(lead, idle_since=pushed, snoozed_until=max(action.until, paused_from))
+    return Decision(changed, EventType.SNOOZED)
+
+
+def _moved(step: Step) -> dict[str, Any]:
+    """The deal moved: its idle clock starts again, its idle alerts with it."""
+    return {"idle_since": step.at, "idle_step": None, "snoozed_until": None}
 
 
 def _won(lead: Lead, action: Won, step: Step) -> Decision:
@@ -549,6 +628,8 @@ _APPLY: dict[type, Any] = {
     Decline: _decline,
     Update: _update,
     AddContacts: _add_contacts,
+    LogActivity: _log_activity,
+    Snooze: _snooze,
     Won: _won,
     Lost: _lost,
     Favorite: _set_favorite(True, EventType.FAVORITED),
@@ -578,7 +659,6 @@ def _archived(lead: Lead, outcome: Outcome) -> Lead:
             "stage": Stage.ARCHIVED,
             "outcome": outcome,
             "customer": customer,
-            "match_keys": (),  # only open leads are compared
         }
     )
 
@@ -587,7 +667,7 @@ def _archived(lead: Lead, outcome: Outcome) -> Lead:
 
 
 def command(
-    lead: Lead | None, cmd: Command, now: datetime, profile: PartnerProfile | None
+    lead: Lead | None, cmd: LeadCommand, now: datetime, profile: PartnerProfile | None
 ) -> Decision:
     """A scheduler command. A late or early timer is not an error: it does nothing.
     `profile` is the lead's partner's, whose alert contacts are told."""

@@ -31,6 +31,8 @@ class LeadFacts:
     outcome: Outcome | None
     decline_reason: DeclineReason | None = None
     deal_value: Money | None = None
+    idle: bool = False
+    """An accepted deal its partner was nudged about: it had not moved for the nudge's time."""
 
     @property
     def declined_as_duplicate(self) -> bool:
@@ -40,6 +42,11 @@ class LeadFacts:
     @property
     def accepted(self) -> bool:
         return self.answered_at is not None and self.outcome is not Outcome.DECLINED
+
+    @property
+    def open_deal(self) -> bool:
+        """Accepted, neither won nor lost yet."""
+        return self.accepted and self.outcome is None
 
 
 def performance(partner_id: str, leads: Iterable[LeadFacts]) -> PartnerPerformance:
@@ -60,6 +67,7 @@ def figures(leads: Sequence[LeadFacts]) -> Figures:
     outcomes = Counter(lead.outcome for lead in leads)
     settled = len(answered) + outcomes[Outcome.EXPIRED]
     accepted = sum(lead.accepted for lead in leads)
+    open_deals = [lead for lead in leads if lead.open_deal]
     return Figures(
         leads=len(leads),
         open=len(leads) - settled,
@@ -88,6 +96,8 @@ def figures(leads: Sequence[LeadFacts]) -> Figures:
             )
         ),
         won_value=_totals(lead.deal_value for lead in leads if lead.outcome is Outcome.WON),
+        open_deals=len(open_deals),
+        idle_deals_share=_share(sum(lead.idle for lead in open_deals), len(open_deals)),
     )
 
 

@@ -32,7 +32,6 @@ from services.lifecycle.entrypoints.metrics import GaugeReadings, ServiceMetrics
 from services.lifecycle.entrypoints.serving import EmbeddedServer
 from services.lifecycle.service_layer.actions import Actions
 from services.lifecycle.service_layer.in_flight import InFlightOutbox
-from services.lifecycle.service_layer.inbox import CursorSeal, Inbox
 from services.lifecycle.service_layer.relay import OutboxRelay
 from services.lifecycle.settings import Settings
 
@@ -113,7 +112,7 @@ class LifecycleApp:
             self.clock,
         )
         return create_api(
-            Inbox(self.inbox, self.clock, CursorSeal.of(self.settings.cursor_secret)),
+            bootstrap.inbox(self.settings, self.inbox, self.clock),
             TokenVerifier(self.settings),
             self.store.load_profile,
             self.readiness,

@@ -25,7 +25,8 @@ DESCRIPTIONS = {
     Topic.INBOUND: "New leads from upstream referral systems (InboundLead), and their "
     "referrers' requests to reopen one (ReopenLead, `message_type: reopen`).",
     Topic.PARTNER_ACTIONS: "What a partner user did to a lead.",
-    Topic.COMMANDS: "System commands (expire, remind, age_contact_request) from the scheduler.",
+    Topic.COMMANDS: "System commands from the scheduler: expire, remind, age_contact_request, "
+    "and on accepted deals deal_nudge, deal_escalate, close_date_passed, auto_close.",
     Topic.PROFILES: "Partner business profiles (upserts).",
     Topic.EVENTS: "Lifecycle facts, for CRM connectors and analytics.",
     Topic.NOTIFICATIONS: "Notification requests, for notification services.",

@@ -13,11 +13,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from contracts.actions import PARTNER_ACTION, PartnerAction
-from contracts.commands import AgeContactRequest, Command, Expire, Remind
+from contracts.commands import COMMANDS, Command, DealCommand
 from contracts.inbound import InboundLead, ReopenLead
 from contracts.profiles import PartnerProfile
 from contracts.topics import Reason
-from services.lifecycle.domain import badges, deadlines, matching, profiles, reoffer, reopen
+from services.lifecycle.domain import (
+    badges,
+    deadlines,
+    matching,
+    profiles,
+    reoffer,
+    reopen,
+    stale_deals,
+)
 from services.lifecycle.domain import lead as rules
 from services.lifecycle.domain.duplicates import OPEN, PER_KEY, LookAlike
 from services.lifecycle.domain.errors import Refused
@@ -96,7 +104,7 @@ class BatchPlan:
                 return self._receive(key, delivery, message)
             case ReopenLead():
                 return self._reopen(key, delivery, message)
-            case Expire() | AgeContactRequest() | Remind():
+            case _ if isinstance(message, COMMANDS):
                 return self._command(key, delivery, message)
             case _:
                 return self._act(key, delivery, message)
@@ -162,7 +170,10 @@ class BatchPlan:
         lead = self._leads.get(command.lead_id)
         profile = self._profiles.get(lead.partner_id) if lead else None
         try:
-            decision = rules.command(lead, command, self.now, profile)
+            if isinstance(command, DealCommand):
+                decision = stale_deals.command(lead, command, self.now, self.windows, profile)
+            else:
+                decision = rules.command(lead, command, self.now, profile)
         except Refused as refusal:
             return self._refuse(key, delivery, refusal, command.message_id, command)
         assert lead is not None  # a command for no lead is refused

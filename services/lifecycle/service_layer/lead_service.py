@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
 from contracts.actions import Decline
-from contracts.commands import AgeContactRequest, Expire, Remind
+from contracts.commands import COMMANDS, Expire
 from contracts.events import Stage
 from contracts.inbound import InboundLead, ReopenLead
 from contracts.profiles import PartnerProfile
@@ -239,9 +239,7 @@ def _partners_needed(
             needed.add(message.partner_id)
         if isinstance(message, InboundLead) and message.routing:
             needed.update(message.routing.candidates)  # for a decline held for it
-        elif isinstance(message, Expire | Remind | AgeContactRequest | ReopenLead) and (
-            lead := leads.get(message.lead_id)
-        ):
+        elif isinstance(message, COMMANDS | ReopenLead) and (lead := leads.get(message.lead_id)):
             needed.add(lead.partner_id)
     return sorted(needed)
 

@@ -4,6 +4,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -13,6 +14,7 @@ from contracts.notifications import NotificationRequested
 from contracts.performance import PerformanceUpdated
 from contracts.rejected import MessageRejected
 from contracts.topics import EventType, Topic
+from services.lifecycle.domain import stale_deals
 from services.lifecycle.domain.ids import derived_uuid
 from services.lifecycle.domain.lead import Decision, Lead, Notify
 
@@ -90,8 +92,13 @@ def _event(decision: Decision, type_: EventType, cause: Cause, now: datetime) ->
         reason=decision.reason,
         reopen_count=lead.reopens if type_ is EventType.REOPENED else None,
         from_outcome=decision.from_outcome,
+        **(_idleness(lead, now) if type_ is EventType.DEAL_IDLE else {}),
     )
     return _outgoing(Topic.EVENTS, lead.lead_id, event.event_id, type_, now, event)
+
+
+def _idleness(lead: Lead, now: datetime) -> dict[str, Any]:
+    return {"days_idle": stale_deals.days_idle(lead, now), "step": lead.idle_step}
 
 
 def _actor(decision: Decision) -> EventActor | None:

@@ -2,14 +2,14 @@
 its business profile."""
 
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 
 from contracts.events import LeadSnapshot, Stage, Tab
 from contracts.inbound import LeadType
-from contracts.inbox import InboxCounts, LeadDetail, LeadPage, StageCounts
+from contracts.inbox import InboxCounts, LeadDetail, LeadPage, LeadSort, StageCounts
 from contracts.performance import PartnerPerformance
 from contracts.profiles import PartnerProfile
 from services.lifecycle.adapters.tokens import Principal
@@ -27,6 +27,13 @@ _ExpiringWithinDays = Annotated[
         ge=0,
         le=366,
         description="Only leads still waiting for an answer due within this many days",
+    ),
+]
+_Sort = Annotated[
+    LeadSort,
+    Query(
+        description="`newest`: newest first. `idle`: the accepted deals only, idle longest "
+        "first (by `idle_since`). A cursor continues the order it was handed out in"
     ),
 ]
 _Cursor = Annotated[
@@ -61,11 +68,13 @@ def _lead_lists(router: APIRouter, inbox: Inbox, authenticate: Authenticate) -> 
         ] = None,
         expiring_within_days: _ExpiringWithinDays = None,
         lead_type: Annotated[LeadType | None, Query(description="Only this type of lead")] = None,
+        sort: _Sort = LeadSort.NEWEST,
         cursor: _Cursor = None,
         limit: Annotated[int, Query(ge=1, le=100, description="Leads per page")] = 25,
     ) -> LeadPage:
-        """The partner's leads, newest first, one page at a time."""
-        where = InboxFilter(tab=tab, stage=stage, hot=hot, lead_type=lead_type)
+        """The partner's leads, one page at a time: newest first, or its accepted deals
+        idle longest first."""
+        where = InboxFilter(tab=tab, stage=stage, hot=hot, lead_type=lead_type, sort=sort)
         within = timedelta(days=expiring_within_days) if expiring_within_days is not None else None
         page = await inbox.page(principal.partner_id, where, within, cursor, limit)
         return LeadPage(
@@ -101,12 +110,13 @@ def _one_lead(router: APIRouter, inbox: Inbox, authenticate: Authenticate) -> No
         principal: Annotated[Principal, Depends(authenticate)], lead_id: LeadId, response: Response
     ) -> LeadDetail:
         """One lead with its history. Another partner's lead is not found, like a missing one.
-        Its `ETag` is its version: send it back as `If-Match` with an action."""
+        Its `ETag` is its version: send it back as `If-Match` with an action. A lead
+        this partner declined says until when it may take the decline back."""
         lead = await inbox.lead(principal.partner_id, lead_id)
         if lead is None:
             raise HTTPException(404, "this partner has no such lead")
         response.headers["ETag"] = f'"{lead.version}"'
-        return _detail(lead)
+        return _detail(lead, inbox.undo_until(lead))
 
 
 def _performance_and_profile(
@@ -154,12 +164,13 @@ def _inbox_counts(counts: Mapping[Tab, Mapping[Stage, int]]) -> InboxCounts:
     )
 
 
-def _detail(lead: Lead) -> LeadDetail:
+def _detail(lead: Lead, undo_until: datetime | None) -> LeadDetail:
     snapshot: LeadSnapshot = lead.snapshot()
     return LeadDetail.model_validate(
         {
             **snapshot.model_dump(),
             "version": lead.version,
             "history": [entry.model_dump() for entry in lead.history],
+            "undo_until": undo_until,
         }
     )

@@ -1,12 +1,13 @@
-// The partner's Leads page: tabs with counts, filters, pages of leads, a lead's
-// detail with the actions its stage allows.
+// The partner's Leads page: tabs with counts, filters, pages of leads (newest first,
+// or the accepted deals idle longest first), a lead's detail with the actions its
+// stage allows.
 
 import * as api from "./api.js";
 import { actionForm, appliedText, leadActions, perform, refusalText } from "./forms.js";
 import {
   LEAD_TYPES,
   OUTCOMES,
-  REASONS,
+  REASONS_SHOWN,
   TABS,
   ago,
   country,
@@ -14,23 +15,34 @@ import {
   h,
   historyText,
   icon,
+  idleDays,
   matchedText,
   money,
   offerText,
   roleName,
   timeLeft,
+  undoLeft,
   when,
 } from "./ui.js";
 
 const PAGE_SIZE = 20;
 const EXPIRING_DAYS = 3;
 const STAGES = { "": "All", received: "Received", accepted: "Accepted", archived: "Archived" };
+const SORTED = {
+  newest: { list: "Leads, newest first", empty: "No leads here." },
+  idle: {
+    list: "Accepted deals, idle longest first",
+    empty: "No accepted deals here: only accepted deals are sorted by idle time.",
+  },
+};
+const STILL_ACTIVE = { action: "log_activity", kind: "note", summary: "Still active" };
 
 const state = {
   tab: "marketplace",
   stage: "",
   hot: false,
   expiring: false,
+  sort: "newest",
   cursors: [null],
   next: null,
   counts: null,
@@ -91,6 +103,10 @@ function wire() {
   });
   $("expiring").addEventListener("change", (event) => {
     state.expiring = event.target.checked;
+    firstPage();
+  });
+  $("sort").addEventListener("change", (event) => {
+    state.sort = event.target.value;
     firstPage();
   });
   $("previous").addEventListener("click", () => {
@@ -205,6 +221,7 @@ async function loadPage() {
     stage: state.stage || null,
     hot: state.hot || null,
     expiring_within_days: state.expiring ? EXPIRING_DAYS : null,
+    sort: state.sort,
     limit: PAGE_SIZE,
     cursor: state.cursors[state.cursors.length - 1],
   };
@@ -212,6 +229,7 @@ async function loadPage() {
   const page = await guarded(() => api.get("/v1/leads", params));
   $("rows").setAttribute("aria-busy", "false");
   if (!page) return;
+  $("rows").setAttribute("aria-label", SORTED[state.sort].list);
   state.next = page.next_cursor;
   renderRows(page.items);
   $("previous").disabled = state.cursors.length === 1;
@@ -223,7 +241,7 @@ function renderRows(leads) {
   const rows = $("rows");
   rows.replaceChildren();
   if (leads.length === 0) {
-    rows.append(h("li", { class: "empty" }, "No leads here."));
+    rows.append(h("li", { class: "empty" }, SORTED[state.sort].empty));
     return;
   }
   for (const lead of leads) rows.append(row(lead));
@@ -283,6 +301,7 @@ function row(lead) {
         `Received ${ago(lead.received_at)}`,
       ),
       lead.deal ? h("span", { class: "deal" }, money(lead.deal.value)) : null,
+      idleChip(lead),
       offerChip(lead),
       lead.possible_duplicate_of && lead.stage !== "archived" // settled once archived
         ? h("span", { class: "chip duplicate" }, "Possible duplicate")
@@ -295,6 +314,19 @@ function row(lead) {
     heart(lead, company),
     open,
     stateBadge(lead),
+  );
+}
+
+function idleChip(lead) {
+  const days = idleDays(lead);
+  if (days === null) return null;
+  return h(
+    "span",
+    {
+      class: `chip idle ${lead.idle_step || ""}`,
+      title: `The deal has not moved since ${when(lead.idle_since)}`,
+    },
+    `Idle ${days} d`,
   );
 }
 
@@ -454,6 +486,7 @@ function chips(lead) {
           : "Received",
     ),
     contactRequest(lead, true),
+    idleChip(lead),
     offerChip(lead),
     lead.favorite ? h("span", { class: "chip favorite" }, "Favorite") : null,
   );
@@ -569,7 +602,7 @@ function referralSection(lead) {
       ],
       ["Campaign", lead.campaign_id],
       ["Answered", lead.answered_at ? when(lead.answered_at) : null],
-      ["Reason", lead.decline_reason ? REASONS[lead.decline_reason] : null],
+      ["Reason", lead.decline_reason ? REASONS_SHOWN[lead.decline_reason] : null],
       ["Closing notes", lead.closing_notes],
     ]),
   );
@@ -637,7 +670,8 @@ function historySection(lead) {
 
 function actions(lead) {
   const allowed = leadActions(lead);
-  if (allowed.length === 0) {
+  const quick = quickActions(lead);
+  if (allowed.length === 0 && quick.length === 0) {
     return section(
       "Actions",
       h("p", { class: "read-only" }, "Archived leads are read-only: there is nothing left to do."),
@@ -671,16 +705,67 @@ function actions(lead) {
     });
     return button;
   });
-  return section("Actions", h("div", { class: "action-buttons" }, buttons), holder);
+  return section(
+    "Actions",
+    h("div", { class: "action-buttons" }, buttons, quick),
+    undoHint(lead),
+    holder,
+  );
 }
 
+/** The actions taken with one click, no form: the lead's version goes with them. */
+function quickActions(lead) {
+  const found = [];
+  if (lead.stage === "accepted") {
+    found.push(quickButton(lead, "Still active", STILL_ACTIVE));
+  }
+  const left = undoTimeLeft(lead);
+  if (left) {
+    found.push(quickButton(lead, `Undo decline (${left})`, { action: "undo_decline" }));
+  }
+  return found;
+}
+
+/** "6 d left" to take this partner's decline back; null when it cannot (any more). */
+const undoTimeLeft = (lead) => (lead.undo_until ? undoLeft(lead.undo_until) : null);
+
+function undoHint(lead) {
+  if (!undoTimeLeft(lead)) return null;
+  return h(
+    "p",
+    { class: "hint" },
+    `You may take your decline back until ${when(lead.undo_until)}: the lead comes back to Received.`,
+  );
+}
+
+function quickButton(lead, label, body) {
+  const button = h("button", { type: "button", class: "secondary" }, label);
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    const status = await guarded(() => perform(lead, body, api.newKey()));
+    button.disabled = false;
+    if (status) await showDecided(lead, status);
+  });
+  return button;
+}
+
+/** A form's action, once decided: the form itself says that it still waits, or
+ * why the service refused (but for a stale version, which reloads the lead). */
 async function decided(lead, status) {
   if (status.status === "pending") return;
   if (status.status === "rejected" && status.reason !== "stale_version") return;
-  state.notice =
-    status.status === "applied"
-      ? { kind: "ok", text: appliedText(status) }
-      : { kind: "error", text: refusalText(status) };
+  await showDecided(lead, status);
+}
+
+function noticeOf(status) {
+  if (status.status === "applied") return { kind: "ok", text: appliedText(status) };
+  if (status.status === "rejected") return { kind: "error", text: refusalText(status) };
+  return { kind: "busy", text: "Still waiting for the lead service. Refresh in a moment." };
+}
+
+/** What became of an action, above the lead reloaded (and the list and counts). */
+async function showDecided(lead, status) {
+  state.notice = noticeOf(status);
   await Promise.all([loadCounts(), loadPage()]);
   await loadDetail(lead.lead_id);
   $("detail-title").focus({ preventScroll: true });

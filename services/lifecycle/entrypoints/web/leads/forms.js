@@ -455,6 +455,8 @@ const APPLIED = {
   "lead.lost": "Deal marked as lost: the lead is archived.",
   "lead.favorited": "Added to favorites.",
   "lead.unfavorited": "Removed from favorites.",
+  "lead.reopened": "Decline taken back: the lead is open again under Received.",
+  "lead.activity_logged": "Noted: the deal is active, its idle time starts again.",
 };
 
 export function appliedText(status) {

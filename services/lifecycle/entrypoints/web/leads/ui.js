@@ -72,6 +72,9 @@ export const REASONS = {
   other: "Other",
 };
 
+/** Every reason a lead shows: the partner's own, and the service's (never offered). */
+export const REASONS_SHOWN = { ...REASONS, no_update: "No update: closed by the service" };
+
 /** Why the service refused an action, in words; the API's detail follows it. */
 export const REFUSALS = {
   stale_version:
@@ -82,6 +85,8 @@ export const REFUSALS = {
   forbidden: "Your role may not act on leads.",
   malformed: "The service could not read this action.",
   internal_error: "The service could not complete this action; its operators have it.",
+  undo_window_passed: "It is too late to take this decline back.",
+  lead_reoffered: "The lead went to another partner, so the decline cannot be taken back.",
 };
 
 /** "Offer 2 of 3" on a lead re-offered after other partners passed on it; null on a
@@ -122,18 +127,33 @@ const HISTORY = {
   unroutable: "found no other partner to pass the lead on to",
   undo_decline: "took the decline back: the lead is open again",
   reopen: "reopened the lead",
+  log_activity: "logged work on the deal",
+  snooze: "snoozed the deal's idle alerts",
+  deal_nudge: "reminded you that the deal has not moved",
+  deal_escalate: "told your admins that the deal has not moved",
+  close_date_passed: "noted that the deal's expected close date has passed",
+  auto_close: "closed the deal as lost: it had not moved for too long",
 };
 
 // A re-offered lead starts with the referrer's `reoffer`: to this partner, a new offer
 // (never whose it was before).
 const REOFFERED = "offered the lead to you after another partner passed on it";
 
+/** Who made a change: a partner's user by id (and role); the referrer and the
+ * service by what they are, never by a user's name. */
+function actorText(actor) {
+  if (actor.kind === "partner_user") {
+    const id = actor.id || "A user";
+    return actor.role ? `${id} (${roleName(actor.role)})` : id;
+  }
+  return actor.kind === "referrer" ? "Referrer" : "System";
+}
+
 export function historyText(entry) {
-  const actor = entry.actor;
-  let who = "The system";
-  if (actor.kind === "partner_user") who = `${actor.id} (${roleName(actor.role)})`;
-  if (actor.kind === "referrer") who = `Referrer ${actor.id}`;
-  if (entry.action === "reoffer" && actor.kind === "referrer") return { who, what: REOFFERED };
+  const who = actorText(entry.actor);
+  if (entry.action === "reoffer" && entry.actor.kind === "referrer") {
+    return { who, what: REOFFERED };
+  }
   return { who, what: HISTORY[entry.action] || entry.action };
 }
 
@@ -182,6 +202,33 @@ export function ago(iso, now = Date.now()) {
     if (Math.abs(seconds) >= size) return relative.format(Math.round(seconds / size), unit);
   }
   return "just now";
+}
+
+const HOUR_MS = 3600 * 1000;
+const DAY_MS = 24 * HOUR_MS;
+
+/** The service nudges a partner about a deal that has not moved for this long
+ * (LEADS_DEAL_NUDGE_AFTER, by default). */
+export const IDLE_NUDGE_DAYS = 14;
+
+/** Whole days an accepted deal has not moved, once that is worth showing: from
+ * IDLE_NUDGE_DAYS on, or once the service nudged about it (its own window may be
+ * shorter); null otherwise, and while the deal is snoozed. */
+export function idleDays(lead, now = Date.now()) {
+  if (lead.stage !== "accepted" || !lead.idle_since) return null;
+  if (lead.snoozed_until && new Date(lead.snoozed_until).getTime() > now) return null;
+  const days = Math.max(0, Math.floor((now - new Date(lead.idle_since).getTime()) / DAY_MS));
+  return lead.idle_step || days >= IDLE_NUDGE_DAYS ? days : null;
+}
+
+/** What is left of the time to take a decline back: "6 d left" (days rounded up),
+ * "5 h left" under a day; null once it has passed. */
+export function undoLeft(undoUntil, now = Date.now()) {
+  const left = new Date(undoUntil).getTime() - now;
+  if (!(left > 0)) return null;
+  return left >= DAY_MS
+    ? `${Math.ceil(left / DAY_MS)} d left`
+    : `${Math.ceil(left / HOUR_MS)} h left`;
 }
 
 /** Time left to answer a received lead: text and urgency (`ok`, `soon`, `urgent`, `over`). */
