@@ -53,9 +53,9 @@ run: $(STAMP)
 	$(BIN)/leads dev --demo
 
 test: $(STAMP) $(VALIDATORS_STAMP)
-	$(BIN)/ruff format --check contracts services tests bench
+	$(BIN)/ruff format --check contracts services tests bench examples
 	$(CHECK_JS)
-	$(BIN)/ruff check contracts services tests bench
+	$(BIN)/ruff check contracts services tests bench examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q

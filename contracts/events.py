@@ -1,6 +1,7 @@
 """`leads.events`: lifecycle facts, for CRM connectors and analytics."""
 
 from enum import StrEnum
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -181,3 +182,13 @@ class LeadEvent(Contract):
         default=None, ge=0, description="On `lead.deal_idle`: whole days since the deal moved"
     )
     step: IdleStep | None = Field(default=None, description="On `lead.deal_idle`")
+
+
+class LeadState(LeadSnapshot):
+    """`leads.state`: a lead as it now stands, as the read API returns it without its
+    history, after each change. Written with the change's events, after them: a
+    consumer never reads a state older than an event it has read."""
+
+    type: ClassVar[str] = "lead.state"
+    """Its CloudEvents `type` (a header: the value is the lead, as the read API has it)."""
+    version: int = Field(ge=1, description="The lead's version: the `version` of its last event")

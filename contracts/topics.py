@@ -13,6 +13,9 @@ class Topic(StrEnum):
     REJECTED = "leads.rejected"
     PERFORMANCE = "partners.performance"
     DEAD_LETTER = "leads.dead-letter"
+    STATE = "leads.state"
+    """Each lead's current state, keyed by lead id, log-compacted: where a connector
+    that joins late starts."""
 
     def named(self, prefix: str) -> str:
         """The topic's name on the broker, with the deployment's prefix (e.g. `prod.`)."""
@@ -103,4 +106,7 @@ OUTBOUND_TOPICS = (
     Topic.REJECTED,
     Topic.PERFORMANCE,
     Topic.DEAD_LETTER,
+    Topic.STATE,
 )
+COMPACTED_TOPICS = (Topic.STATE,)
+"""Kept by key, not by time: the latest record of each key stays (`cleanup.policy=compact`)."""

@@ -9,6 +9,7 @@ Every case speaks to the ports only, with changes decided by the real rules on
 what the store holds.
 """
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -42,6 +43,11 @@ from services.lifecycle.service_layer.ports import (
     VersionConflict,
     in_publishing_order,
 )
+from services.lifecycle.service_layer.state_republish import (
+    Progress,
+    StateRepublisher,
+    StoredLeads,
+)
 from tests import messages
 from tests.messages import delivery
 
@@ -56,7 +62,7 @@ class SetAsideRows(Protocol):
     async def set_aside_rows(self, ids: Sequence[str] | None = None) -> list[SetAside]: ...
 
 
-class ContractStore(LeadStore, Outbox, Protocol):
+class ContractStore(LeadStore, Outbox, StoredLeads, Protocol):
     """The ports, and what the cases read to see what a commit left."""
 
     async def load(self, lead_id: str) -> Lead | None: ...
@@ -134,6 +140,21 @@ async def stored(store: ContractStore, lead_id: str) -> Stored:
 
 def of_leads(rows: Sequence[OutboxRow]) -> list[tuple[str, tuple[int, int]]]:
     return [(row.lead_id, row.order) for row in rows]
+
+
+class StaleReads:
+    """The store, whose pages of leads are the ones read before some of them changed."""
+
+    def __init__(self, store: ContractStore, page: list[Lead]) -> None:
+        self._store, self._page = store, page
+
+    async def leads_after(
+        self, lead_id: str | None, partner_id: str | None, limit: int
+    ) -> list[Lead]:
+        return [] if lead_id else self._page
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
 
 
 class StoreContract:
@@ -306,7 +327,9 @@ class StoreContract:
 
         unsent = in_publishing_order(await store.unsent_of(["lead-o"]))
         assert unsent == committed
-        assert of_leads(unsent) == [("lead-o", order) for order in [(1, 0), (1, 1), (2, 0), (3, 0)]]
+        # Each change: its event, then the lead's state; an arrival also tells the partner.
+        orders = [(1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (3, 0), (3, 1)]
+        assert of_leads(unsent) == [("lead-o", order) for order in orders]
 
     async def test_pending_rows_are_the_oldest_with_every_unsent_row_of_their_leads(
         self, store: ContractStore
@@ -316,13 +339,16 @@ class StoreContract:
             await handled(service, arrival(lead_id))
         await handled(service, act("lead-1", "accept"))
 
-        # Two rows for each arrival: the third lead's are not needed to reach three.
-        assert of_leads(await store.pending(3, ANY_AGE)) == [
+        # Three rows for each arrival: the third lead's are not needed to reach four.
+        assert of_leads(await store.pending(4, ANY_AGE)) == [
             ("lead-1", (1, 0)),
             ("lead-1", (1, 1)),
+            ("lead-1", (1, 2)),
             ("lead-1", (2, 0)),
+            ("lead-1", (2, 1)),
             ("lead-2", (1, 0)),
             ("lead-2", (1, 1)),
+            ("lead-2", (1, 2)),
         ]
         assert await store.pending(100, older_than=timedelta(hours=1)) == []
 
@@ -340,8 +366,10 @@ class StoreContract:
         # Not even as rows of a lead whose later rows are read.
         assert of_leads(await store.pending(100, ANY_AGE, in_hand)) == [
             ("lead-1", (2, 0)),
+            ("lead-1", (2, 1)),
             ("lead-3", (1, 0)),
             ("lead-3", (1, 1)),
+            ("lead-3", (1, 2)),
         ]
 
     async def test_rows_marked_sent_are_no_longer_pending_nor_unsent(
@@ -350,7 +378,7 @@ class StoreContract:
         service = await serving(store)
         await handled(service, arrival("lead-s"))
         pending = await store.pending(100, ANY_AGE)
-        assert await store.unsent_count() == len(pending) == 2
+        assert await store.unsent_count() == len(pending) == 3
 
         await store.mark_sent([row.id for row in pending])
         assert await store.pending(100, ANY_AGE) == []
@@ -371,6 +399,58 @@ class StoreContract:
             "MessageSizeTooLargeError",
             len(row.value),
         )
+
+    # --- re-publishing states (`leads state republish`) ------------------------------
+
+    async def test_every_leads_state_is_republished_after_its_own_rows(
+        self, store: ContractStore
+    ) -> None:
+        service = await serving(store)
+        for lead_id in ("lead-a", "lead-b", "lead-c"):
+            await handled(service, arrival(lead_id))
+        await handled(service, act("lead-b", "accept"))
+        await store.mark_sent([row.id for row in await store.pending(100, ANY_AGE)])
+
+        done = await StateRepublisher(store, CLOCK, page_size=2).run()
+        assert done == Progress(republished=3, skipped=0)
+        rows = in_publishing_order(await store.pending(100, ANY_AGE))
+        states = {row.lead_id: json.loads(row.value)["version"] for row in rows}
+        assert states == {"lead-a": 1, "lead-b": 2, "lead-c": 1}
+        assert {row.topic.rsplit(".", 1)[-1] for row in rows} == {"state"}
+
+    async def test_a_stopped_run_resumes_after_the_last_page_it_did(
+        self, store: ContractStore
+    ) -> None:
+        service = await serving(store)
+        for lead_id in ("lead-1", "lead-2", "lead-3"):
+            await handled(service, arrival(lead_id))
+        await store.record_republish_checkpoint("all", "lead-2")  # a run stopped there
+
+        assert await StateRepublisher(store, CLOCK).run() == Progress(1, 0)
+        assert await StateRepublisher(store, CLOCK).run() == Progress(3, 0)  # it ended
+        assert (await StateRepublisher(store, CLOCK).run(restart=True)).republished == 3
+
+    async def test_only_the_partners_leads_when_one_is_named(self, store: ContractStore) -> None:
+        service = await serving(store)
+        await handled(service, profile(partner_id="partner-2"))
+        await handled(service, arrival("mine"), arrival_for("partner-2", "theirs"))
+        await store.mark_sent([row.id for row in await store.pending(100, ANY_AGE)])
+
+        await StateRepublisher(store, CLOCK).run(partner_id="partner-2")
+        assert [row.lead_id for row in await store.pending(100, ANY_AGE)] == ["theirs"]
+
+    async def test_a_lead_changed_since_its_page_was_read_is_left_to_its_change(
+        self, store: ContractStore
+    ) -> None:
+        service = await serving(store)
+        await handled(service, arrival("lead-x"), arrival("lead-y"))
+        stale = await store.leads_after(None, None, 10)
+        await handled(service, act("lead-x", "accept"))  # v2, and its state, meanwhile
+        await store.mark_sent([row.id for row in await store.pending(100, ANY_AGE)])
+
+        republishing = StateRepublisher(StaleReads(store, stale), CLOCK)
+        assert await republishing.run() == Progress(republished=1, skipped=1)
+        assert [row.lead_id for row in await store.pending(100, ANY_AGE)] == ["lead-y"]
 
 
 # --- the inbox's reads ---------------------------------------------------------------

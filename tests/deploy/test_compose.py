@@ -314,3 +314,11 @@ def test_grafana_gets_the_datasource_and_the_dashboard(compose: dict[str, Any]) 
     dashboard = json.loads((dashboards / "leads.json").read_text())
     used = {panel["datasource"]["uid"] for panel in dashboard["panels"] if "datasource" in panel}
     assert used == {datasource["uid"]}
+
+
+def test_the_state_topic_is_kept_by_key_and_the_others_by_time(compose: dict[str, Any]) -> None:
+    topics = created_topics(services(compose)["kafka-topics"])
+    for name, topic in topics.items():
+        policy = topic["config"].get("cleanup.policy", "delete")
+        assert (policy == "compact") == (name == Topic.STATE.value), name
+        assert ("retention.ms" in topic["config"]) == (policy == "delete"), name

@@ -306,6 +306,17 @@ class Upstream:
         return self.outputs
 
 
+def leads_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """`leads ARGS...` run to its end, with the settings of a service."""
+    return subprocess.run(
+        [sys.executable, "-m", "services.lifecycle.entrypoints.cli", *args],
+        env=ServiceProcess(settings).env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 @contextlib.contextmanager
 def service_running(settings: Settings) -> Iterator[ServiceProcess]:
     with process_running(ServiceProcess(settings)) as service:

@@ -54,7 +54,8 @@ async def test_a_crash_right_after_the_commit_loses_and_doubles_nothing(
     published = Counter(
         dict(r.headers)["ce_id"] for r in outputs.records if r.key == lead["lead_id"].encode()
     )
-    assert len(published) == 2 and set(published.values()) == {1}, published
+    # The event, the lead's state and the partner's alert: each once.
+    assert len(published) == 3 and set(published.values()) == {1}, published
     [event] = outputs.events(lead["lead_id"])
     assert event["causation_id"] == lead["message_id"] and event["version"] == 1
     assert outputs.values(Topic.REJECTED) == []

@@ -2,29 +2,15 @@
 dead-letter topic after bounded retries, answered `internal_error`, the partition
 moving on; then replayed by `leads dead-letters replay` once the cause is gone."""
 
-import subprocess
-import sys
 import uuid
 from datetime import timedelta
 from pathlib import Path
 
 from contracts.topics import Topic
 from services.dev_servers import Servers
-from services.lifecycle.settings import Settings
 from tests import messages
-from tests.e2e.drivers import ServiceProcess, process_running, upstream_of
+from tests.e2e.drivers import ServiceProcess, leads_cli, process_running, upstream_of
 from tests.servers import isolated_settings
-
-
-def leads_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    service = ServiceProcess(settings)
-    return subprocess.run(
-        [sys.executable, "-m", "services.lifecycle.entrypoints.cli", *args],
-        env=service.env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 async def test_a_failing_message_is_parked_answered_and_replayed_once_fixed(

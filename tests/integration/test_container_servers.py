@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from pydantic import SecretStr
 
 from services.dev_servers import Servers
@@ -149,5 +150,50 @@ async def values_of(connection: KafkaConnection, topic: str) -> list[bytes]:
     try:
         batch = await reader.getmany(timeout_ms=5000)
         return [record.value for records in batch.values() for record in records]
+    finally:
+        await reader.stop()
+
+
+def test_the_state_topic_keeps_each_leads_latest_state_once_compacted() -> None:
+    """`leads.state` as the service creates it (COMPACTED), its segments rolled fast for
+    the test: Kafka's cleaner drops every state of a lead but its latest."""
+
+    async def exercise(connection: KafkaConnection) -> None:
+        topic = f"state-{uuid.uuid4().hex[:8]}"
+        assert await ensure_topics(connection, [topic], 1, 1, compacted=[topic]) == [topic]
+        admin = AIOKafkaAdminClient(**connection.options())
+        await admin.start()
+        try:
+            fast = {"segment.ms": "100", "min.cleanable.dirty.ratio": "0.01"}
+            await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, fast)])
+        finally:
+            await admin.close()
+        producer = AIOKafkaProducer(**connection.options(), acks="all")
+        await producer.start()
+        try:
+            for version in range(1, 6):
+                for lead in (b"lead-1", b"lead-2"):
+                    await producer.send_and_wait(topic, b"v%d" % version, key=lead)
+            deadline = asyncio.get_running_loop().time() + 90
+            while len(kept := await leads_states(connection, topic)) > 2:
+                assert asyncio.get_running_loop().time() < deadline, kept
+                # Past segment.ms, a record rolls the segment: the cleaner may take it.
+                await producer.send_and_wait(topic, b"v6", key=b"lead-3")
+        finally:
+            await producer.stop()
+        assert kept == [(b"lead-1", b"v5"), (b"lead-2", b"v5")]  # each lead's latest
+
+    with container_servers() as servers:
+        asyncio.run(exercise(kafka_connection(servers.kafka_bootstrap_servers, servers.connection)))
+
+
+async def leads_states(connection: KafkaConnection, topic: str) -> list[tuple[bytes, bytes]]:
+    """The records of lead-1 and lead-2 the topic still holds, in order."""
+    reader = AIOKafkaConsumer(topic, **connection.options(), auto_offset_reset="earliest")
+    await reader.start()
+    try:
+        batch = await reader.getmany(timeout_ms=5000)
+        records = [record for records in batch.values() for record in records]
+        return [(r.key, r.value) for r in records if r.key in (b"lead-1", b"lead-2")]
     finally:
         await reader.stop()

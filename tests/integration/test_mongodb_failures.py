@@ -91,15 +91,16 @@ def arrivals(*lead_ids: str) -> list[Delivery]:
 
 
 async def applied_once(store: MongoStore, out: Recorded, lead_ids: list[str]) -> None:
-    """Each lead stored once at version 1, its two rows committed once, and each row
+    """Each lead stored once at version 1, its three rows (event, state, notification)
+    committed once, and each row
     published once or left unsent to the relay (a commit whose reply was lost)."""
     leads = await store.load_many(lead_ids)
     assert {lead_id: lead.version for lead_id, lead in leads.items()} == dict.fromkeys(lead_ids, 1)
     documents = [d async for d in store.database["outbox"].find({"lead_ids": {"$in": lead_ids}})]
-    assert sorted(row["lead_id"] for d in documents for row in d["rows"]) == sorted(lead_ids * 2)
+    assert sorted(row["lead_id"] for d in documents for row in d["rows"]) == sorted(lead_ids * 3)
     published = [row.lead_id for row in out.rows if row.lead_id in lead_ids]
     unsent = [row["lead_id"] for d in documents if not d["sent"] for row in d["rows"]]
-    assert sorted(published + unsent) == sorted(lead_ids * 2)
+    assert sorted(published + unsent) == sorted(lead_ids * 3)
 
 
 async def test_a_commit_that_hangs_times_out_and_the_batch_is_applied_once(

@@ -112,7 +112,7 @@ async def test_the_same_message_twice_is_applied_once(
     assert (first.outcome, second.outcome) == ("applied", "duplicate")
     stored = await store.load("lead-c")
     assert stored is not None and stored.version == 2
-    assert len(await outbox_rows(store, "lead-c")) == 3
+    assert len(await outbox_rows(store, "lead-c")) == 5  # 2 events, their states, 1 alert
 
 
 async def test_concurrent_deliveries_of_one_message_commit_once(
@@ -127,7 +127,7 @@ async def test_concurrent_deliveries_of_one_message_commit_once(
         )
     )
     assert sorted(r.outcome for r in results) == ["applied", "duplicate", "duplicate", "duplicate"]
-    assert len(await outbox_rows(store, "lead-d")) == 3
+    assert len(await outbox_rows(store, "lead-d")) == 5
 
 
 async def test_a_malformed_record_redelivered_is_answered_once(
@@ -241,22 +241,22 @@ async def until_committed(store: MongoStore) -> None:
 async def test_relay_resumes_after_a_crash_and_loses_nothing(
     store: MongoStore, service: LeadService, producer: KafkaPublisher, settings: Settings
 ) -> None:
-    for n in range(5):  # 5 leads x (event + notification) = 10 rows
+    for n in range(5):  # 5 leads x (event + state + notification) = 15 rows
         await service.decide_and_commit_one(
             delivery(Topic.INBOUND, messages.inbound(lead_id=f"lead-r{n}"))
         )
     with pytest.raises(ConnectionError):
         await relay(store, CrashAfter(producer, 3), settings).relay_once()
-    assert await store.unsent_count() == 10  # published 3, marked none: all still pending
+    assert await store.unsent_count() == 15  # published 3, marked none: all still pending
 
     restarted = relay(store, producer, settings)
     while await restarted.relay_once():
         pass
     assert await store.unsent_count() == 0
-    records = await read_all(settings, expected=13)
+    records = await read_all(settings, expected=18)
     ids = [dict(r.headers)["ce_id"] for r in records]
-    assert len(set(ids)) == 10  # every row arrived; the 3 re-sent ones under the same ids
-    assert len(ids) == 13
+    assert len(set(ids)) == 15  # every row arrived; the 3 re-sent ones under the same ids
+    assert len(ids) == 18
 
 
 async def test_a_row_kafka_refuses_is_set_aside_and_the_rest_go_out_once(
@@ -430,8 +430,8 @@ async def test_the_relay_leaves_rows_the_consumer_is_publishing_to_it(
     broker.go.set()
     await handling
     assert await the_relay.relay_once() == 0
-    records = await read_all(settings, expected=2)
-    assert len(records) == 2 and len({dict(r.headers)["ce_id"] for r in records}) == 2
+    records = await read_all(settings, expected=3)
+    assert len(records) == 3 and len({dict(r.headers)["ce_id"] for r in records}) == 3
 
 
 async def test_a_batch_that_read_rows_another_batch_is_publishing_does_not_send_them_too(
@@ -487,8 +487,8 @@ async def test_the_relay_leaves_rows_whose_commit_has_not_returned_yet(
 
     assert relayed_before_the_reply == [0, 0]
     assert await store.pending(100) == []
-    records = await read_all(settings, expected=2)
-    assert len(records) == 2 and len({dict(r.headers)["ce_id"] for r in records}) == 2
+    records = await read_all(settings, expected=3)
+    assert len(records) == 3 and len({dict(r.headers)["ce_id"] for r in records}) == 3
 
 
 class Unmarkable:
@@ -514,10 +514,10 @@ async def test_the_relay_marks_without_sending_what_the_consumer_published_unmar
     assert {row.lead_id for row in await store.pending(100)} == {"lead-unmarked"}
 
     the_relay = relay(store, producer, settings, batch=100, in_flight=pipeline.in_flight)
-    assert await the_relay.relay_once() == 2
+    assert await the_relay.relay_once() == 3
     assert await store.pending(100) == []
-    records = await read_all(settings, expected=2)
-    assert len(records) == 2 and len({dict(r.headers)["ce_id"] for r in records}) == 2
+    records = await read_all(settings, expected=3)
+    assert len(records) == 3 and len({dict(r.headers)["ce_id"] for r in records}) == 3
 
 
 async def test_only_one_relay_holds_the_lease(store: MongoStore, settings: Settings) -> None:

@@ -80,7 +80,7 @@ async def test_a_leads_trace_runs_on_into_its_event_and_notifications(
     await pipeline.process([record])
 
     types = [row.topic.rsplit(".", 1)[-1] for row in out.rows]
-    assert types == ["events", "notifications"]
+    assert types == ["events", "state", "notifications"]
     assert {trace_id_of(row) for row in out.rows} == {upstream_trace}
     spans: dict[str, ReadableSpan] = {s.name: s for s in exporter.get_finished_spans()}
     process = spans[f"{Topic.INBOUND.value} process"]

@@ -100,20 +100,28 @@ def test_several_messages_of_one_lead_fold_in_order_into_one_write() -> None:
     [write] = batch.change.leads.values()
     assert (write.expected_version, write.lead.version, write.lead.outcome) == (1, 5, "won")
     assert write.lead.deal is not None and write.lead.deal.notes == "call back"
+    # Each event is followed by the lead's state as it then stood.
     assert published(batch) == [
         "lead.accepted",
+        "lead.state",
         "lead.favorited",
+        "lead.state",
         "lead.updated",
+        "lead.state",
         "message.rejected",
         "lead.won",
+        "lead.state",
     ]
+    states = [p.message for p in batch.change.outgoing if p.message.topic is Topic.STATE]
+    assert [json.loads(state.value)["version"] for state in states] == [2, 3, 4, 5]
+    assert {state.key for state in states} == {write.lead.lead_id}
 
 
 def test_a_message_twice_in_one_batch_is_applied_once() -> None:
     batch = plan(receive(lead_id="twice"))
     favorite = act("twice", "favorite")
     assert outcomes([take(batch, favorite), take(batch, favorite)]) == ["applied", "duplicate"]
-    assert published(batch) == ["lead.favorited"]
+    assert published(batch) == ["lead.favorited", "lead.state"]
 
 
 def test_a_message_handled_in_an_earlier_batch_is_a_duplicate_and_commits_nothing() -> None:
@@ -142,9 +150,12 @@ def test_held_actions_are_applied_in_the_order_they_came_when_their_lead_arrives
 
     assert published(batch) == [
         "lead.received",
+        "lead.state",
         "notification.requested",  # to the partner's alert contact
         "lead.accepted",
+        "lead.state",
         "lead.updated",
+        "lead.state",
     ]
     settled = batch.change.settled
     assert [settled[key_of(r)].outcome for r in (accept, update)] == ["applied", "applied"]
@@ -230,7 +241,7 @@ def test_an_expiry_once_due_archives_an_unanswered_lead_and_tells_the_referrer()
     lead = receive(lead_id="unanswered")
     batch = plan(lead, now=lead.respond_by)
     assert take(batch, command(lead, "expire")).outcome == "applied"
-    assert published(batch) == ["lead.expired", "notification.requested"]
+    assert published(batch) == ["lead.expired", "lead.state", "notification.requested"]
     assert batch.change.leads["unanswered"].lead.outcome == "expired"
 
 

@@ -10,7 +10,7 @@ def test_leads_docs_writes_schemas_and_an_asyncapi_document(tmp_path: Path) -> N
     assert main(["docs", "--out", str(tmp_path)]) == 0
     written = {p.name for p in tmp_path.iterdir()}
     assert {"leads.inbound.schema.json", "leads.events.schema.json", "asyncapi.json"} <= written
-    assert len(written) == 10  # eight topics with a schema, the AsyncAPI and the OpenAPI documents
+    assert len(written) == 11  # nine topics with a schema, the AsyncAPI and the OpenAPI documents
     spec = json.loads((tmp_path / "asyncapi.json").read_text())
     payloads = {
         key: message["payload"].get("$ref")

@@ -253,3 +253,20 @@ async def test_existing_topics_with_another_partition_count_are_reported(
     await ensure_topics("127.0.0.1:9092", list(admin.existing), 6, 1)
     [warning] = [r for r in caplog.records if r.levelname == "WARNING"]
     assert warning.topics == {"leads.partner-actions": 12}  # type: ignore[attr-defined]
+
+
+async def test_the_state_topic_is_created_compacted_and_the_others_by_time(
+    admin: type[Admin],
+) -> None:
+    names = ["leads.events", "leads.state"]
+    assert await ensure_topics("127.0.0.1:9092", names, 6, 3, ["leads.state"]) == names
+    configs = {topic.name: topic.topic_configs for topic in admin.created}
+    assert configs == {
+        "leads.events": {"min.insync.replicas": "2"},
+        "leads.state": {
+            "min.insync.replicas": "2",
+            "cleanup.policy": "compact",
+            "segment.ms": "86400000",
+            "min.cleanable.dirty.ratio": "0.5",
+        },
+    }

@@ -54,7 +54,8 @@ async def service(store: RacedStore) -> LeadService:
 
 
 def types(rows: list[OutboxRow]) -> list[str]:
-    return [json.loads(row.value)["type"] for row in rows]
+    """What the rows publish, as their CloudEvents `type`s."""
+    return [dict(row.headers)["ce_type"].decode() for row in rows]
 
 
 async def test_a_new_lead_is_stored_and_announced_with_its_partner_told(
@@ -62,7 +63,7 @@ async def test_a_new_lead_is_stored_and_announced_with_its_partner_told(
 ) -> None:
     committed = await handled(service, arrival("lead-new"))
     assert [h.outcome for h in committed.outcomes] == ["applied"]
-    assert types(committed.rows) == ["lead.received", "notification.requested"]
+    assert types(committed.rows) == ["lead.received", "lead.state", "notification.requested"]
     lead = await store.load("lead-new")
     assert lead is not None and (lead.version, lead.stage) == (1, "received")
 

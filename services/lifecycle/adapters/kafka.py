@@ -52,26 +52,49 @@ def min_insync_replicas(replication: int) -> int:
     return 2 if replication >= 3 else 1
 
 
+COMPACTED = {
+    "cleanup.policy": "compact",
+    "segment.ms": str(24 * 3600 * 1000),
+    "min.cleanable.dirty.ratio": "0.5",
+}
+"""A topic kept by key: its segments roll daily, so that compaction keeps it close to
+one record per key."""
+
+
 async def ensure_topics(
-    connection: "KafkaConnection | str", names: Iterable[str], partitions: int, replication: int
+    connection: "KafkaConnection | str",
+    names: Iterable[str],
+    partitions: int,
+    replication: int,
+    compacted: Iterable[str] = (),
 ) -> list[str]:
-    """Create the topics that are missing; return the ones created. Raises `Refused`
-    when Kafka refuses one (its answer comes per topic, not as an exception); warns
-    of existing topics with another partition count (partition N of each input topic
-    is one replica's: that needs equal counts)."""
+    """Create the topics that are missing, the `compacted` ones kept by key
+    (`cleanup.policy=compact`); return the ones created. Raises `Refused` when Kafka
+    refuses one (its answer comes per topic, not as an exception); warns of existing
+    topics with another partition count (partition N of each input topic is one
+    replica's: that needs equal counts)."""
     if isinstance(connection, str):
         connection = KafkaConnection(connection)
     admin = AIOKafkaAdminClient(**connection.options())
     async with kafka_refusals(connection):
         await admin.start()
     try:
-        wanted = list(names)
+        wanted, compacted = list(names), set(compacted)
         existing = set(await admin.list_topics())
         missing = [name for name in wanted if name not in existing]
         if missing:
             config = {"min.insync.replicas": str(min_insync_replicas(replication))}
+            by_key = {**config, **COMPACTED}
             answer = await admin.create_topics(
-                [NewTopic(name, partitions, replication, topic_configs=config) for name in missing]
+                [
+                    NewTopic(
+                        name,
+                        partitions,
+                        replication,
+                        topic_configs=by_key if name in compacted else config,
+                    )
+                    for name in missing
+                ]
             )
             _raise_refused(answer.topic_errors)
             log.info("topics created", extra={"topics": missing, "partitions": partitions})

@@ -80,6 +80,7 @@ class _Tables:
         self._mark(change.markers, change.settled)
         self._claim(change.claims)
         self._write_leads(change.leads.values())
+        self._touch(change.republished)
         self._check_arrivals(change.arrivals)
         self._release(change.release)
         self._insert(self.held, change.hold, "held_actions")
@@ -101,6 +102,12 @@ class _Tables:
     def _claim(self, lead_ids: Iterable[str]) -> None:
         if any(lead_id in self.leads for lead_id in lead_ids):
             raise VersionConflict("leads: a lead an action is held for arrived meanwhile")
+
+    def _touch(self, versions: Mapping[str, int]) -> None:
+        for lead_id, version in versions.items():
+            stored = self.leads.get(lead_id)
+            if stored is None or stored.version != version:
+                raise VersionConflict("leads: changed meanwhile")
 
     def _write_leads(self, writes: Iterable[LeadWrite]) -> None:
         for write in writes:
@@ -270,6 +277,7 @@ class InMemoryStore(InMemoryOutbox):
         self._clock = clock
         self._tables = _Tables()
         self._prefix, self._source = topic_prefix, event_source
+        self._checkpoints: dict[str, str] = {}
 
     @property
     def outbox(self) -> InMemoryOutbox:
@@ -289,6 +297,26 @@ class InMemoryStore(InMemoryOutbox):
 
     async def load_many(self, lead_ids: Sequence[str]) -> dict[str, Lead]:
         return _found(self._tables.leads, lead_ids)
+
+    async def leads_after(
+        self, lead_id: str | None, partner_id: str | None, limit: int
+    ) -> list[Lead]:
+        leads = sorted(self._tables.leads.values(), key=lambda lead: lead.lead_id)
+        return [
+            lead
+            for lead in leads
+            if (lead_id is None or lead.lead_id > lead_id)
+            and (partner_id is None or lead.partner_id == partner_id)
+        ][:limit]
+
+    async def republish_checkpoint(self, run: str) -> str | None:
+        return self._checkpoints.get(run)
+
+    async def record_republish_checkpoint(self, run: str, lead_id: str | None) -> None:
+        if lead_id is None:
+            self._checkpoints.pop(run, None)
+        else:
+            self._checkpoints[run] = lead_id
 
     async def versions_of(self, lead_ids: Sequence[str]) -> dict[str, int]:
         return {lead_id: lead.version for lead_id, lead in (await self.load_many(lead_ids)).items()}

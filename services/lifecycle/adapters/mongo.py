@@ -14,6 +14,7 @@ from typing import Any
 
 import pymongo
 from pymongo import (
+    ASCENDING,
     AsyncMongoClient,
     DeleteOne,
     IndexModel,
@@ -247,6 +248,27 @@ class MongoStore:
         found = self._leads.find({"_id": {"$in": list(lead_ids)}})
         return {document["_id"]: from_document(document) async for document in found}
 
+    async def leads_after(
+        self, lead_id: str | None, partner_id: str | None, limit: int
+    ) -> list[Lead]:
+        """By lead id, on the `_id` index (a partner's: filtered as they come)."""
+        query: Document = {"_id": {"$gt": lead_id}} if lead_id is not None else {}
+        if partner_id is not None:
+            query["partner_id"] = partner_id
+        found = self._leads.find(query).sort("_id", ASCENDING).limit(limit)
+        return [from_document(document) async for document in found]
+
+    async def republish_checkpoint(self, run: str) -> str | None:
+        found = await self._db["state_republish"].find_one({"_id": run})
+        return found["after"] if found else None
+
+    async def record_republish_checkpoint(self, run: str, lead_id: str | None) -> None:
+        checkpoints = self._db["state_republish"]
+        if lead_id is None:
+            await checkpoints.delete_one({"_id": run})
+        else:
+            await checkpoints.replace_one({"_id": run}, {"after": lead_id}, upsert=True)
+
     async def versions_of(self, lead_ids: Sequence[str]) -> dict[str, int]:
         if not lead_ids:
             return {}
@@ -321,9 +343,15 @@ class MongoStore:
         settled, released = len(change.settled), len(change.release)
         profiles_replaced = sum(u.replaces is not None for u in change.profiles.values())
         parked = [InsertOne(dead_letters.to_document(d)) for d in change.parked]
+        # A real write, not a read: a change of the lead committing meanwhile conflicts.
+        touched = [
+            UpdateOne({"_id": lead_id, "version": version}, {"$set": {"state_republished": now}})
+            for lead_id, version in change.republished.items()
+        ]
         return [
             Write(self._processed, markers, matched=settled, duplicate=AlreadyProcessed),
             Write(self._leads, leads, replaced, len(change.claims), VersionConflict),
+            Write(self._leads, touched, len(touched)),
             Write(self._sources, _source_writes(change), duplicate=VersionConflict),
             Write(self._held, held.writes(change.hold.values(), change.release), deleted=released),
             Write(self._deadlines, deadlines.writes(change.deadlines)),

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from faststream import FastStream
 from pymongo import AsyncMongoClient
 
-from contracts.topics import INBOUND_TOPICS, OUTBOUND_TOPICS, Topic
+from contracts.topics import COMPACTED_TOPICS, INBOUND_TOPICS, OUTBOUND_TOPICS, Topic
 from services.lifecycle import bootstrap
 from services.lifecycle.adapters import tracing
 from services.lifecycle.adapters.action_publisher import KafkaActions
@@ -131,6 +131,7 @@ class LifecycleApp:
                 [t.named(self.settings.topic_prefix) for t in (*INBOUND_TOPICS, *OUTBOUND_TOPICS)],
                 self.settings.topic_partitions,
                 self.settings.topic_replication_factor,
+                [t.named(self.settings.topic_prefix) for t in COMPACTED_TOPICS],
             )
             async with mongodb_refusals(self.settings.mongodb_uri):
                 await self.store.ensure_indexes()

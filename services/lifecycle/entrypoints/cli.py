@@ -72,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         action=("retry", "put rows set aside back in the outbox, for the relay to publish"),
         one="retry this row (repeatable); default: every row set aside",
     )
+    _add_state(commands)
     docs = commands.add_parser(
         "docs",
         help="write the JSON Schemas and the AsyncAPI document",
@@ -131,6 +132,23 @@ def _add_token(commands: Commands) -> None:
     )
 
 
+def _add_state(commands: Commands) -> None:
+    state = commands.add_parser(
+        "state",
+        help="publish every stored lead's state on leads.state again",
+        description="leads.state holds each lead's latest state (log-compacted). To fill a "
+        "new or rebuilt topic, republish puts every stored lead's state in the outbox, page "
+        "by page; the running service's relay publishes them. A stopped run resumes where "
+        "it left off.",
+    )
+    actions = state.add_subparsers(dest="state", required=True, metavar="ACTION")
+    republish = actions.add_parser("republish", help="every stored lead's state, again")
+    republish.add_argument("--partner", help="only this partner's leads")
+    republish.add_argument(
+        "--restart", action="store_true", help="start over rather than resume a stopped run"
+    )
+
+
 def _add_kept_messages(
     commands: Commands,
     name: str,
@@ -172,6 +190,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         if args.outbox == "list":
             return set_aside.list_rows(settings)
         return set_aside.retry(settings, args.ids)
+    if args.command == "state":
+        from services.lifecycle.entrypoints import state
+
+        return state.republish(settings, args.partner, args.restart)
     return _docs(settings, args.out)
 
 

@@ -12,13 +12,13 @@ from pydantic_core import CoreSchema, core_schema
 
 from contracts.actions import PartnerAction
 from contracts.commands import Command
-from contracts.events import LeadEvent
+from contracts.events import LeadEvent, LeadState
 from contracts.inbound import InboundLead, ReopenLead
 from contracts.notifications import NotificationRequested
 from contracts.performance import PerformanceUpdated
 from contracts.profiles import PartnerProfile
 from contracts.rejected import MessageRejected
-from contracts.topics import OUTBOUND_TOPICS, EventType, Topic
+from contracts.topics import COMPACTED_TOPICS, OUTBOUND_TOPICS, EventType, Topic
 from services.lifecycle.settings import Settings
 
 DESCRIPTIONS = {
@@ -33,6 +33,11 @@ DESCRIPTIONS = {
     Topic.REJECTED: "Every message the service refused, with the reason.",
     Topic.PERFORMANCE: "partner.performance_updated: a partner's responsiveness figures "
     "changed (coalesced per LEADS_PERFORMANCE_INTERVAL), from the scheduler worker.",
+    Topic.STATE: "Each lead's current state (LeadState: the lead as the read API returns it, "
+    "without history, with its `version`), after every change, written with the change's "
+    "events and after them. Log-compacted: the latest state of every lead stays. A connector "
+    "that joins late reads it to its end offsets, then follows leads.events from there, "
+    "dropping events at or below the version it holds.",
     Topic.DEAD_LETTER: "Messages parked after repeated unforeseen failures: the original value "
     "and headers untouched, plus dlq_* headers naming the source topic, partition, offset "
     "and error class. `leads dead-letters replay` sends them back once the cause is fixed.",
@@ -49,6 +54,7 @@ OUTPUT_MODELS: dict[Topic, Any] = {
     Topic.NOTIFICATIONS: NotificationRequested,
     Topic.REJECTED: MessageRejected,
     Topic.PERFORMANCE: PerformanceUpdated,
+    Topic.STATE: LeadState,
 }
 
 MESSAGE_NAMES = {
@@ -61,6 +67,7 @@ MESSAGE_NAMES = {
     Topic.REJECTED: "MessageRejected",
     Topic.PERFORMANCE: "PerformanceUpdated",
     Topic.DEAD_LETTER: "DeadLetter",
+    Topic.STATE: "LeadState",
 }
 """Component keys: AsyncAPI allows only [a-zA-Z0-9.-_] in them."""
 
@@ -75,6 +82,7 @@ KEYS = {
     "it had neither (e.g. bytes that are not JSON).",
     Topic.PERFORMANCE: "The partner id (UTF-8): a partner's updates stay in order.",
     Topic.DEAD_LETTER: "The parked record's key, untouched.",
+    Topic.STATE: "The lead id (UTF-8): compaction keeps the latest record of each lead.",
 }
 """What the Kafka key of each topic's records is."""
 
@@ -85,6 +93,7 @@ SUBJECTS = {
     Topic.REJECTED: "The refused message's lead id, else its message id; left out when it "
     "had neither.",
     Topic.PERFORMANCE: "The partner id.",
+    Topic.STATE: "The lead id.",
 }
 """`ce_subject` of the topics the service and the scheduler publish with CloudEvents headers."""
 
@@ -220,6 +229,14 @@ def _named_by_topic(spec: dict[str, Any], topics: dict[str, Topic]) -> dict[str,
         channel["description"] = DESCRIPTIONS[topic]
         [(old_message, _)] = channel["messages"].items()
         channel["messages"] = {name: {"$ref": f"#/components/messages/{name}"}}
+        if topic in COMPACTED_TOPICS:
+            channel["bindings"] = {
+                "kafka": {
+                    "topic": topic.value,
+                    "topicConfiguration": {"cleanup.policy": ["compact"]},
+                    "bindingVersion": "0.5.0",
+                }
+            }
         channels[topic.value] = channel
         renamed[f"#/channels/{key}/messages/{old_message}"] = (
             f"#/channels/{topic.value}/messages/{name}"
@@ -292,6 +309,8 @@ def _event_types(topic: Topic) -> list[str]:
         return [
             f"command.{get_args(c.model_fields['command'].annotation)[0]}" for c in get_args(union)
         ]
+    if topic is Topic.STATE:
+        return [LeadState.type]
     return [OUTPUT_MODELS[topic].model_fields["type"].default]
 
 

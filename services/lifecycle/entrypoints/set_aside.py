@@ -26,7 +26,7 @@ def list_rows(settings: Settings) -> int:
             )
         return 0
 
-    return asyncio.run(_with_store(settings, run))
+    return asyncio.run(with_store(settings, run))
 
 
 def retry(settings: Settings, ids: list[str] | None) -> int:
@@ -38,10 +38,10 @@ def retry(settings: Settings, ids: list[str] | None) -> int:
         print(f"{retried} row(s) back in the outbox: the relay publishes them")
         return 0 if len(found) == len(set(ids or found)) else 1
 
-    return asyncio.run(_with_store(settings, run))
+    return asyncio.run(with_store(settings, run))
 
 
-async def _with_store(settings: Settings, run: Command) -> int:
+async def with_store(settings: Settings, run: Command) -> int:
     client = connect(settings.mongodb_uri, settings.mongodb_timeout)
     store = MongoStore(
         client[settings.mongodb_database],

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from contracts.commands import Command
-from contracts.events import ActorKind, EventActor, LeadEvent
+from contracts.events import ActorKind, EventActor, LeadEvent, LeadSnapshot, LeadState
 from contracts.notifications import NotificationRequested
 from contracts.performance import PerformanceUpdated
 from contracts.rejected import MessageRejected
@@ -67,17 +67,22 @@ class Cause:
 
 
 def for_decision(decision: Decision, cause: Cause, now: datetime) -> list[Outgoing]:
-    """The event and notifications a decision publishes, in the order they happened."""
+    """The event, the lead's new state and the notifications a decision publishes, in
+    the order they happened: a state never comes before the event that made it."""
     lead = decision.lead
     messages = []
     if decision.event is not None:
-        messages.append(_event(decision, decision.event, cause, now))
+        snapshot = lead.snapshot()
+        messages.append(_event(decision, decision.event, snapshot, cause, now))
+        messages.append(_state(lead, snapshot, cause, now))
     for index, notify in enumerate(decision.notifications):
         messages.append(_notification(lead, notify, cause, index, now))
     return messages
 
 
-def _event(decision: Decision, type_: EventType, cause: Cause, now: datetime) -> Outgoing:
+def _event(
+    decision: Decision, type_: EventType, snapshot: LeadSnapshot, cause: Cause, now: datetime
+) -> Outgoing:
     lead = decision.lead
     event = LeadEvent(
         event_id=derived_id(cause.key, type_),
@@ -87,7 +92,7 @@ def _event(decision: Decision, type_: EventType, cause: Cause, now: datetime) ->
         occurred_at=now,
         version=lead.version,
         causation_id=cause.message_id,
-        lead=lead.snapshot(),
+        lead=snapshot,
         actor=_actor(decision),
         reason=decision.reason,
         reopen_count=lead.reopens if type_ is EventType.REOPENED else None,
@@ -95,6 +100,18 @@ def _event(decision: Decision, type_: EventType, cause: Cause, now: datetime) ->
         **(_idleness(lead, now) if type_ is EventType.DEAL_IDLE else {}),
     )
     return _outgoing(Topic.EVENTS, lead.lead_id, event.event_id, type_, now, event)
+
+
+def _state(lead: Lead, snapshot: LeadSnapshot, cause: Cause, now: datetime) -> Outgoing:
+    """`leads.state`, keyed by lead: compaction keeps each lead's latest."""
+    state = LeadState.model_construct(**dict(snapshot), version=lead.version)
+    state_id = derived_id(cause.key, LeadState.type, lead.lead_id)
+    return _outgoing(Topic.STATE, lead.lead_id, state_id, LeadState.type, now, state)
+
+
+def republished_state(lead: Lead, now: datetime) -> Outgoing:
+    """The lead's state again (`leads state republish`): the same id for the same version."""
+    return _state(lead, lead.snapshot(), Cause("", f"republish\x1f{lead.version}"), now)
 
 
 def _idleness(lead: Lead, now: datetime) -> dict[str, Any]:

@@ -137,6 +137,9 @@ class Change:
     """Per partner whose leads changed: how its badge counts move (`tab.stage` -> delta);
     its performance figures are due again."""
     parked: list[DeadLetter] = field(default_factory=list)
+    republished: dict[str, int] = field(default_factory=dict)
+    """Leads whose state is published again, each at the version it must still have:
+    touched in the transaction, so that a change of one committing meanwhile conflicts."""
 
     @property
     def empty(self) -> bool:
