@@ -185,9 +185,10 @@ class LeadEvent(Contract):
 
 
 class LeadState(LeadSnapshot):
-    """`leads.state`: a lead as it now stands, as the read API returns it without its
-    history, after each change. Written with the change's events, after them: a
-    consumer never reads a state older than an event it has read."""
+    """`leads.state`: a lead as it now stands (as the read API returns it, without its
+    history), after each change, written with the change's events. A lead's states
+    come in version order; against `leads.events` there is no order: keep the highest
+    version."""
 
     type: ClassVar[str] = "lead.state"
     """Its CloudEvents `type` (a header: the value is the lead, as the read API has it)."""

@@ -92,9 +92,13 @@ async def _reading(bootstrap: str, topic: str) -> AIOKafkaConsumer:
         isolation_level="read_committed",
     )
     await consumer.start()  # subscribed, so that it learns the topic's partitions
-    async with asyncio.timeout(30):
-        while not consumer.partitions_for_topic(topic):
-            await asyncio.sleep(0.1)
+    try:
+        async with asyncio.timeout(30):
+            while not consumer.partitions_for_topic(topic):
+                await asyncio.sleep(0.1)
+    except BaseException:
+        await consumer.stop()
+        raise
     partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
     consumer.unsubscribe()
     consumer.assign(partitions)

@@ -44,6 +44,7 @@ from services.lifecycle.service_layer.ports import (
     in_publishing_order,
 )
 from services.lifecycle.service_layer.state_republish import (
+    REPUBLISHED,
     Progress,
     StateRepublisher,
     StoredLeads,
@@ -417,6 +418,26 @@ class StoreContract:
         states = {row.lead_id: json.loads(row.value)["version"] for row in rows}
         assert states == {"lead-a": 1, "lead-b": 2, "lead-c": 1}
         assert {row.topic.rsplit(".", 1)[-1] for row in rows} == {"state"}
+
+    async def test_a_change_decided_before_a_republish_is_decided_again_after_it(
+        self, store: ContractStore
+    ) -> None:
+        service = await serving(store)
+        await handled(service, arrival("lead-r"))
+        await store.mark_sent([row.id for row in await store.pending(100, ANY_AGE)])
+        decided_before = await decided(store, act("lead-r", "accept"))
+        await StateRepublisher(store, CLOCK).run()
+
+        with pytest.raises(VersionConflict):
+            await store.commit(decided_before)
+        await handled(service, act("lead-r", "accept"))  # decided again, on what is stored
+        rows = in_publishing_order(await store.unsent_of(["lead-r"]))
+        # The re-published state goes out before the accept's event and state.
+        assert of_leads(rows) == [
+            ("lead-r", (1, REPUBLISHED)),
+            ("lead-r", (2, 0)),
+            ("lead-r", (2, 1)),
+        ]
 
     async def test_a_stopped_run_resumes_after_the_last_page_it_did(
         self, store: ContractStore

@@ -268,5 +268,6 @@ async def test_the_state_topic_is_created_compacted_and_the_others_by_time(
             "cleanup.policy": "compact",
             "segment.ms": "86400000",
             "min.cleanable.dirty.ratio": "0.5",
+            "max.compaction.lag.ms": "604800000",
         },
     }

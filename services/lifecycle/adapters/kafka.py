@@ -56,9 +56,11 @@ COMPACTED = {
     "cleanup.policy": "compact",
     "segment.ms": str(24 * 3600 * 1000),
     "min.cleanable.dirty.ratio": "0.5",
+    "max.compaction.lag.ms": str(7 * 24 * 3600 * 1000),
 }
 """A topic kept by key: its segments roll daily, so that compaction keeps it close to
-one record per key."""
+one record per key; a superseded record (a state with contact data since erased) is
+gone within 7 days, as `leads.events` keeps its own."""
 
 
 async def ensure_topics(

@@ -108,11 +108,15 @@ class _Tables:
             stored = self.leads.get(lead_id)
             if stored is None or stored.version != version:
                 raise VersionConflict("leads: changed meanwhile")
+            self.leads[lead_id] = stored.model_copy(update={"revision": stored.revision + 1})
 
     def _write_leads(self, writes: Iterable[LeadWrite]) -> None:
         for write in writes:
             stored = self.leads.get(write.lead.lead_id)
-            if (stored.version if stored else None) != write.expected_version:
+            read_as = (stored.version, stored.revision) if stored else None
+            if stored and read_as != (write.expected_version, write.lead.revision):
+                raise VersionConflict("leads: changed meanwhile")
+            if not stored and write.expected_version is not None:
                 raise VersionConflict("leads: changed meanwhile")
             self.leads[write.lead.lead_id] = write.lead
             if write.expected_version is None and write.lead.source_key:

@@ -343,9 +343,9 @@ class MongoStore:
         settled, released = len(change.settled), len(change.release)
         profiles_replaced = sum(u.replaces is not None for u in change.profiles.values())
         parked = [InsertOne(dead_letters.to_document(d)) for d in change.parked]
-        # A real write, not a read: a change of the lead committing meanwhile conflicts.
+        # A new revision: a change decided on the lead before it conflicts.
         touched = [
-            UpdateOne({"_id": lead_id, "version": version}, {"$set": {"state_republished": now}})
+            UpdateOne({"_id": lead_id, "version": version}, {"$inc": {"revision": 1}})
             for lead_id, version in change.republished.items()
         ]
         return [
@@ -395,7 +395,12 @@ class MongoStore:
                 operations.append(InsertOne(document))
             else:
                 replaced += 1
-                guard = {"_id": write.lead.lead_id, "version": write.expected_version}
+                guard = {
+                    "_id": write.lead.lead_id,
+                    "version": write.expected_version,
+                    # Stored before leads had revisions: none is revision 0.
+                    "revision": write.lead.revision or {"$in": [0, None]},
+                }
                 operations.append(ReplaceOne(guard, document))
         return operations, replaced
 

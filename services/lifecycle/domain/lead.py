@@ -142,6 +142,10 @@ class Lead(BaseModel):
     answered_at: datetime | None = None
     """When the partner accepted or declined it: its time to respond."""
     version: int = 1
+    revision: int = 0
+    """Bumped, without a new version, when its state is re-published (`leads state
+    republish`): a change decided on the lead as it was then must be decided again,
+    and so finds the re-published state unsent and publishes it first."""
     history: tuple[HistoryEntry, ...] = ()
     fingerprint: str
     """Hash of the inbound message's content, to tell a redelivery from a clash

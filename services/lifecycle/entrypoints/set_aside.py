@@ -47,6 +47,7 @@ async def with_store(settings: Settings, run: Command) -> int:
         client[settings.mongodb_database],
         SystemClock(),
         topic_prefix=settings.topic_prefix,
+        event_source=settings.event_source,
         timeout=settings.mongodb_timeout,
     )
     try:

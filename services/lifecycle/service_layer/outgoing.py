@@ -68,7 +68,7 @@ class Cause:
 
 def for_decision(decision: Decision, cause: Cause, now: datetime) -> list[Outgoing]:
     """The event, the lead's new state and the notifications a decision publishes, in
-    the order they happened: a state never comes before the event that made it."""
+    the order they happened."""
     lead = decision.lead
     messages = []
     if decision.event is not None:
@@ -105,13 +105,14 @@ def _event(
 def _state(lead: Lead, snapshot: LeadSnapshot, cause: Cause, now: datetime) -> Outgoing:
     """`leads.state`, keyed by lead: compaction keeps each lead's latest."""
     state = LeadState.model_construct(**dict(snapshot), version=lead.version)
-    state_id = derived_id(cause.key, LeadState.type, lead.lead_id)
+    # One cause may change a lead twice (declined, then passed on): the version tells.
+    state_id = derived_id(cause.key, LeadState.type, lead.lead_id, str(lead.version))
     return _outgoing(Topic.STATE, lead.lead_id, state_id, LeadState.type, now, state)
 
 
 def republished_state(lead: Lead, now: datetime) -> Outgoing:
     """The lead's state again (`leads state republish`): the same id for the same version."""
-    return _state(lead, lead.snapshot(), Cause("", f"republish\x1f{lead.version}"), now)
+    return _state(lead, lead.snapshot(), Cause("", "republish"), now)
 
 
 def _idleness(lead: Lead, now: datetime) -> dict[str, Any]:

@@ -60,7 +60,7 @@ class StateRepublisher:
     ) -> Progress:
         """Every stored lead's state (`partner_id`'s only, if given), from where a
         stopped run of the same scope left off unless `restart`."""
-        run = f"partner:{partner_id}" if partner_id else "all"
+        run = f"partner:{partner_id}" if partner_id is not None else "all"
         after = None if restart else await self._leads.republish_checkpoint(run)
         done = Progress(0, 0)
         while page := await self._leads.leads_after(after, partner_id, self._page_size):
