@@ -182,6 +182,9 @@ class LeadEvent(Contract):
         default=None, ge=0, description="On `lead.deal_idle`: whole days since the deal moved"
     )
     step: IdleStep | None = Field(default=None, description="On `lead.deal_idle`")
+    request_id: Id | None = Field(
+        default=None, description="On `lead.customer_erased`: the erasure request"
+    )
 
 
 class LeadState(LeadSnapshot):

@@ -42,6 +42,11 @@ class Consent(Contract):
     """What the customer agreed to."""
 
     contact: bool = False
+    given_at: UtcDatetime | None = Field(
+        default=None,
+        description="When the customer gave it: a customer whose data was erased is "
+        "contacted again only with consent given after the erasure",
+    )
     share_with_other_partners: bool = False
     """The lead may go to the next candidate when a partner declines it or lets it expire."""
 

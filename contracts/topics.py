@@ -16,6 +16,10 @@ class Topic(StrEnum):
     STATE = "leads.state"
     """Each lead's current state, keyed by lead id, log-compacted: where a connector
     that joins late starts."""
+    PRIVACY_REQUESTS = "privacy.requests"
+    """A customer's requests about their personal data (`erase_customer`), keyed by request id."""
+    PRIVACY_OUTCOMES = "privacy.outcomes"
+    """What became of each privacy request (`privacy.erasure_completed`), keyed by request id."""
 
     def named(self, prefix: str) -> str:
         """The topic's name on the broker, with the deployment's prefix (e.g. `prod.`)."""
@@ -46,6 +50,9 @@ class Reason(StrEnum):
     """The lead went to another partner since: it cannot come back to this one."""
     INVALID_SNOOZE = "invalid_snooze"
     """`snooze.until` is not in the future, or more than 14 days ahead."""
+    ERASED_SUBJECT = "erased_subject"
+    """The lead's customer had their data erased: a new lead of theirs needs their
+    consent to be contacted, given after the erasure (`consent.contact`, `consent.given_at`)."""
 
 
 class EventType(StrEnum):
@@ -76,6 +83,9 @@ class EventType(StrEnum):
     """An accepted deal has not moved (`days_idle`, `step`: nudge, then escalate)."""
     CLOSE_DATE_PASSED = "lead.close_date_passed"
     """An accepted deal's expected close date passed, plus `LEADS_CLOSE_DATE_GRACE`."""
+    CUSTOMER_ERASED = "lead.customer_erased"
+    """The customer asked to be forgotten (`request_id`): their contact data is gone from
+    the lead; a connector erases its copy too."""
     DUPLICATE_FLAGGED = "lead.duplicate_flagged"
     """On a new lead that looks like an open lead of the same partner (`possible_duplicate_of`)."""
 
@@ -99,7 +109,13 @@ class NotificationTemplate(StrEnum):
     """To the customer, instead of `choose_another_partner`: another partner has it now."""
 
 
-INBOUND_TOPICS = (Topic.INBOUND, Topic.PARTNER_ACTIONS, Topic.COMMANDS, Topic.PROFILES)
+INBOUND_TOPICS = (
+    Topic.INBOUND,
+    Topic.PARTNER_ACTIONS,
+    Topic.COMMANDS,
+    Topic.PROFILES,
+    Topic.PRIVACY_REQUESTS,
+)
 OUTBOUND_TOPICS = (
     Topic.EVENTS,
     Topic.NOTIFICATIONS,
@@ -107,6 +123,7 @@ OUTBOUND_TOPICS = (
     Topic.PERFORMANCE,
     Topic.DEAD_LETTER,
     Topic.STATE,
+    Topic.PRIVACY_OUTCOMES,
 )
 COMPACTED_TOPICS = (Topic.STATE,)
 """Kept by key, not by time: the latest record of each key stays (`cleanup.policy=compact`)."""

@@ -25,8 +25,10 @@ from services.lifecycle.adapters.outbox import SetAside
 from services.lifecycle.domain.clock import FixedClock, SystemClock
 from services.lifecycle.domain.deadlines import DeadlineChanges, deadlines_of
 from services.lifecycle.domain.lead import Lead, Windows
+from services.lifecycle.domain.privacy import SubjectKeys
 from services.lifecycle.service_layer.batch import BatchPlan
 from services.lifecycle.service_layer.decoding import decode
+from services.lifecycle.service_layer.erasure import ErasureService, ErasureStore
 from services.lifecycle.service_layer.inbox import InboxFilter, InboxReader
 from services.lifecycle.service_layer.lead_service import LeadService
 from services.lifecycle.service_layer.messages import Committed, Outcome, dedupe_key
@@ -53,6 +55,8 @@ from tests import messages
 from tests.messages import delivery
 
 CLOCK = SystemClock()
+SUBJECT_KEYS = SubjectKeys(b"contract-erasure-key")
+"""The key every contract store hashes customers with (`LEADS_ERASURE_KEY`)."""
 WINDOWS = Windows()
 ANY_AGE = timedelta(0)
 """`older_than` for pending rows however recently committed."""
@@ -63,7 +67,7 @@ class SetAsideRows(Protocol):
     async def set_aside_rows(self, ids: Sequence[str] | None = None) -> list[SetAside]: ...
 
 
-class ContractStore(LeadStore, Outbox, StoredLeads, Protocol):
+class ContractStore(LeadStore, Outbox, StoredLeads, ErasureStore, Protocol):
     """The ports, and what the cases read to see what a commit left."""
 
     async def load(self, lead_id: str) -> Lead | None: ...
@@ -94,7 +98,7 @@ def key_of(record: Record) -> str:
 
 async def serving(store: ContractStore) -> LeadService:
     """The service on `store`, which knows the test partner's profile."""
-    service = LeadService(store, CLOCK, WINDOWS)
+    service = LeadService(store, CLOCK, WINDOWS, subject_keys=SUBJECT_KEYS)
     await handled(service, profile(updated_at=CLOCK.now() - timedelta(days=1)))
     return service
 
@@ -472,6 +476,101 @@ class StoreContract:
         republishing = StateRepublisher(StaleReads(store, stale), CLOCK)
         assert await republishing.run() == Progress(republished=1, skipped=1)
         assert [row.lead_id for row in await store.pending(100, ANY_AGE)] == ["lead-y"]
+
+    # --- a customer's erasure ----------------------------------------------------------
+
+    async def test_an_erasure_reaches_the_customers_leads_at_every_partner_and_copies(
+        self, store: ContractStore
+    ) -> None:
+        service = await serving(store)
+        await handled(service, profile(partner_id="partner-2"))
+        await handled(
+            service,
+            arrival_for(messages.PARTNER, "at-1", customer=ERASED_CUSTOMER),
+            arrival_for(
+                "partner-2", "at-2", customer={**ERASED_CUSTOMER, "email": "ADA@A.example"}
+            ),
+            arrival("someone-else"),
+        )
+        early = messages.action(
+            "not-yet", "accept", deal={**messages.DEAL, "notes": "ada@a.example"}
+        )
+        await handled(service, (Topic.PARTNER_ACTIONS, early))
+
+        committed = await erased(store, "req-1", email="Ada@a.example")
+
+        leads = await store.load_many(["at-1", "at-2", "someone-else"])
+        assert [leads[i].customer.email for i in ("at-1", "at-2")] == [None, None]
+        assert leads["someone-else"].customer.email is not None
+        assert all(
+            b"ada@a.example" not in row.value.lower() for row in await store.pending(100, ANY_AGE)
+        )
+        held_notes = (await store.held_for(["not-yet"]))["not-yet"][0].action["deal"]["notes"]
+        assert "ada" not in held_notes.lower()
+        answer = json.loads(answer_of(committed))
+        assert (answer["leads"], answer["partners"]) == (2, 2)
+        record = await store.erasure("req-1")
+        assert record is not None and record.completed_at is not None
+        assert SUBJECT_KEYS.of("ada@a.example", None) <= record.subject_keys
+
+    async def test_an_erasure_asked_again_is_answered_alike_and_changes_nothing(
+        self, store: ContractStore
+    ) -> None:
+        service = await serving(store)
+        await handled(service, arrival_for(messages.PARTNER, "at-1", customer=ERASED_CUSTOMER))
+        first = await erased(store, "req-2", email="ada@a.example")
+        version = (await store.versions_of(["at-1"]))["at-1"]
+
+        again = await erased(store, "req-2", email="ada@a.example")
+
+        assert answer_of(again) == answer_of(first)
+        assert len(again.rows) == 1  # the answer alone
+        assert (await store.versions_of(["at-1"]))["at-1"] == version
+
+    async def test_a_customer_erased_is_refused_until_their_consent_comes_after_it(
+        self, store: ContractStore
+    ) -> None:
+        service = await serving(store)
+        await erased(store, "req-3", phone="+44 20 7946 0958")
+        erased_at = (await store.erasure("req-3")).erased_at  # type: ignore[union-attr]
+        customer = {**ERASED_CUSTOMER, "email": "new@a.example"}
+        consent = {"contact": True, "given_at": (erased_at + timedelta(seconds=1)).isoformat()}
+
+        refused = await handled(service, arrival_for(messages.PARTNER, "again", customer=customer))
+        taken = await handled(
+            service, arrival_for(messages.PARTNER, "again-2", customer=customer, consent=consent)
+        )
+
+        assert refused.outcomes[0].reason == "erased_subject"
+        assert taken.outcomes[0].outcome == "applied"
+
+
+ERASED_CUSTOMER = {
+    "company_name": "Analytical",
+    "contact_name": "Ada Lovelace",
+    "email": "ada@a.example",
+    "phone": "+44 20 7946 0958",
+    "country": "GB",
+}
+
+
+def answer_of(committed: Committed) -> bytes:
+    """The erasure's answer (`privacy.erasure_completed`) among the rows it committed."""
+    completed = b"privacy.erasure_completed"
+    (answer,) = [r.value for r in committed.rows if dict(r.headers)["ce_type"] == completed]
+    return answer
+
+
+async def erased(store: ContractStore, request_id: str, **subject: str) -> Committed:
+    """`request_id`'s erasure of the customer named by `subject`, handled on `store`."""
+    request = {
+        "message_id": messages.new_id("e"),
+        "request_id": request_id,
+        "requested_at": CLOCK.now().isoformat(),
+        **subject,
+    }
+    erasures = ErasureService(store, CLOCK, SUBJECT_KEYS, page_size=1)  # a page a lead
+    return await erasures.decide_and_commit([delivery(Topic.PRIVACY_REQUESTS, request)])
 
 
 # --- the inbox's reads ---------------------------------------------------------------

@@ -22,10 +22,17 @@ from services.lifecycle.adapters.lease import MongoLease
 from services.lifecycle.adapters.mongo import MongoStore, connect, pinned
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.domain.lead import Windows
+from services.lifecycle.domain.privacy import SubjectKeys
+from services.lifecycle.service_layer.erasure import ErasureService, WithErasures
 from services.lifecycle.service_layer.in_flight import InFlightOutbox
 from services.lifecycle.service_layer.inbox import CursorSeal, Inbox, InboxReader
 from services.lifecycle.service_layer.lead_service import LeadService
-from services.lifecycle.service_layer.pipeline import Observer, Pipeline, RetryPolicy
+from services.lifecycle.service_layer.pipeline import (
+    BatchDecisions,
+    Observer,
+    Pipeline,
+    RetryPolicy,
+)
 from services.lifecycle.service_layer.relay import OutboxRelay
 from services.lifecycle.service_layer.tracing import Tracer
 from services.lifecycle.settings import Settings
@@ -55,7 +62,13 @@ def store(
         outbox_retention=settings.outbox_retention,
         in_flight=in_flight,
         timeout=settings.mongodb_timeout,
+        subject_keys=subject_keys(settings),
     )
+
+
+def subject_keys(settings: Settings) -> SubjectKeys:
+    """Customers' keyed hashes, where their data is kept and in erasures' proofs."""
+    return SubjectKeys(settings.erasure_key.get_secret_value().encode())
 
 
 def windows(settings: Settings) -> Windows:
@@ -75,7 +88,15 @@ def windows(settings: Settings) -> Windows:
 
 
 def lead_service(settings: Settings, store: MongoStore, clock: Clock) -> LeadService:
-    return LeadService(store, clock, windows(settings), settings.early_action_grace)
+    return LeadService(
+        store, clock, windows(settings), settings.early_action_grace, subject_keys(settings)
+    )
+
+
+def decisions(settings: Settings, store: MongoStore, clock: Clock) -> WithErasures:
+    """What the service's consumer decides: leads, and customers' erasures."""
+    erasures = ErasureService(store, clock, subject_keys(settings))
+    return WithErasures(lead_service(settings, store, clock), erasures)
 
 
 def inbox(settings: Settings, reader: InboxReader, clock: Clock) -> Inbox:
@@ -117,7 +138,7 @@ def relay(
 
 def pipeline(
     settings: Settings,
-    service: LeadService,
+    service: BatchDecisions,
     store: MongoStore,
     publisher: KafkaPublisher,
     observer: Observer,

@@ -130,6 +130,11 @@ class Settings(BaseSettings):
     # The read API's cursors (`leads serve`).
     cursor_secret: SecretStr | None = None
     """HMAC key of `next_cursor`; random per process when unset (replicas need one shared)."""
+    # Erasure (`leads serve`).
+    erasure_key: SecretStr = SecretStr("leads-development-erasure-key")
+    """Key of the hashes that find a customer's data and prove their erasure: the same
+    on every replica, kept apart from the database, and never changed (erased
+    customers would no longer be recognised)."""
 
     @model_validator(mode="after")
     def _kafka_security_complete(self) -> Self:

@@ -28,6 +28,7 @@ SECRET_SETTINGS = frozenset(
         "LEADS_JWT_SECRET",
         "LEADS_JWT_PUBLIC_KEY",
         "LEADS_CURSOR_SECRET",
+        "LEADS_ERASURE_KEY",
         "LEADS_KAFKA_SASL_PASSWORD",
     }
 )

@@ -57,8 +57,10 @@ INTERPOLATION = re.compile(r"\$\{(?P<name>\w+)(?::(?P<op>[-?])(?P<arg>[^}]*))?\}
 GIVEN_AT_START = {
     "LEADS_JWT_SECRET": "token-key-given-by-the-caller",
     "LEADS_CURSOR_SECRET": "cursor-key-given-by-the-caller",
+    "LEADS_ERASURE_KEY": "erasure-key-kept-in-dot-env",
 }
-"""What deploy/README's start command gives compose; nothing else needs giving."""
+"""What deploy/README's start command (and the erasure key it has put in
+deploy/compose/.env) gives compose; nothing else needs giving."""
 
 
 def declared(service: Service) -> dict[str, str | None]:
@@ -124,8 +126,9 @@ def test_secrets_are_given_at_run_time_never_written_here(compose: dict[str, Any
                 default = urlsplit(given["arg"])
                 assert setting.endswith("_URI") and default.password is None, (name, setting)
     env = declared(services(compose)["serve"])
-    # Compose refuses to start without the token key, and without the cursor key
-    # (both replicas, and a restarted one, accept the cursors either handed out).
+    # Compose refuses to start without the token key, without the cursor key (both
+    # replicas, and a restarted one, accept the cursors either handed out), and
+    # without the erasure key (the development default is public).
     for key in GIVEN_AT_START:
         given = INTERPOLATION.fullmatch(env[key] or "")
         assert given and given["op"] == "?", key
@@ -183,6 +186,29 @@ def test_every_topic_is_created_as_the_service_expects(compose: dict[str, Any]) 
         # As the service creates a missing topic: acks=all waits for this many.
         insync = min_insync_replicas(int(replication))
         assert int(topic["config"]["min.insync.replicas"]) == insync, name
+
+
+def test_every_process_hashes_customers_with_the_one_erasure_key(
+    compose: dict[str, Any],
+) -> None:
+    """Both processes build their MongoDB store with the key: a replica on another
+    key would store hashes that no erasure finds."""
+    for name in LEADS_SERVICES:
+        settings = settings_from(environment(services(compose)[name]))
+        key = GIVEN_AT_START["LEADS_ERASURE_KEY"]
+        assert settings.erasure_key.get_secret_value() == key, name
+
+
+def test_privacy_requests_are_kept_as_long_as_the_other_inbound_topics(
+    compose: dict[str, Any],
+) -> None:
+    """A MongoDB restore replays every inbound topic from before the backup: erasures
+    done since must be replayed too, or the restore brings their data back."""
+    topics = created_topics(services(compose)["kafka-topics"])
+    retention = {topics[t.value]["config"]["retention.ms"] for t in INBOUND_TOPICS}
+    assert len(retention) == 1, retention
+    events = int(topics[Topic.EVENTS.value]["config"]["retention.ms"])
+    assert int(topics[Topic.PRIVACY_REQUESTS.value]["config"]["retention.ms"]) >= events
 
 
 def created_topics(service: Service) -> dict[str, dict[str, Any]]:

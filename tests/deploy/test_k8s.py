@@ -279,6 +279,10 @@ def test_secrets_come_from_the_secret_never_from_the_config_map(rendered: Render
     assert from_secret[SERVE] & {"LEADS_JWT_SECRET", "LEADS_JWT_PUBLIC_KEY"}
     # Replicas behind one Service sign page cursors with one shared key.
     assert "LEADS_CURSOR_SECRET" in from_secret[SERVE]
+    # Both processes hash customers with one key: never optional (the default is
+    # a public development key), and the same Secret key for both.
+    erasure = [rendered.secret_refs(d)["LEADS_ERASURE_KEY"] for d in (SERVE, SCHEDULER)]
+    assert erasure[0] == erasure[1] and not erasure[0].get("optional"), erasure
 
 
 def test_probes_point_at_paths_and_ports_the_processes_serve(rendered: Rendered) -> None:

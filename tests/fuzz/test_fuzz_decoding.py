@@ -2,6 +2,7 @@
 decided by the rules or a refusal, never another error; and a refusal never quotes
 the customer's personal data back."""
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -13,10 +14,14 @@ from pydantic import TypeAdapter
 
 from contracts.profiles import PartnerProfile
 from contracts.topics import Topic
+from services.lifecycle.adapters.memory import InMemoryStore
+from services.lifecycle.domain.clock import SystemClock
 from services.lifecycle.domain.lead import Windows
+from services.lifecycle.domain.privacy import SubjectKeys
 from services.lifecycle.entrypoints.docs import INPUT_MODELS
 from services.lifecycle.service_layer.batch import BatchPlan
 from services.lifecycle.service_layer.decoding import Malformed, decode
+from services.lifecycle.service_layer.erasure import ErasureService
 from services.lifecycle.service_layer.messages import Delivery
 from services.lifecycle.service_layer.ports import Snapshot
 from tests import messages
@@ -63,6 +68,11 @@ def mutated(document: Any) -> st.SearchStrategy[Any]:
 
 def decide(topic: Topic, raw: bytes) -> str:
     """Decode and decide one record as the service does; returns the outcome."""
+    delivery = Delivery(topic, topic.value, 0, 7, raw)
+    if topic is Topic.PRIVACY_REQUESTS:
+        store = InMemoryStore(SystemClock(), subject_keys=SubjectKeys(b"fuzz"))
+        erasures = ErasureService(store, SystemClock(), SubjectKeys(b"fuzz"))
+        return asyncio.run(erasures.decide_and_commit([delivery])).outcomes[0].outcome
     try:
         message: Any = decode(topic, raw)
     except Malformed as refusal:
@@ -70,7 +80,7 @@ def decide(topic: Topic, raw: bytes) -> str:
     lead = receive(NOW, lead_id="lead-fuzz")
     snapshot = Snapshot(frozenset(), {lead.lead_id: lead}, {PROFILE.partner_id: PROFILE}, {})
     plan = BatchPlan(snapshot, NOW, Windows(), early_action_grace=Windows().response)
-    return plan.take(Delivery(topic, topic.value, 0, 7, raw), message).outcome
+    return plan.take(delivery, message).outcome
 
 
 @FUZZ

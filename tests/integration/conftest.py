@@ -12,6 +12,7 @@ from services.lifecycle.domain.lead import Windows
 from services.lifecycle.service_layer.lead_service import LeadService
 from services.lifecycle.settings import Settings
 from tests import messages
+from tests.store_contract import SUBJECT_KEYS
 
 
 @pytest.fixture
@@ -26,7 +27,12 @@ def windows() -> Windows:
 
 @pytest.fixture
 async def store(mongo: Any, settings: Settings, clock: Clock) -> MongoStore:
-    store = MongoStore(mongo[settings.mongodb_database], clock, topic_prefix=settings.topic_prefix)
+    store = MongoStore(
+        mongo[settings.mongodb_database],
+        clock,
+        topic_prefix=settings.topic_prefix,
+        subject_keys=SUBJECT_KEYS,
+    )
     await store.ensure_indexes()
     return store
 

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+from contracts.topics import Topic
 from services.lifecycle.entrypoints.cli import main
 
 
@@ -10,7 +11,9 @@ def test_leads_docs_writes_schemas_and_an_asyncapi_document(tmp_path: Path) -> N
     assert main(["docs", "--out", str(tmp_path)]) == 0
     written = {p.name for p in tmp_path.iterdir()}
     assert {"leads.inbound.schema.json", "leads.events.schema.json", "asyncapi.json"} <= written
-    assert len(written) == 11  # nine topics with a schema, the AsyncAPI and the OpenAPI documents
+    # Every topic but the dead letters (raw bytes) has a schema; and the two documents.
+    schemas = {f"{topic.value}.schema.json" for topic in Topic if topic is not Topic.DEAD_LETTER}
+    assert written == schemas | {"asyncapi.json", "openapi.json"}
     spec = json.loads((tmp_path / "asyncapi.json").read_text())
     payloads = {
         key: message["payload"].get("$ref")
@@ -31,3 +34,27 @@ def test_leads_docs_writes_schemas_and_an_asyncapi_document(tmp_path: Path) -> N
     inbound = json.loads((tmp_path / "leads.inbound.schema.json").read_text())
     kinds = {name: inbound["$defs"][name]["required"] for name in ("InboundLead", "ReopenLead")}
     assert "lead_id" in kinds["InboundLead"] and "message_type" in kinds["ReopenLead"]
+
+
+def test_the_privacy_topics_are_in_the_asyncapi_document(tmp_path: Path) -> None:
+    assert main(["docs", "--out", str(tmp_path)]) == 0
+    spec = json.loads((tmp_path / "asyncapi.json").read_text())
+    assert spec["operations"]["receive.privacy.requests"]["action"] == "receive"
+    assert spec["operations"]["send.privacy.outcomes"]["action"] == "send"
+    messages = spec["components"]["messages"]
+    assert spec["channels"]["privacy.requests"]["messages"] == {
+        "EraseCustomer": {"$ref": "#/components/messages/EraseCustomer"}
+    }
+    assert spec["channels"]["privacy.outcomes"]["messages"] == {
+        "ErasureCompleted": {"$ref": "#/components/messages/ErasureCompleted"}
+    }
+    request, outcome = messages["EraseCustomer"], messages["ErasureCompleted"]
+    assert request["payload"]["$ref"].endswith("/EraseCustomer")
+    assert "headers" not in request  # sent by operators' tools, without CloudEvents headers
+    assert "request id" in request["bindings"]["kafka"]["key"]["description"]
+    assert outcome["payload"]["$ref"].endswith("/ErasureCompleted")
+    headers = outcome["headers"]["properties"]
+    assert headers["ce_type"]["enum"] == ["privacy.erasure_completed"]
+    assert "ce_subject" in outcome["headers"]["required"]
+    assert "request id" in outcome["bindings"]["kafka"]["key"]["description"]
+    assert outcome["correlationId"]["location"] == "$message.payload#/request_id"

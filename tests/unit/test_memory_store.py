@@ -4,7 +4,7 @@ import pytest
 
 from services.lifecycle.adapters.memory import DuplicateDocument, InMemoryStore
 from services.lifecycle.domain.clock import SystemClock
-from tests.store_contract import ContractStore, StoreContract
+from tests.store_contract import SUBJECT_KEYS, ContractStore, StoreContract
 
 
 class TestInMemoryStore(StoreContract):
@@ -12,4 +12,4 @@ class TestInMemoryStore(StoreContract):
 
     @pytest.fixture
     def store(self) -> ContractStore:
-        return InMemoryStore(SystemClock())
+        return InMemoryStore(SystemClock(), subject_keys=SUBJECT_KEYS)

@@ -12,6 +12,7 @@ from pymongo import ASCENDING, DeleteOne, IndexModel, InsertOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
+from services.lifecycle.domain.privacy import SubjectKeys
 from services.lifecycle.service_layer.ports import HeldAction, VersionConflict
 
 Document = dict[str, Any]
@@ -84,10 +85,18 @@ async def check_unchanged(
         raise VersionConflict("an action was held for a new lead meanwhile")
 
 
-def writes(hold: Iterable[HeldAction], release: Sequence[str]) -> list[Any]:
-    """Release (delete) the settled actions, hold the new ones."""
+def writes(
+    hold: Iterable[HeldAction], release: Sequence[str], keys: SubjectKeys | None = None
+) -> list[Any]:
+    """Release (delete) the settled actions, hold the new ones (with the keys of the
+    customers whose data they hold, for their erasure)."""
     operations: list[Any] = [DeleteOne({"_id": key}) for key in release]
-    return operations + [InsertOne(to_document(action)) for action in hold]
+    for action in hold:
+        document = to_document(action)
+        if keys is not None:
+            document["subject_keys"] = sorted(keys.in_document(action.action))
+        operations.append(InsertOne(document))
+    return operations
 
 
 async def expired(

@@ -22,19 +22,21 @@ from contracts.events import Stage, Tab
 from contracts.inbox import LeadSort
 from contracts.performance import PartnerPerformance
 from contracts.profiles import PartnerProfile
-from services.lifecycle.adapters import deadlines, held, outbox
+from services.lifecycle.adapters import deadlines, erasures, held, outbox
 from services.lifecycle.adapters.inbox import tab_stage
 from services.lifecycle.adapters.outbox import SetAside
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.domain.deadlines import DeadlineChanges
 from services.lifecycle.domain.duplicates import PER_KEY, LookAlike
 from services.lifecycle.domain.lead import Lead
+from services.lifecycle.domain.privacy import Subject, SubjectKeys
 from services.lifecycle.service_layer.inbox import InboxFilter, Page, Position, position_of
 from services.lifecycle.service_layer.messages import Outcome
 from services.lifecycle.service_layer.ports import (
     AlreadyProcessed,
     Change,
     DeadLetter,
+    ErasureRecord,
     HeldAction,
     LeadWrite,
     Marker,
@@ -70,6 +72,7 @@ class _Tables:
     dead_letters: dict[str, DeadLetter] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
     """Lead ids by source key: one lead per (referrer, source_lead_id)."""
+    erasures: dict[str, ErasureRecord] = field(default_factory=dict)
 
     def copy(self) -> "_Tables":
         # Stored values are immutable or replaced whole, never changed in place.
@@ -90,6 +93,8 @@ class _Tables:
             self._tally(f"{partner_id}|{change.slot}", moves)
         self._replace_profiles(change.profiles.values())
         self._insert(self.dead_letters, {d.id: d for d in change.parked}, "dead_letters")
+        if change.erasure is not None:
+            self.erasures[change.erasure.request_id] = replace(change.erasure, redact=None)
 
     def _mark(self, markers: Mapping[str, Marker], settled: Mapping[str, Marker]) -> None:
         if markers.keys() & self.markers.keys():
@@ -275,9 +280,14 @@ class InMemoryStore(InMemoryOutbox):
     """The `LeadStore` port, plus the outbox the relay drains, in memory."""
 
     def __init__(
-        self, clock: Clock, topic_prefix: str = "", event_source: str = "leads-service"
+        self,
+        clock: Clock,
+        topic_prefix: str = "",
+        event_source: str = "leads-service",
+        subject_keys: SubjectKeys | None = None,
     ) -> None:
         super().__init__(clock.now)
+        self._keys = subject_keys or SubjectKeys(b"")
         self._clock = clock
         self._tables = _Tables()
         self._prefix, self._source = topic_prefix, event_source
@@ -349,6 +359,23 @@ class InMemoryStore(InMemoryOutbox):
     async def source_owners(self, source_keys: Sequence[str]) -> dict[str, str]:
         return _found(self._tables.sources, source_keys)
 
+    async def erased_among(self, subject_keys: Sequence[str]) -> dict[str, datetime]:
+        erased: dict[str, datetime] = {}
+        for record in self._tables.erasures.values():
+            for key in record.subject_keys.intersection(subject_keys):
+                erased[key] = max(erased.get(key, record.erased_at), record.erased_at)
+        return erased
+
+    async def leads_of_subject(self, subject_keys: Sequence[str], limit: int) -> list[Lead]:
+        """Leads holding the customer's data, by lead id. (MongoStore alone redacts the
+        other copies: held actions, dead letters, outbox rows.)"""
+        wanted = set(subject_keys)
+        leads = self._tables.leads
+        return [leads[i] for i in sorted(leads) if self._keys.of_lead(leads[i]) & wanted][:limit]
+
+    async def erasure(self, request_id: str) -> ErasureRecord | None:
+        return self._tables.erasures.get(request_id)
+
     async def held_past(self, now: datetime, limit: int) -> list[HeldAction]:
         """Actions whose lead did not come within their grace, oldest first."""
         expired = [a for a in self._tables.held.values() if a.expires_at <= now]
@@ -365,9 +392,30 @@ class InMemoryStore(InMemoryOutbox):
         documents = outbox.pack(rows, self._clock.now())
         tables = self._tables.copy()
         tables.write(change)
+        if change.erasure is not None and change.erasure.redact is not None:
+            self._redact(tables, change.erasure, change.erasure.redact)
         self._tables = tables
         self._add(documents)
         return [row for document in documents for row in outbox.rows_of(document)]
+
+    def _redact(self, tables: _Tables, record: ErasureRecord, subject: Subject) -> None:
+        """MongoStore's redaction of the copies outside the leads (`adapters.erasures`)."""
+        for key, action in tables.held.items():
+            if self._keys.in_document(action.action) & subject.keys:
+                tables.held[key] = replace(action, action=subject.redacted(action.action))
+        lead_ids = set(record.redact_lead_ids)
+        for letter_id, letter in tables.dead_letters.items():
+            if letter.lead_id in lead_ids or subject.keys.intersection(
+                erasures.keys_in_value(self._keys, letter.value)
+            ):
+                value = erasures.redacted_value(subject, letter.value)
+                tables.dead_letters[letter_id] = replace(letter, value=value)
+                lead_ids.add(letter.lead_id or letter.id)
+        for document_id, document in self._documents.items():
+            if lead_ids.intersection(document["lead_ids"]):
+                rows = erasures.redacted_rows(subject, document["rows"], lead_ids)
+                if rows is not None:
+                    self._documents[document_id] = {**document, "rows": rows}
 
 
 def _found(table: Mapping[str, T], keys: Iterable[str]) -> dict[str, T]:

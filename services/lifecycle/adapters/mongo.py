@@ -32,15 +32,18 @@ from pymongo.write_concern import WriteConcern
 
 from contracts.events import Stage
 from contracts.profiles import PartnerProfile
-from services.lifecycle.adapters import dead_letters, deadlines, held, outbox, tallies
+from services.lifecycle.adapters import dead_letters, deadlines, erasures, held, outbox, tallies
 from services.lifecycle.adapters.outbox import MongoOutbox
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.domain.duplicates import PER_KEY, LookAlike
 from services.lifecycle.domain.lead import Lead
+from services.lifecycle.domain.privacy import SubjectKeys
 from services.lifecycle.service_layer.in_flight import InFlightOutbox
 from services.lifecycle.service_layer.ports import (
     AlreadyProcessed,
     Change,
+    DeadLetter,
+    ErasureRecord,
     HeldAction,
     Marker,
     OutboxRow,
@@ -71,6 +74,7 @@ COLLECTIONS = (
     "dead_letters",
     "http_actions",
     "leases",
+    "erasures",
 )
 """Created at start-up: a transaction that had to create one would race its twin on
 a fresh database, and a cross-shard one cannot create it at all."""
@@ -129,11 +133,14 @@ async def ensure_indexes(
     await collection.create_indexes(list(models))
 
 
-def to_document(lead: Lead) -> Document:
+def to_document(lead: Lead, keys: SubjectKeys | None = None) -> Document:
+    """`keys`: the customer's keyed hashes are kept with it, for their erasure."""
     document = lead.model_dump(mode="json")
     document.update({name: getattr(lead, name) for name in _DATE_FIELDS})
     document["_id"] = lead.lead_id
     document["tab"] = lead.tab.value
+    if keys is not None:
+        document["subject_keys"] = sorted(keys.of_lead(lead))
     return document
 
 
@@ -181,6 +188,8 @@ class MongoStore:
         outbox_retention: how long sent outbox documents are kept (a TTL index).
         in_flight: documents this process has in hand, held from before each commit.
         timeout: the bound of one batch's transaction, its retries included.
+        subject_keys: hashes customers' e-mails and phones where their data is kept,
+            so that an erasure finds it (none: nothing is found).
     """
 
     def __init__(
@@ -192,8 +201,11 @@ class MongoStore:
         outbox_retention: timedelta = timedelta(days=7),
         in_flight: InFlightOutbox | None = None,
         timeout: timedelta = timedelta(seconds=30),
+        subject_keys: SubjectKeys | None = None,
     ) -> None:
         self._db = pinned(database)
+        self._keys = subject_keys
+        self._erasures = erasures.Erasures(self._db, subject_keys or SubjectKeys(b""))
         self._client = database.client
         self._leads = self._db["leads"]
         self._sources = self._db["source_keys"]
@@ -227,6 +239,7 @@ class MongoStore:
         await ensure_indexes(self._tallies, tallies.INDEXES)
         await ensure_indexes(self._outbox, outbox.indexes(self._retention))
         await ensure_indexes(self._dead_letters, dead_letters.INDEXES)
+        await self._erasures.ensure_indexes()
 
     # --- reads a batch is decided on ---------------------------------------------------
 
@@ -300,6 +313,41 @@ class MongoStore:
         found = self._sources.find({"_id": {"$in": list(source_keys)}})
         return {document["_id"]: document["lead_id"] async for document in found}
 
+    async def erased_among(self, subject_keys: Sequence[str]) -> dict[str, datetime]:
+        return await self._erasures.erased_among(subject_keys)
+
+    async def leads_of_subject(self, subject_keys: Sequence[str], limit: int) -> list[Lead]:
+        """Leads holding data of the customer with these keys, by lead id."""
+        query = {"subject_keys": {"$in": sorted(subject_keys)}}
+        found = self._leads.find(query).sort("_id", ASCENDING).limit(limit)
+        return [from_document(document) async for document in found]
+
+    async def backfill_subject_keys(self, page_size: int = 500) -> int:
+        """Keys for leads stored before leads kept them (`leads privacy backfill`), so
+        that an erasure finds them; returns how many leads got them."""
+        assert self._keys is not None, "the store was built without subject keys"
+        done = 0
+        while True:
+            legacy = self._leads.find({"subject_keys": {"$exists": False}})
+            page = [from_document(d) async for d in legacy.limit(page_size)]
+            if not page:
+                return done
+            # Guarded by version: a lead rewritten meanwhile has its keys already.
+            await self._leads.bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": lead.lead_id, "version": lead.version},
+                        {"$set": {"subject_keys": sorted(self._keys.of_lead(lead))}},
+                    )
+                    for lead in page
+                ],
+                ordered=False,
+            )
+            done += len(page)
+
+    async def erasure(self, request_id: str) -> ErasureRecord | None:
+        return await self._erasures.record(request_id)
+
     async def held_past(self, now: datetime, limit: int) -> list[HeldAction]:
         """Actions whose lead did not come within their grace, oldest first."""
         return await held.expired(self._held, now, limit)
@@ -342,7 +390,8 @@ class MongoStore:
         profiles = [_profile_write(update) for update in change.profiles.values()]
         settled, released = len(change.settled), len(change.release)
         profiles_replaced = sum(u.replaces is not None for u in change.profiles.values())
-        parked = [InsertOne(dead_letters.to_document(d)) for d in change.parked]
+        parked = [InsertOne(self._dead_letter(d)) for d in change.parked]
+        erasure = [self._erasures.record_write(change.erasure)] if change.erasure else []
         # A new revision: a change decided on the lead before it conflicts.
         touched = [
             UpdateOne({"_id": lead_id, "version": version}, {"$inc": {"revision": 1}})
@@ -353,11 +402,16 @@ class MongoStore:
             Write(self._leads, leads, replaced, len(change.claims), VersionConflict),
             Write(self._leads, touched, len(touched)),
             Write(self._sources, _source_writes(change), duplicate=VersionConflict),
-            Write(self._held, held.writes(change.hold.values(), change.release), deleted=released),
+            Write(
+                self._held,
+                held.writes(change.hold.values(), change.release, self._keys),
+                deleted=released,
+            ),
             Write(self._deadlines, deadlines.writes(change.deadlines)),
             Write(self._tallies, tallies.writes(change)),
             Write(self._profiles, profiles, profiles_replaced, duplicate=VersionConflict),
             Write(self._dead_letters, parked),
+            Write(self._erasures.records, erasure),
             Write(self._outbox, [InsertOne(d) for d in documents]),
         ]
 
@@ -372,6 +426,8 @@ class MongoStore:
             if step.collection is self._held and change.arrivals:
                 # Before its held actions are released: none was held meanwhile.
                 await held.check_unchanged(self._held, change.arrivals, session)
+            if step.collection is self._erasures.records and change.erasure:
+                await self._erasures.redact(change.erasure, session)
             if step.collection is self._outbox:
                 # Stamped last, just before the commit (the step's inserts hold
                 # these very documents): the relay's wait (`LEADS_RELAY_AFTER`)
@@ -381,8 +437,13 @@ class MongoStore:
                 outbox.stamp(documents, self._clock.now())
             await step.run(session)
 
-    @staticmethod
-    def _lead_writes(change: Change) -> tuple[list[Any], int]:
+    def _dead_letter(self, letter: DeadLetter) -> Document:
+        document = dead_letters.to_document(letter)
+        if self._keys is not None:
+            document["subject_keys"] = erasures.keys_in_value(self._keys, letter.value)
+        return document
+
+    def _lead_writes(self, change: Change) -> tuple[list[Any], int]:
         operations: list[Any] = []
         for lead_id in change.claims:
             # Held for a lead that does not exist: touch its id so that the lead's
@@ -390,7 +451,7 @@ class MongoStore:
             operations += [InsertOne({"_id": lead_id, "claim": True}), DeleteOne({"_id": lead_id})]
         replaced = 0
         for write in change.leads.values():
-            document = to_document(write.lead)
+            document = to_document(write.lead, self._keys)
             if write.expected_version is None:
                 operations.append(InsertOne(document))
             else:

@@ -234,6 +234,8 @@ class Decision:
     """With `lead.reopened`: how the lead had ended."""
     actor: HistoryActor | None = None
     """Who made the change, when its history does not say (the last entry's actor)."""
+    request_id: str | None = None
+    """With `lead.customer_erased`: the erasure request."""
     then: tuple["Decision", ...] = ()
     """What follows from it, in order: the lead passed on, the next partner's new
     lead, a duplicate flag."""
@@ -244,8 +246,12 @@ class Decision:
 
 
 def fingerprint(message: InboundLead) -> str:
-    absent = {name for name in InboundLead.OPTIONAL_SINCE_V1 if getattr(message, name) is None}
-    content = message.model_dump(mode="json", exclude={"message_id", *absent})
+    absent: dict[str, Any] = {
+        name: True for name in InboundLead.OPTIONAL_SINCE_V1 if getattr(message, name) is None
+    }
+    if message.consent is not None and message.consent.given_at is None:
+        absent["consent"] = {"given_at"}  # added later: a lead sent again is the same
+    content = message.model_dump(mode="json", exclude={"message_id": True, **absent})
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 

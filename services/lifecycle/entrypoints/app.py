@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from faststream import FastStream
 from pymongo import AsyncMongoClient
 
-from contracts.topics import COMPACTED_TOPICS, INBOUND_TOPICS, OUTBOUND_TOPICS, Topic
+from contracts.topics import COMPACTED_TOPICS, INBOUND_TOPICS, OUTBOUND_TOPICS
 from services.lifecycle import bootstrap
 from services.lifecycle.adapters import tracing
 from services.lifecycle.adapters.action_publisher import KafkaActions
@@ -37,7 +37,7 @@ from services.lifecycle.settings import Settings
 
 log = logging.getLogger(__name__)
 
-CONSUMED = (Topic.INBOUND, Topic.PARTNER_ACTIONS, Topic.COMMANDS, Topic.PROFILES)
+CONSUMED = INBOUND_TOPICS
 
 
 class LifecycleApp:
@@ -74,7 +74,7 @@ class LifecycleApp:
         self.tracer = tracing.configure("leads-lifecycle")
         self.pipeline = bootstrap.pipeline(
             settings,
-            bootstrap.lead_service(settings, self.store, self.clock),
+            bootstrap.decisions(settings, self.store, self.clock),
             self.store,
             self.producer,
             self.metrics,

@@ -73,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
         one="retry this row (repeatable); default: every row set aside",
     )
     _add_state(commands)
+    _add_privacy(commands)
     docs = commands.add_parser(
         "docs",
         help="write the JSON Schemas and the AsyncAPI document",
@@ -149,6 +150,27 @@ def _add_state(commands: Commands) -> None:
     )
 
 
+def _add_privacy(commands: Commands) -> None:
+    privacy = commands.add_parser(
+        "privacy",
+        help="a customer's right to erasure",
+        description="Sends a customer's erasure request to privacy.requests: the running "
+        "service erases their contact data from every lead of every partner (and every "
+        "copy it holds), publishes lead.customer_erased per lead and "
+        "privacy.erasure_completed once done, and keeps a proof without personal data.",
+    )
+    actions = privacy.add_subparsers(dest="privacy", required=True, metavar="ACTION")
+    erase = actions.add_parser("erase", help="erase a customer, by e-mail, phone or lead")
+    erase.add_argument("--email", help="the customer's e-mail (any case)")
+    erase.add_argument("--phone", help="the customer's phone, in international form (+...)")
+    erase.add_argument("--lead-id", help="a lead of the customer's")
+    erase.add_argument("--request-id", help="the request's id (default: a new one)")
+    actions.add_parser(
+        "backfill",
+        help="keys for leads stored before leads kept them (once, after upgrading)",
+    )
+
+
 def _add_kept_messages(
     commands: Commands,
     name: str,
@@ -194,6 +216,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from services.lifecycle.entrypoints import state
 
         return state.republish(settings, args.partner, args.restart)
+    if args.command == "privacy":
+        from services.lifecycle.entrypoints import privacy
+
+        if args.privacy == "backfill":
+            return privacy.backfill(settings)
+        return privacy.erase(settings, args.email, args.phone, args.lead_id, args.request_id)
     return _docs(settings, args.out)
 
 

@@ -16,6 +16,7 @@ from contracts.events import LeadEvent, LeadState
 from contracts.inbound import InboundLead, ReopenLead
 from contracts.notifications import NotificationRequested
 from contracts.performance import PerformanceUpdated
+from contracts.privacy import EraseCustomer, ErasureCompleted
 from contracts.profiles import PartnerProfile
 from contracts.rejected import MessageRejected
 from contracts.topics import COMPACTED_TOPICS, OUTBOUND_TOPICS, EventType, Topic
@@ -41,6 +42,14 @@ DESCRIPTIONS = {
     Topic.DEAD_LETTER: "Messages parked after repeated unforeseen failures: the original value "
     "and headers untouched, plus dlq_* headers naming the source topic, partition, offset "
     "and error class. `leads dead-letters replay` sends them back once the cause is fixed.",
+    Topic.PRIVACY_REQUESTS: "Customers' erasure requests (EraseCustomer, e.g. from "
+    "`leads privacy erase`): the customer's contact data is erased from every lead of every "
+    "partner and every copy the service holds; each lead that held it publishes "
+    "lead.customer_erased. A request that does not match the contract goes to "
+    "leads.rejected (`malformed`).",
+    Topic.PRIVACY_OUTCOMES: "privacy.erasure_completed: one per erasure request, once every "
+    "lead and copy is erased, with how many leads and partners it reached; a request sent "
+    "again is answered again, under the same `ce_id`. Carries no personal data.",
 }
 
 INPUT_MODELS: dict[Topic, Any] = {
@@ -48,6 +57,7 @@ INPUT_MODELS: dict[Topic, Any] = {
     Topic.PARTNER_ACTIONS: PartnerAction,
     Topic.COMMANDS: Command,
     Topic.PROFILES: PartnerProfile,
+    Topic.PRIVACY_REQUESTS: EraseCustomer,
 }
 OUTPUT_MODELS: dict[Topic, Any] = {
     Topic.EVENTS: LeadEvent,
@@ -55,6 +65,7 @@ OUTPUT_MODELS: dict[Topic, Any] = {
     Topic.REJECTED: MessageRejected,
     Topic.PERFORMANCE: PerformanceUpdated,
     Topic.STATE: LeadState,
+    Topic.PRIVACY_OUTCOMES: ErasureCompleted,
 }
 
 MESSAGE_NAMES = {
@@ -68,6 +79,8 @@ MESSAGE_NAMES = {
     Topic.PERFORMANCE: "PerformanceUpdated",
     Topic.DEAD_LETTER: "DeadLetter",
     Topic.STATE: "LeadState",
+    Topic.PRIVACY_REQUESTS: "EraseCustomer",
+    Topic.PRIVACY_OUTCOMES: "ErasureCompleted",
 }
 """Component keys: AsyncAPI allows only [a-zA-Z0-9.-_] in them."""
 
@@ -83,6 +96,8 @@ KEYS = {
     Topic.PERFORMANCE: "The partner id (UTF-8): a partner's updates stay in order.",
     Topic.DEAD_LETTER: "The parked record's key, untouched.",
     Topic.STATE: "The lead id (UTF-8): compaction keeps the latest record of each lead.",
+    Topic.PRIVACY_REQUESTS: "The request id (UTF-8).",
+    Topic.PRIVACY_OUTCOMES: "The request id (UTF-8).",
 }
 """What the Kafka key of each topic's records is."""
 
@@ -94,6 +109,7 @@ SUBJECTS = {
     "had neither.",
     Topic.PERFORMANCE: "The partner id.",
     Topic.STATE: "The lead id.",
+    Topic.PRIVACY_OUTCOMES: "The request id.",
 }
 """`ce_subject` of the topics the service and the scheduler publish with CloudEvents headers."""
 
@@ -104,6 +120,10 @@ CORRELATIONS = {
         "The `message_id` that caused the notification.",
     ),
     Topic.REJECTED: ("$message.payload#/message_id", "The refused message's `message_id`."),
+    Topic.PRIVACY_OUTCOMES: (
+        "$message.payload#/request_id",
+        "The `request_id` of the EraseCustomer it answers.",
+    ),
 }
 """Where a message names the message it answers (no header carries a correlation id)."""
 
@@ -167,8 +187,8 @@ def spec_broker(settings: Settings) -> Any:
         *(topic.named(settings.topic_prefix) for topic in INPUT_MODELS),
         group_id=settings.consumer_group,
         title="lifecycle",
-        description="Leads, partner actions, scheduler commands and partner profiles, "
-        "in one consumer group.",
+        description="Leads, partner actions, scheduler commands, partner profiles and "
+        "customers' erasure requests, in one consumer group.",
     )(lifecycle)
     for topic in OUTBOUND_TOPICS:
         broker.publisher(
@@ -193,8 +213,8 @@ def asyncapi(settings: Settings) -> dict[str, Any]:
             title="Lead lifecycle service",
             version="1.0.0",
             description="Message contract v1: leads in, lifecycle events and notifications "
-            "out. Records the service and the scheduler publish carry CloudEvents 1.0 headers "
-            "(Kafka binary mode).",
+            "out; customers' erasure requests in, their outcomes out. Records the service and "
+            "the scheduler publish carry CloudEvents 1.0 headers (Kafka binary mode).",
         )
         .to_specification()
         .to_jsonable()

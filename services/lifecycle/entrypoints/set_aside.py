@@ -5,7 +5,8 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 
-from services.lifecycle.adapters.mongo import MongoStore, connect
+from services.lifecycle import bootstrap
+from services.lifecycle.adapters.mongo import MongoStore
 from services.lifecycle.adapters.refusals import mongodb_refusals
 from services.lifecycle.domain.clock import SystemClock
 from services.lifecycle.settings import Settings
@@ -42,14 +43,8 @@ def retry(settings: Settings, ids: list[str] | None) -> int:
 
 
 async def with_store(settings: Settings, run: Command) -> int:
-    client = connect(settings.mongodb_uri, settings.mongodb_timeout)
-    store = MongoStore(
-        client[settings.mongodb_database],
-        SystemClock(),
-        topic_prefix=settings.topic_prefix,
-        event_source=settings.event_source,
-        timeout=settings.mongodb_timeout,
-    )
+    client = bootstrap.mongo_client(settings)
+    store = bootstrap.store(settings, bootstrap.database(settings, client), SystemClock())
     try:
         async with mongodb_refusals(settings.mongodb_uri):
             return await run(store)

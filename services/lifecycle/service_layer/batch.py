@@ -21,6 +21,7 @@ from services.lifecycle.domain import (
     badges,
     deadlines,
     matching,
+    privacy,
     profiles,
     reoffer,
     reopen,
@@ -128,6 +129,8 @@ class BatchPlan:
         profile = self._profiles.get(message.partner_id)
         owner = self._sources.get(_source_key(message) or "")
         try:
+            if before is None and (erased := self.snapshot.erased.get(message.lead_id)):
+                privacy.refuse_unless_consented(erased, message.consent)
             decision = rules.receive(
                 before,
                 message,
@@ -149,6 +152,8 @@ class BatchPlan:
         lead = self._leads.get(message.lead_id)
         profile = self._profiles.get(lead.partner_id) if lead else None
         try:
+            if message.customer and (erased := self.snapshot.erased.get(message.lead_id)):
+                privacy.refuse_unless_consented(erased, consent=None)  # a reopen has none
             decision = reopen.reopen(lead, message, self.now, self.windows, profile)
         except Refused as refusal:
             return self._refuse(key, delivery, refusal, message.message_id, message)

@@ -6,7 +6,7 @@ Whatever the bytes, the result is a message or `Malformed`, never another error.
 """
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
@@ -14,6 +14,7 @@ from pydantic_core import ErrorDetails
 from contracts.actions import PARTNER_ACTION, PartnerAction
 from contracts.commands import COMMAND, Command
 from contracts.inbound import InboundLead, ReopenLead
+from contracts.privacy import EraseCustomer
 from contracts.profiles import PartnerProfile
 from contracts.topics import Reason, Topic
 from services.lifecycle.domain.errors import Refused
@@ -24,11 +25,14 @@ ADAPTERS: dict[Topic, TypeAdapter[Any]] = {
     Topic.COMMANDS: COMMAND,
     Topic.PROFILES: TypeAdapter(PartnerProfile),
 }
+_REQUEST = TypeAdapter(EraseCustomer)
 
 _REOPEN = TypeAdapter(ReopenLead)
+T = TypeVar("T")
 
 Decoded = InboundLead | ReopenLead | PartnerAction | Command | PartnerProfile
-"""A message of one of the four input topics, as its topic's contract reads it."""
+"""A message of one of the lead service's input topics, as its topic's contract reads it."""
+
 
 MAX_ERRORS_SHOWN = 5
 _EMAIL_PREFIX = "value is not a valid email address"
@@ -44,8 +48,18 @@ class Malformed(Refused):
 
 
 def decode(topic: Topic, value: bytes) -> Decoded:
+    message: Decoded = _validated(_adapter(topic, value), value)
+    return message
+
+
+def decode_request(value: bytes) -> EraseCustomer:
+    """A privacy request (`privacy.requests`), or `Malformed`."""
+    return _validated(_REQUEST, value)
+
+
+def _validated(adapter: TypeAdapter[T], value: bytes) -> T:
     try:
-        message: Decoded = _adapter(topic, value).validate_json(value)
+        return adapter.validate_json(value)
     except ValidationError as error:
         if _not_json(error):
             raise Malformed(
@@ -53,7 +67,6 @@ def decode(topic: Topic, value: bytes) -> Decoded:
             ) from None
         message_id, lead_id = readable_ids(value)
         raise Malformed(describe(error), message_id, lead_id) from None
-    return message
 
 
 def _adapter(topic: Topic, value: bytes) -> TypeAdapter[Any]:

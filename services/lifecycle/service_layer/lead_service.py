@@ -23,6 +23,7 @@ from services.lifecycle.domain import matching, reoffer
 from services.lifecycle.domain.clock import Clock
 from services.lifecycle.domain.errors import Refused
 from services.lifecycle.domain.lead import Lead, Windows, customer_keys, no_such_lead
+from services.lifecycle.domain.privacy import SubjectKeys
 from services.lifecycle.service_layer.batch import Answered, BatchPlan, refused
 from services.lifecycle.service_layer.decoding import (
     Decoded,
@@ -67,8 +68,10 @@ class LeadService:
         clock: Clock,
         windows: Windows,
         early_action_grace: timedelta = timedelta(minutes=10),
+        subject_keys: SubjectKeys | None = None,
     ) -> None:
         self._store = store
+        self._subject_keys = subject_keys
         self._clock = clock
         self._windows = windows
         self._grace = early_action_grace
@@ -117,9 +120,11 @@ class LeadService:
         keys = [k for d, m in zip(deliveries, messages, strict=True) for k in _keys(d, m)]
         lead_ids = sorted({i for m in messages if (i := lead_id_of(m))} | _named(messages))
         remembered = {i: self._recent[i] for i in lead_ids if i in self._recent}
-        processed, loaded = await asyncio.gather(
+        subjects = self._subjects(messages)
+        processed, loaded, erased = await asyncio.gather(
             self._store.processed_among(keys),
             self._store.load_many([i for i in lead_ids if i not in remembered]),
+            self._store.erased_among(sorted({k for keys in subjects.values() for k in keys})),
         )
         leads = remembered | loaded
         arriving = sorted(
@@ -137,10 +142,27 @@ class LeadService:
             self._store.lookalikes(_match_keys(messages, passing)),
             self._store.source_owners(_source_keys(messages)),
         )
+        erased_at = {
+            lead_id: max(erased[k] for k in found)
+            for lead_id, keys in subjects.items()
+            if (found := keys & erased.keys())
+        }
         snapshot = Snapshot(
-            processed, leads | next_offers, profiles, held, unsent, lookalikes, sources
+            processed, leads | next_offers, profiles, held, unsent, lookalikes, sources, erased_at
         )
         return snapshot, set(remembered)
+
+    def _subjects(self, messages: Sequence[Decoded | Malformed]) -> dict[str, frozenset[str]]:
+        """The customers the batch's leads and reopens bring: one whose data was erased
+        is not taken again without fresh consent."""
+        if self._subject_keys is None:
+            return {}
+        keys = self._subject_keys
+        return {
+            m.lead_id: keys.of(m.customer.email, m.customer.phone, m.customer.country)
+            for m in messages
+            if isinstance(m, InboundLead | ReopenLead) and m.customer is not None
+        }
 
     async def _still_current(self, versions: dict[str, int]) -> None:
         """Leads taken from memory are still stored at the versions decided on."""

@@ -97,6 +97,7 @@ def _event(
         reason=decision.reason,
         reopen_count=lead.reopens if type_ is EventType.REOPENED else None,
         from_outcome=decision.from_outcome,
+        request_id=decision.request_id,
         **(_idleness(lead, now) if type_ is EventType.DEAL_IDLE else {}),
     )
     return _outgoing(Topic.EVENTS, lead.lead_id, event.event_id, type_, now, event)

@@ -2,7 +2,7 @@
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -11,6 +11,7 @@ from contracts.topics import Reason
 from services.lifecycle.domain.deadlines import DeadlineChanges
 from services.lifecycle.domain.duplicates import LookAlike
 from services.lifecycle.domain.lead import Lead
+from services.lifecycle.domain.privacy import Subject
 from services.lifecycle.service_layer.outgoing import Outgoing
 
 
@@ -140,10 +141,40 @@ class Change:
     republished: dict[str, int] = field(default_factory=dict)
     """Leads whose state is published again, each at the version it must still have:
     touched in the transaction, so that a change of one committing meanwhile conflicts."""
+    erasure: "ErasureRecord | None" = None
+    """An erasure's progress (its proof, once completed), with what it redacts."""
 
     @property
     def empty(self) -> bool:
         return not (self.markers or self.settled or self.outgoing or self.deadlines)
+
+
+@dataclass(frozen=True)
+class ErasureRecord:
+    """How far an erasure request got; once completed, its proof. Never the
+    customer's data: their keyed hashes, ids, counts and times."""
+
+    request_id: str
+    subject_keys: frozenset[str]
+    requested_at: datetime
+    erased_at: datetime
+    """When the service first acted on it: a new lead of the customer needs consent
+    given after this."""
+    lead_ids: tuple[str, ...] = ()
+    partner_ids: tuple[str, ...] = ()
+    completed_at: datetime | None = None
+    redact: Subject | None = None
+    """What this page redacts beyond its leads (held actions, dead letters, outbox
+    rows): never stored."""
+    redact_lead_ids: tuple[str, ...] = ()
+    """The leads whose outbox rows this page redacts."""
+
+    def grown(self, lead_ids: Sequence[str], partner_ids: Sequence[str]) -> "ErasureRecord":
+        return replace(
+            self,
+            lead_ids=tuple(sorted({*self.lead_ids, *lead_ids})),
+            partner_ids=tuple(sorted({*self.partner_ids, *partner_ids})),
+        )
 
 
 @dataclass(frozen=True)
@@ -192,6 +223,8 @@ class Snapshot:
     """Open leads sharing a match key with a lead the batch may open."""
     sources: Mapping[str, str] = field(default_factory=dict)
     """Lead ids by the source keys (`matching.source_key`) of the batch's new leads."""
+    erased: Mapping[str, datetime] = field(default_factory=dict)
+    """By the lead id of a new lead whose customer had their data erased: when."""
 
 
 class LeadStore(Protocol):
@@ -214,6 +247,10 @@ class LeadStore(Protocol):
 
     async def source_owners(self, source_keys: Sequence[str]) -> dict[str, str]:
         """The lead holding each of these source keys that one does."""
+        ...
+
+    async def erased_among(self, subject_keys: Sequence[str]) -> dict[str, datetime]:
+        """Of these customers' keys (`privacy.SubjectKeys`), those erased: when, last."""
         ...
 
     async def commit(self, change: Change) -> list[OutboxRow]:
