@@ -7,6 +7,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from contracts.topics import EventType, Reason, Topic
 from services.lifecycle.adapters.mongo import COLLECTIONS, MongoStore
 from services.lifecycle.domain.clock import Clock
@@ -35,6 +37,19 @@ def erase_request(request_id: str, **fields: Any) -> dict[str, Any]:
     }
 
 
+@pytest.fixture
+async def leads(store: MongoStore, clock: Clock) -> LeadService:
+    """The lead service, keeping customers' keys, with the test partner's profile."""
+    leads = LeadService(store, clock, Windows(), subject_keys=SUBJECT_KEYS)
+    await leads.decide_and_commit_one(messages.delivery(Topic.PROFILES, messages.profile()))
+    return leads
+
+
+@pytest.fixture
+def erasures(store: MongoStore, clock: Clock) -> ErasureService:
+    return ErasureService(store, clock, SUBJECT_KEYS)
+
+
 async def documents_holding(store: MongoStore, *texts: str) -> list[str]:
     """Where in the database any of the texts is still found (any case)."""
     found = []
@@ -50,9 +65,8 @@ def _readable(value: Any) -> str:
 
 
 async def test_an_erasure_reaches_every_lead_and_copy_and_is_answered_once(
-    store: MongoStore, clock: Clock
+    store: MongoStore, clock: Clock, leads: LeadService
 ) -> None:
-    leads = LeadService(store, clock, Windows(), subject_keys=SUBJECT_KEYS)
     erasures = ErasureService(store, clock, SUBJECT_KEYS, page_size=2)  # two pages
     partners = [messages.new_id("partner") for _ in range(3)]
     for partner in partners:
@@ -107,11 +121,8 @@ async def test_an_erasure_reaches_every_lead_and_copy_and_is_answered_once(
 
 
 async def test_a_new_lead_of_an_erased_customer_needs_consent_given_after_it(
-    store: MongoStore, clock: Clock
+    store: MongoStore, leads: LeadService, erasures: ErasureService
 ) -> None:
-    leads = LeadService(store, clock, Windows(), subject_keys=SUBJECT_KEYS)
-    erasures = ErasureService(store, clock, SUBJECT_KEYS)
-    await leads.decide_and_commit_one(messages.delivery(Topic.PROFILES, messages.profile()))
     phone_only = messages.new_id("req")
     request = erase_request(phone_only, phone="+442079460958")
     await erasures.decide_and_commit([messages.delivery(Topic.PRIVACY_REQUESTS, request)])
@@ -130,9 +141,8 @@ async def test_a_new_lead_of_an_erased_customer_needs_consent_given_after_it(
 
 
 async def test_a_request_without_an_international_phone_is_refused_without_quoting_it(
-    store: MongoStore, clock: Clock
+    store: MongoStore, erasures: ErasureService
 ) -> None:
-    erasures = ErasureService(store, clock, SUBJECT_KEYS)
     request = erase_request(messages.new_id("req"), phone="020 7946 0958")
     handled = await erasures.decide_and_commit([messages.delivery(Topic.PRIVACY_REQUESTS, request)])
     rejected = [r for r in await outbox_rows(store) if on(Topic.REJECTED, r)]
@@ -150,11 +160,8 @@ async def completions(store: MongoStore) -> list[dict[str, Any]]:
 
 
 async def test_a_reopen_cannot_bring_an_erased_customer_back(
-    store: MongoStore, clock: Clock
+    store: MongoStore, leads: LeadService, erasures: ErasureService
 ) -> None:
-    leads = LeadService(store, clock, Windows(), subject_keys=SUBJECT_KEYS)
-    erasures = ErasureService(store, clock, SUBJECT_KEYS)
-    await leads.decide_and_commit_one(messages.delivery(Topic.PROFILES, messages.profile()))
     lead = messages.inbound(customer=customer())
     await leads.decide_and_commit_one(messages.delivery(Topic.INBOUND, lead))
     decline = messages.action(lead["lead_id"], "decline")
@@ -174,11 +181,8 @@ async def test_a_reopen_cannot_bring_an_erased_customer_back(
 
 
 async def test_a_lead_stored_before_leads_kept_keys_is_found_once_backfilled(
-    store: MongoStore, clock: Clock
+    store: MongoStore, leads: LeadService, erasures: ErasureService
 ) -> None:
-    leads = LeadService(store, clock, Windows(), subject_keys=SUBJECT_KEYS)
-    erasures = ErasureService(store, clock, SUBJECT_KEYS)
-    await leads.decide_and_commit_one(messages.delivery(Topic.PROFILES, messages.profile()))
     old, named = (messages.inbound(customer=customer()) for _ in range(2))
     for lead in (old, named):
         await leads.decide_and_commit_one(messages.delivery(Topic.INBOUND, lead))

@@ -112,3 +112,14 @@ def test_consent_without_given_at_leaves_a_leads_fingerprint_as_stored_before_it
     del content["consent"]["given_at"]
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
     assert rules.fingerprint(lead) == hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def test_a_contact_in_a_list_that_is_the_customer_goes_whole() -> None:
+    subject = Subject.of(frozenset(), ["ann@x.example"])
+    action = {
+        "contacts": [
+            {"name": "Ann", "email": "Ann@X.example"},
+            {"name": "Bo", "email": "bo@y.example"},
+        ]
+    }
+    assert subject.redacted(action) == {"contacts": [{"name": "Bo", "email": "bo@y.example"}]}

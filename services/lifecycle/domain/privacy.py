@@ -147,10 +147,17 @@ def _redacted(value: Any, pattern: re.Pattern[str], field: str | None) -> Any:
     if isinstance(value, dict):
         return {k: _redacted(v, pattern, k) for k, v in value.items()}
     if isinstance(value, list):
-        return [_redacted(v, pattern, field) for v in value]
+        # A contact in a list that is the customer goes whole: a contact without its
+        # e-mail would no longer be one (an action held with it could not be applied).
+        return [_redacted(v, pattern, field) for v in value if not _is_theirs(v, pattern)]
     if isinstance(value, str) and pattern.search(value):
         return None if field in _CONTACT_FIELDS else pattern.sub(ERASED, value)
     return value
+
+
+def _is_theirs(value: Any, pattern: re.Pattern[str]) -> bool:
+    email = value.get("email") if isinstance(value, dict) else None
+    return isinstance(email, str) and pattern.fullmatch(email) is not None
 
 
 def erase(lead: Lead, subject: Subject, request_id: str, now: datetime) -> Decision:

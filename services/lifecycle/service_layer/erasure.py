@@ -17,7 +17,7 @@ from typing import Protocol
 from contracts.privacy import EraseCustomer, ErasureCompleted
 from contracts.topics import Topic
 from services.lifecycle.domain import matching, privacy
-from services.lifecycle.domain.clock import Clock
+from services.lifecycle.domain.clock import Clock, to_millis
 from services.lifecycle.domain.errors import Refused
 from services.lifecycle.domain.lead import Lead
 from services.lifecycle.domain.privacy import Subject, SubjectKeys
@@ -130,8 +130,10 @@ class ErasureService:
         subject = Subject.of(
             self._keys.of(request.email, request.phone), (request.email, request.phone)
         ).with_leads(self._keys, named)
+        # To the millisecond, as stored: the answer given again is the same.
+        requested_at = to_millis(request.requested_at)
         record = await self._store.erasure(request.request_id) or ErasureRecord(
-            request.request_id, subject.keys, request.requested_at, erased_at=now
+            request.request_id, subject.keys, requested_at, erased_at=to_millis(now)
         )
         rows: list[OutboxRow] = []
         while True:
@@ -175,7 +177,7 @@ class ErasureService:
         record = record.grown([lead.lead_id for lead in leads], [lead.partner_id for lead in leads])
         record = replace(record, subject_keys=record.subject_keys | subject.keys)
         if last:
-            record = replace(record, completed_at=record.completed_at or now)
+            record = replace(record, completed_at=record.completed_at or to_millis(now))
             change.outgoing.append(Publication(_completed(record, now), (0, 0)))
             change.markers[key] = Marker(key, Outcome.APPLIED, request.message_id, request.lead_id)
         if not already_completed:
