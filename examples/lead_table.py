@@ -30,6 +30,8 @@ class LeadTable:
 
     def __init__(self) -> None:
         self.leads: dict[str, Lead] = {}
+        self.gone: set[str] = set()
+        """Leads deleted for good: their older events, still on `leads.events`, are dropped."""
 
     def apply_state(self, key: bytes | None, value: bytes | None) -> None:
         if key is None:
@@ -37,6 +39,7 @@ class LeadTable:
         lead_id = key.decode()
         if value is None:  # a tombstone: the lead is gone
             self.leads.pop(lead_id, None)
+            self.gone.add(lead_id)
             return
         self._keep(lead_id, json.loads(value))
 
@@ -47,6 +50,8 @@ class LeadTable:
         self._keep(event["lead_id"], {**event["lead"], "version": event["version"]})
 
     def _keep(self, lead_id: str, lead: Lead) -> None:
+        if lead_id in self.gone:
+            return
         held = self.leads.get(lead_id)
         if held is None or lead["version"] > held["version"]:
             self.leads[lead_id] = lead

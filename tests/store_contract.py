@@ -30,6 +30,7 @@ from services.lifecycle.service_layer.batch import BatchPlan
 from services.lifecycle.service_layer.decoding import decode
 from services.lifecycle.service_layer.erasure import ErasureService, ErasureStore
 from services.lifecycle.service_layer.inbox import InboxFilter, InboxReader
+from services.lifecycle.service_layer.lead_purge import EndedLeads, LeadPurge
 from services.lifecycle.service_layer.lead_service import LeadService
 from services.lifecycle.service_layer.messages import Committed, Outcome, dedupe_key
 from services.lifecycle.service_layer.ports import (
@@ -41,6 +42,7 @@ from services.lifecycle.service_layer.ports import (
     Marker,
     Outbox,
     OutboxRow,
+    Refusal,
     Snapshot,
     VersionConflict,
     in_publishing_order,
@@ -67,7 +69,7 @@ class SetAsideRows(Protocol):
     async def set_aside_rows(self, ids: Sequence[str] | None = None) -> list[SetAside]: ...
 
 
-class ContractStore(LeadStore, Outbox, StoredLeads, ErasureStore, Protocol):
+class ContractStore(LeadStore, Outbox, StoredLeads, ErasureStore, EndedLeads, Protocol):
     """The ports, and what the cases read to see what a commit left."""
 
     async def load(self, lead_id: str) -> Lead | None: ...
@@ -402,7 +404,7 @@ class StoreContract:
             row.topic,
             row.lead_id,
             "MessageSizeTooLargeError",
-            len(row.value),
+            len(row.value or b""),
         )
 
     # --- re-publishing states (`leads state republish`) ------------------------------
@@ -419,7 +421,7 @@ class StoreContract:
         done = await StateRepublisher(store, CLOCK, page_size=2).run()
         assert done == Progress(republished=3, skipped=0)
         rows = in_publishing_order(await store.pending(100, ANY_AGE))
-        states = {row.lead_id: json.loads(row.value)["version"] for row in rows}
+        states = {row.lead_id: json.loads(row.value or b"")["version"] for row in rows}
         assert states == {"lead-a": 1, "lead-b": 2, "lead-c": 1}
         assert {row.topic.rsplit(".", 1)[-1] for row in rows} == {"state"}
 
@@ -503,7 +505,8 @@ class StoreContract:
         assert [leads[i].customer.email for i in ("at-1", "at-2")] == [None, None]
         assert leads["someone-else"].customer.email is not None
         assert all(
-            b"ada@a.example" not in row.value.lower() for row in await store.pending(100, ANY_AGE)
+            b"ada@a.example" not in (row.value or b"").lower()
+            for row in await store.pending(100, ANY_AGE)
         )
         held_notes = (await store.held_for(["not-yet"]))["not-yet"][0].action["deal"]["notes"]
         assert "ada" not in held_notes.lower()
@@ -544,6 +547,72 @@ class StoreContract:
         assert refused.outcomes[0].reason == "erased_subject"
         assert taken.outcomes[0].outcome == "applied"
 
+    # --- retention -------------------------------------------------------------------
+
+    async def test_a_lead_past_its_retention_goes_with_a_tombstone_on_the_state_topic(
+        self, store: ContractStore
+    ) -> None:
+        service, clock = await serving_from(store)
+        source = {"source_lead_id": "crm-7"}
+        gone = arrival_for(messages.PARTNER, "gone", **source)
+        await handled(service, gone, arrival("kept"), arrival("open"))
+        await handled(service, act("gone", "decline"))
+        clock.advance(timedelta(days=2))
+        await handled(service, act("kept", "decline"))
+        clock.advance(timedelta(hours=1))
+        kafka = RecordingPublisher()
+
+        purged = await purge(store, kafka, clock, retention=timedelta(days=1))
+
+        assert purged == 1 and await store.load("gone") is None
+        assert {lead_id for lead_id in ("kept", "open") if await store.load(lead_id)} == {
+            "kept",
+            "open",
+        }
+        assert [(r.lead_id, r.value) for r in kafka.rows] == [("gone", None)]
+        assert kafka.rows[0].topic.endswith(Topic.STATE.value)
+        assert await purge(store, kafka, clock, retention=timedelta(days=1)) == 0
+        again = await handled(service, arrival_for(messages.PARTNER, "again", **source))
+        assert again.outcomes[0].outcome == "applied"  # its source lead id is free again
+
+    async def test_a_lead_reopened_before_its_purge_commits_is_kept(
+        self, store: ContractStore
+    ) -> None:
+        service, clock = await serving_from(store)
+        await handled(service, arrival("back"), act("back", "decline"))
+        clock.advance(timedelta(days=2))
+        stale = await store.ended_before(clock.now(), 10)
+        await handled(service, (Topic.INBOUND, messages.reopen("back")))
+
+        with pytest.raises(VersionConflict):
+            await store.commit(Change(purged=stale))
+        assert (await store.load("back")) is not None
+
+
+class RecordingPublisher:
+    """Kafka, as far as a test needs: every row it was given."""
+
+    def __init__(self) -> None:
+        self.rows: list[OutboxRow] = []
+
+    async def publish(self, rows: Sequence[OutboxRow]) -> list[Refusal]:
+        self.rows += rows
+        return []
+
+
+class AlwaysLeader:
+    async def acquire(self) -> bool:
+        return True
+
+    async def release(self) -> None:
+        return None
+
+
+async def purge(
+    store: ContractStore, kafka: RecordingPublisher, clock: FixedClock, retention: timedelta
+) -> int:
+    return await LeadPurge(store, store, kafka, AlwaysLeader(), clock, retention).run()
+
 
 ERASED_CUSTOMER = {
     "company_name": "Analytical",
@@ -557,7 +626,7 @@ ERASED_CUSTOMER = {
 def answer_of(committed: Committed) -> bytes:
     """The erasure's answer (`privacy.erasure_completed`) among the rows it committed."""
     completed = b"privacy.erasure_completed"
-    (answer,) = [r.value for r in committed.rows if dict(r.headers)["ce_type"] == completed]
+    (answer,) = [r.value or b"" for r in committed.rows if dict(r.headers)["ce_type"] == completed]
     return answer
 
 

@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     # The read API's cursors (`leads serve`).
     cursor_secret: SecretStr | None = None
     """HMAC key of `next_cursor`; random per process when unset (replicas need one shared)."""
+    lead_retention: timedelta | None = Field(default=None, gt=timedelta(0))
+    """How long an archived lead is kept after it ended, then deleted for good (its
+    key dropped from `leads.state` by a tombstone); none: kept for good."""
     # Erasure (`leads serve`).
     erasure_key: SecretStr = SecretStr("leads-development-erasure-key")
     """Key of the hashes that find a customer's data and prove their erasure: the same

@@ -112,7 +112,14 @@ class Outputs:
     records: list[Any] = field(default_factory=list)
 
     def values(self, topic: Topic) -> list[dict[str, Any]]:
-        return [json.loads(r.value) for r in self.records if r.topic.endswith(topic.value)]
+        """Each record's JSON value (a tombstone, whose value is null, has none)."""
+        records = (r for r in self.records if r.topic.endswith(topic.value))
+        return [json.loads(r.value) for r in records if r.value is not None]
+
+    def tombstones(self, topic: Topic) -> list[str]:
+        """The keys of the records whose value is null (a key dropped by compaction)."""
+        records = (r for r in self.records if r.topic.endswith(topic.value))
+        return [r.key.decode() for r in records if r.value is None and r.key]
 
     def events(self, lead_id: str) -> list[dict[str, Any]]:
         return [e for e in self.values(Topic.EVENTS) if e["lead_id"] == lead_id]

@@ -1,13 +1,22 @@
 """`leads.state` end to end: a connector that starts after 200 leads went through their
 lifecycle rebuilds exactly what the read API holds, with the example consumer
-(examples/lead_table.py). Tansu does not compact: the fold keeps each lead's latest."""
+(examples/lead_table.py). Tansu does not compact: the fold keeps each lead's latest,
+and drops a lead whose tombstone came (its retention ended)."""
 
+from datetime import timedelta
 from typing import Any
 
 from contracts.topics import Topic
 from examples.lead_table import LeadTable, catch_up, load_state
 from tests import messages
-from tests.e2e.drivers import Outputs, Upstream, leads_cli
+from tests.e2e.drivers import (
+    Outputs,
+    ServiceProcess,
+    Upstream,
+    leads_cli,
+    scheduler_running,
+    sweeping_fast,
+)
 
 LEADS = 200
 ENDED_BY = {0: "lead.accepted", 1: "lead.declined", 2: "lead.won", 3: "lead.favorited"}
@@ -104,6 +113,29 @@ async def test_republished_states_fill_the_topic_with_each_leads_latest(
         *_, latest, again = _states(after, lead_id)
         assert again == latest  # the same state, after it: what compaction keeps is current
     assert len(_states(after, str(theirs["lead_id"]))) == 1  # only the partner named
+
+
+async def test_a_lead_past_its_retention_leaves_the_state_topic_and_the_connectors_table(
+    running_service: ServiceProcess, upstream: Upstream
+) -> None:
+    partner = messages.new_id("partner")
+    await upstream.profile(messages.profile(partner))
+    ended, open_ = (messages.inbound(partner_id=partner) for _ in range(2))
+    for lead in (ended, open_):
+        await upstream.send(Topic.INBOUND, lead)
+    gone, kept = str(ended["lead_id"]), str(open_["lead_id"])
+    await upstream.until(lambda o: "lead.received" in o.event_types(kept), what="received")
+    await upstream.send(Topic.PARTNER_ACTIONS, messages.action(gone, "decline", partner_id=partner))
+    await upstream.until(lambda o: "lead.declined" in o.event_types(gone), what="declined")
+
+    retention = {"lead_retention": timedelta(seconds=1)}
+    with scheduler_running(sweeping_fast(running_service.settings).model_copy(update=retention)):
+        await upstream.until(lambda o: gone in o.tombstones(Topic.STATE), what="a tombstone")
+
+    table = await table_of_a_connector_joining_now(upstream)
+    assert gone not in table.leads and kept in table.leads
+    assert upstream.outputs.tombstones(Topic.STATE).count(gone) == 1
+    assert (await upstream.api.get(f"/v1/leads/{gone}", partner)).status_code == 404
 
 
 def _states(outputs: Outputs, lead_id: str) -> list[dict[str, Any]]:

@@ -36,7 +36,7 @@ def published(rows: Sequence[OutboxRow]) -> list[tuple[str, str, Any]]:
     """What the rows say, less the moment they were decided."""
     out = []
     for row in rows:
-        value = json.loads(row.value)
+        value = json.loads(row.value or b"")
         out.append(
             (
                 dict(row.headers)["ce_id"].decode(),
@@ -107,7 +107,7 @@ async def test_a_lead_refused_until_its_partner_has_a_profile_is_a_duplicate_whe
     assert [h.outcome for h in again.outcomes] == ["duplicate"]
     refusals = [r for r in await outbox_rows(store) if r.topic.endswith(Topic.REJECTED.value)]
     assert len(refusals) == 1
-    assert json.loads(refusals[0].value)["reason"] == "partner_profile_missing"
+    assert json.loads(refusals[0].value or b"")["reason"] == "partner_profile_missing"
 
 
 class SecondWriter:

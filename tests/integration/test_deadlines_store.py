@@ -98,7 +98,7 @@ async def test_a_reminder_handled_twice_notifies_once_and_is_settled(
     command = COMMAND.dump_python(reminder.to_command(), mode="json")
     outcomes = [await handle(service, Topic.COMMANDS, command) for _ in range(2)]
     assert outcomes == ["applied", "duplicate"]
-    templates = [row.value for row in await outbox_rows(store, "nudged")]
+    templates = [row.value or b"" for row in await outbox_rows(store, "nudged")]
     assert sum(b'"expiry_reminder"' in value for value in templates) == 1
     assert [d.command for d, _ in await due.due(T0 + timedelta(hours=10), 10)] == [
         "remind",

@@ -102,7 +102,7 @@ async def test_an_erasure_reaches_every_lead_and_copy_and_is_answered_once(
     assert stored[other["lead_id"]].customer.email == other["customer"]["email"]
     erased_type = EventType.CUSTOMER_ERASED.encode()
     erased_events = [
-        json.loads(r.value)
+        json.loads(r.value or b"")
         for r in await outbox_rows(store)
         if on(Topic.EVENTS, r) and dict(r.headers).get("ce_type") == erased_type
     ]
@@ -147,7 +147,7 @@ async def test_a_request_without_an_international_phone_is_refused_without_quoti
     handled = await erasures.decide_and_commit([messages.delivery(Topic.PRIVACY_REQUESTS, request)])
     rejected = [r for r in await outbox_rows(store) if on(Topic.REJECTED, r)]
     assert (handled.outcomes[0].outcome, handled.outcomes[0].reason) == ("rejected", "malformed")
-    assert len(rejected) == 1 and b"7946" not in rejected[0].value
+    assert len(rejected) == 1 and b"7946" not in (rejected[0].value or b"")
 
 
 def on(topic: Topic, row: OutboxRow) -> bool:
@@ -156,7 +156,7 @@ def on(topic: Topic, row: OutboxRow) -> bool:
 
 async def completions(store: MongoStore) -> list[dict[str, Any]]:
     rows = await outbox_rows(store)
-    return [json.loads(r.value) for r in rows if on(Topic.PRIVACY_OUTCOMES, r)]
+    return [json.loads(r.value or b"") for r in rows if on(Topic.PRIVACY_OUTCOMES, r)]
 
 
 async def test_a_reopen_cannot_bring_an_erased_customer_back(

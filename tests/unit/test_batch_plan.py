@@ -58,7 +58,7 @@ def published(batch: BatchPlan) -> list[str]:
 
 def reasons(batch: BatchPlan) -> list[str]:
     rejected = [p.message for p in batch.change.outgoing if p.message.topic is Topic.REJECTED]
-    return [json.loads(message.value)["reason"] for message in rejected]
+    return [json.loads(message.value or b"")["reason"] for message in rejected]
 
 
 def held_earlier(record: Record, offset: int, expires_at: datetime = NOW + GRACE) -> HeldAction:
@@ -113,7 +113,7 @@ def test_several_messages_of_one_lead_fold_in_order_into_one_write() -> None:
         "lead.state",
     ]
     states = [p.message for p in batch.change.outgoing if p.message.topic is Topic.STATE]
-    assert [json.loads(state.value)["version"] for state in states] == [2, 3, 4, 5]
+    assert [json.loads(state.value or b"")["version"] for state in states] == [2, 3, 4, 5]
     assert {state.key for state in states} == {write.lead.lead_id}
 
 

@@ -172,7 +172,7 @@ async def test_an_action_whose_lead_never_comes_is_refused_unknown_lead_once(
     [expired] = await store.held_past(CLOCK.now() + WINDOWS.response, limit=10)
 
     [answer] = await service.refuse_expired(expired)
-    assert json.loads(answer.value)["reason"] == "unknown_lead"
+    assert json.loads(answer.value or b"")["reason"] == "unknown_lead"
     assert await store.held_count() == 0
     assert [h.outcome for h in (await handled(service, accept)).outcomes] == ["duplicate"]
 
@@ -188,7 +188,7 @@ async def test_a_parked_message_is_answered_internal_error_and_kept_as_it_came_f
 
     assert [(h.outcome, h.reason) for h in parked.outcomes] == [("rejected", "internal_error")]
     answer, letter = parked.rows
-    assert json.loads(answer.value)["reason"] == "internal_error"
+    assert json.loads(answer.value or b"")["reason"] == "internal_error"
     assert (letter.topic, letter.value) == (Topic.DEAD_LETTER.value, record.value)
     assert [h.outcome for h in (await service.park(record, RuntimeError())).outcomes] == [
         "duplicate"

@@ -50,7 +50,7 @@ def decline(lead_id: str, partner: str = A, reason: str = "budget_not_adequate")
 async def published(store: InMemoryStore, lead_id: str) -> list[dict[str, Any]]:
     """Everything committed for the lead so far, events and notifications, in order."""
     rows = in_publishing_order(await store.unsent_of([lead_id]))
-    return [json.loads(row.value) for row in rows if row.lead_id == lead_id]
+    return [json.loads(row.value or b"") for row in rows if row.lead_id == lead_id]
 
 
 async def events(store: InMemoryStore, lead_id: str) -> list[str]:
@@ -314,7 +314,7 @@ async def test_the_same_source_lead_again_is_that_lead(
         ("applied", None),
     ]
     assert await store.load("src-2") is None
-    [answer] = [json.loads(r.value) for r in committed.rows if r.topic.endswith("rejected")]
+    [answer] = [json.loads(r.value or b"") for r in committed.rows if r.topic.endswith("rejected")]
     assert "src-1" in answer["detail"]
 
 
@@ -342,7 +342,9 @@ async def test_declining_as_a_duplicate_names_an_own_lead_only(
     assert [h.reason for h in [*refused.outcomes, *missing.outcomes]] == ["unknown_lead"] * 2
     # Another partner's lead is answered exactly as one that does not exist.
     details = {
-        json.loads(row.value)["detail"] for row in missing.rows if row.topic.endswith("rejected")
+        json.loads(row.value or b"")["detail"]
+        for row in missing.rows
+        if row.topic.endswith("rejected")
     }
     assert {d.replace("theirs", "X").replace("no-such-lead", "X") for d in details} == {
         f"partner {A} has no lead X"

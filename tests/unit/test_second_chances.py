@@ -60,7 +60,9 @@ async def stored(store: InMemoryStore, lead_id: str) -> Lead:
 async def last_event(store: InMemoryStore, lead_id: str) -> dict[str, Any]:
     rows = in_publishing_order(await store.unsent_of([lead_id]))
     events: list[dict[str, Any]] = [
-        json.loads(r.value) for r in rows if r.lead_id == lead_id and b'"event_id"' in r.value
+        json.loads(r.value or b"")
+        for r in rows
+        if r.lead_id == lead_id and b'"event_id"' in (r.value or b"")
     ]
     return events[-1]
 

@@ -59,7 +59,7 @@ def redacted_rows(
     held anything of the customer."""
     redacted = [
         {**row, "value": redacted_value(subject, bytes(row["value"]))}
-        if row["lead_id"] in lead_ids
+        if row["lead_id"] in lead_ids and row["value"] is not None  # not a tombstone
         else row
         for row in rows
     ]
@@ -209,6 +209,8 @@ class Erasures:
     ) -> int:
         updates = []
         async for document in collection.find(query, session=session):
+            if document["value"] is None:
+                continue  # a tombstone
             value = redacted_value(subject, bytes(document["value"]))
             if value != document["value"]:
                 updates.append(UpdateOne({"_id": document["_id"]}, {"$set": {"value": value}}))

@@ -142,7 +142,7 @@ class Record(Protocol):
     @property
     def headers(self) -> list[tuple[str, bytes]]: ...
     @property
-    def value(self) -> bytes: ...
+    def value(self) -> bytes | None: ...
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ class KafkaRecord:
     topic: str
     key: bytes | None
     headers: list[tuple[str, bytes]]
-    value: bytes
+    value: bytes | None
 
     @classmethod
     def of(

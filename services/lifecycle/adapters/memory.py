@@ -84,6 +84,7 @@ class _Tables:
         self._claim(change.claims)
         self._write_leads(change.leads.values())
         self._touch(change.republished)
+        self._purge(change.purged)
         self._check_arrivals(change.arrivals)
         self._release(change.release)
         self._insert(self.held, change.hold, "held_actions")
@@ -114,6 +115,15 @@ class _Tables:
             if stored is None or stored.version != version:
                 raise VersionConflict("leads: changed meanwhile")
             self.leads[lead_id] = stored.model_copy(update={"revision": stored.revision + 1})
+
+    def _purge(self, leads: Iterable[Lead]) -> None:
+        for lead in leads:
+            stored = self.leads.get(lead.lead_id)
+            if stored is None or stored.version != lead.version:
+                raise VersionConflict("leads: changed meanwhile")
+            del self.leads[lead.lead_id]
+            self.deadlines.pop(lead.lead_id, None)
+            self.sources.pop(lead.source_key or "", None)
 
     def _write_leads(self, writes: Iterable[LeadWrite]) -> None:
         for write in writes:
@@ -259,7 +269,7 @@ class InMemoryOutbox:
         """Idempotent: a row is kept once, under its document's id and its place in it."""
         for row, error in refused:
             key = f"{row.id}:{row.index}"
-            aside = SetAside(key, row.topic, row.lead_id, error, self._now(), len(row.value))
+            aside = SetAside(key, row.topic, row.lead_id, error, self._now(), len(row.value or b""))
             self._set_aside.setdefault(key, aside)
 
     async def set_aside_rows(self, ids: Sequence[str] | None = None) -> list[SetAside]:
@@ -372,6 +382,14 @@ class InMemoryStore(InMemoryOutbox):
         wanted = set(subject_keys)
         leads = self._tables.leads
         return [leads[i] for i in sorted(leads) if self._keys.of_lead(leads[i]) & wanted][:limit]
+
+    async def ended_before(self, cutoff: datetime, limit: int) -> list[Lead]:
+        ended = [
+            (lead.ended_at, lead.lead_id)
+            for lead in self._tables.leads.values()
+            if lead.stage is Stage.ARCHIVED and lead.ended_at and lead.ended_at <= cutoff
+        ]
+        return [self._tables.leads[lead_id] for _, lead_id in sorted(ended)[:limit]]
 
     async def erasure(self, request_id: str) -> ErasureRecord | None:
         return self._tables.erasures.get(request_id)

@@ -141,6 +141,7 @@ def to_document(lead: Lead, keys: SubjectKeys | None = None) -> Document:
     document["tab"] = lead.tab.value
     if keys is not None:
         document["subject_keys"] = sorted(keys.of_lead(lead))
+    document["ended_at"] = lead.ended_at if lead.stage is Stage.ARCHIVED else None
     return document
 
 
@@ -233,7 +234,7 @@ class MongoStore:
         unique by nature; the inbox's indexes on leads are the read side's
         (`adapters.inbox`)."""
         await ensure_collections(self._db)
-        await ensure_indexes(self._leads, [LOOKALIKES])
+        await ensure_indexes(self._leads, [LOOKALIKES, ENDED])
         await ensure_indexes(self._deadlines, deadlines.INDEXES)
         await ensure_indexes(self._held, held.INDEXES)
         await ensure_indexes(self._tallies, tallies.INDEXES)
@@ -323,8 +324,9 @@ class MongoStore:
         return [from_document(document) async for document in found]
 
     async def backfill_subject_keys(self, page_size: int = 500) -> int:
-        """Keys for leads stored before leads kept them (`leads privacy backfill`), so
-        that an erasure finds them; returns how many leads got them."""
+        """Keys (and the end time) for leads stored before leads kept them (`leads
+        privacy backfill`), so that an erasure, and their retention, finds them;
+        returns how many leads got them."""
         assert self._keys is not None, "the store was built without subject keys"
         done = 0
         while True:
@@ -337,13 +339,24 @@ class MongoStore:
                 [
                     UpdateOne(
                         {"_id": lead.lead_id, "version": lead.version},
-                        {"$set": {"subject_keys": sorted(self._keys.of_lead(lead))}},
+                        {
+                            "$set": {
+                                "subject_keys": sorted(self._keys.of_lead(lead)),
+                                "ended_at": to_document(lead)["ended_at"],
+                            }
+                        },
                     )
                     for lead in page
                 ],
                 ordered=False,
             )
             done += len(page)
+
+    async def ended_before(self, cutoff: datetime, limit: int) -> list[Lead]:
+        """Archived leads that ended by `cutoff`, those that ended first first."""
+        query = {"stage": Stage.ARCHIVED.value, "ended_at": {"$lte": cutoff}}
+        found = self._leads.find(query).sort("ended_at", ASCENDING).limit(limit)
+        return [from_document(document) async for document in found]
 
     async def erasure(self, request_id: str) -> ErasureRecord | None:
         return await self._erasures.record(request_id)
@@ -393,6 +406,10 @@ class MongoStore:
         parked = [InsertOne(self._dead_letter(d)) for d in change.parked]
         erasure = [self._erasures.record_write(change.erasure)] if change.erasure else []
         # A new revision: a change decided on the lead before it conflicts.
+        purged = [
+            DeleteOne({"_id": lead.lead_id, "version": lead.version}) for lead in change.purged
+        ]
+        sources = [DeleteOne({"_id": lead.source_key}) for lead in change.purged if lead.source_key]
         touched = [
             UpdateOne({"_id": lead_id, "version": version}, {"$inc": {"revision": 1}})
             for lead_id, version in change.republished.items()
@@ -401,6 +418,9 @@ class MongoStore:
             Write(self._processed, markers, matched=settled, duplicate=AlreadyProcessed),
             Write(self._leads, leads, replaced, len(change.claims), VersionConflict),
             Write(self._leads, touched, len(touched)),
+            Write(self._leads, purged, deleted=len(purged)),
+            Write(self._deadlines, [DeleteOne({"_id": lead.lead_id}) for lead in change.purged]),
+            Write(self._sources, sources),
             Write(self._sources, _source_writes(change), duplicate=VersionConflict),
             Write(
                 self._held,
@@ -495,6 +515,12 @@ class MongoStore:
 _NEWEST = [("received_at", pymongo.DESCENDING)]
 LOOKALIKES = IndexModel([("match_keys", pymongo.ASCENDING), *_NEWEST], name="lookalikes")
 """Open leads by their customer's match keys (hashed; emptied once a lead is archived)."""
+ENDED = IndexModel(
+    [("ended_at", pymongo.ASCENDING)],
+    name="ended",
+    partialFilterExpression={"stage": Stage.ARCHIVED.value},
+)
+"""Archived leads by when they ended: those past their retention are deleted."""
 _LOOKALIKE_FIELDS = {"partner_id": 1, "stage": 1, "received_at": 1, "match_keys": 1}
 
 

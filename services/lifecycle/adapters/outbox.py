@@ -97,7 +97,7 @@ def pack(rows: Sequence[Document], now: datetime) -> list[Document]:
     chunk: list[Document] = []
     size = 0
     for row in rows:
-        row_size = len(row["value"]) + sum(len(k) + len(v) for k, v in row["headers"]) + 256
+        row_size = len(row["value"] or b"") + sum(len(k) + len(v) for k, v in row["headers"]) + 256
         if chunk and size + row_size > MAX_DOCUMENT_BYTES:
             documents.append(_document(chunk, now))
             chunk, size = [], 0
@@ -249,7 +249,12 @@ class MongoOutbox:
         found = self._set_aside.find(query).sort("set_aside_at", ASCENDING)
         return [
             SetAside(
-                d["_id"], d["topic"], d["lead_id"], d["error"], d["set_aside_at"], len(d["value"])
+                d["_id"],
+                d["topic"],
+                d["lead_id"],
+                d["error"],
+                d["set_aside_at"],
+                len(d["value"] or b""),
             )
             async for d in found
         ]

@@ -36,9 +36,10 @@ DESCRIPTIONS = {
     "changed (coalesced per LEADS_PERFORMANCE_INTERVAL), from the scheduler worker.",
     Topic.STATE: "Each lead's current state (LeadState: the lead as the read API returns it, "
     "without history, with its `version`), after every change, written with the change's "
-    "events and after them. Log-compacted: the latest state of every lead stays. A connector "
-    "that joins late reads it to its end offsets, then follows leads.events from there, "
-    "dropping events at or below the version it holds.",
+    "events. Log-compacted: the latest state of every lead stays. A null value (a tombstone) "
+    "is a lead deleted for good once LEADS_LEAD_RETENTION passed. A connector that joins "
+    "late reads it to its end offsets, then follows leads.events from there, dropping events "
+    "at or below the version it holds, and those of leads deleted.",
     Topic.DEAD_LETTER: "Messages parked after repeated unforeseen failures: the original value "
     "and headers untouched, plus dlq_* headers naming the source topic, partition, offset "
     "and error class. `leads dead-letters replay` sends them back once the cause is fixed.",

@@ -40,6 +40,7 @@ from services.lifecycle.entrypoints.metrics import CONTENT_TYPE, SchedulerMetric
 from services.lifecycle.entrypoints.serving import EmbeddedServer
 from services.lifecycle.service_layer.deadline_sweep import Sweeper
 from services.lifecycle.service_layer.held_expiry import HeldExpiry
+from services.lifecycle.service_layer.lead_purge import LeadPurge
 from services.lifecycle.service_layer.performance_feedback import PerformancePublisher
 from services.lifecycle.service_layer.ports import Lease
 from services.lifecycle.settings import Settings
@@ -91,6 +92,12 @@ class SchedulerWorker:
             self.lease,
             clock,
             batch_size=settings.sweep_batch,
+        )
+        retention = settings.lead_retention
+        self.purge = (
+            LeadPurge(self.store, self.store, self.kafka, self.lease, clock, retention)
+            if retention
+            else None
         )
         self.performance = PerformancePublisher(
             MongoPartnerTallies(database),
@@ -149,11 +156,14 @@ class SchedulerWorker:
     async def _connect(self) -> None:
         """Everything that can refuse the worker: its port, Kafka, MongoDB."""
         self.http.bind()
+        # The state topic too: a lead deleted here may be the first record it gets.
+        prefix = self.settings.topic_prefix
         await ensure_topics(
             KafkaConnection.of(self.settings),
-            [t.named(self.settings.topic_prefix) for t in (Topic.COMMANDS, Topic.PERFORMANCE)],
+            [t.named(prefix) for t in (Topic.COMMANDS, Topic.PERFORMANCE, Topic.STATE)],
             self.settings.topic_partitions,
             self.settings.topic_replication_factor,
+            compacted=[Topic.STATE.named(prefix)],
         )
         async with mongodb_refusals(self.settings.mongodb_uri):
             await self.store.ensure_indexes()
@@ -186,6 +196,7 @@ class SchedulerWorker:
         try:
             report = await self.sweeper.sweep()
             refused = await self.held.run() if report.leader else 0
+            purged = await self.purge.run() if report.leader and self.purge else 0
         except Exception as error:
             log.warning("sweep failed; the next one retries", extra={"error": type(error).__name__})
             return
@@ -193,7 +204,8 @@ class SchedulerWorker:
             self._sweeping = None
         self.metrics.swept(report.leader, report.due, report.emitted, report.seconds)
         if report.leader:
-            log.info("sweep done", extra={**report.log_fields(), "held_refused": refused})
+            fields = {**report.log_fields(), "held_refused": refused, "leads_purged": purged}
+            log.info("sweep done", extra=fields)
 
     async def publish_feedback(self) -> None:
         try:

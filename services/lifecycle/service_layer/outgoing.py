@@ -34,7 +34,8 @@ class Outgoing:
     id: str
     type: str
     time: datetime
-    value: bytes
+    value: bytes | None
+    """None: a tombstone."""
 
     def headers(self, source: str) -> list[tuple[str, bytes]]:
         """CloudEvents 1.0, Kafka binary mode. An attribute without a value is left
@@ -109,6 +110,12 @@ def _state(lead: Lead, snapshot: LeadSnapshot, cause: Cause, now: datetime) -> O
     # One cause may change a lead twice (declined, then passed on): the version tells.
     state_id = derived_id(cause.key, LeadState.type, lead.lead_id, str(lead.version))
     return _outgoing(Topic.STATE, lead.lead_id, state_id, LeadState.type, now, state)
+
+
+def state_tombstone(lead: Lead, now: datetime) -> Outgoing:
+    """The lead is gone for good: compaction drops its key from `leads.state`."""
+    state_id = derived_id("purge", LeadState.type, lead.lead_id, str(lead.version))
+    return Outgoing(Topic.STATE, lead.lead_id, state_id, LeadState.type, now, None)
 
 
 def republished_state(lead: Lead, now: datetime) -> Outgoing:

@@ -141,6 +141,9 @@ class Change:
     republished: dict[str, int] = field(default_factory=dict)
     """Leads whose state is published again, each at the version it must still have:
     touched in the transaction, so that a change of one committing meanwhile conflicts."""
+    purged: list[Lead] = field(default_factory=list)
+    """Leads deleted for good (their retention ended), as read: each must still be at
+    its version; its deadlines and source key go with it."""
     erasure: "ErasureRecord | None" = None
     """An erasure's progress (its proof, once completed), with what it redacts."""
 
@@ -185,7 +188,8 @@ class OutboxRow:
     topic: str
     key: bytes | None
     headers: list[tuple[str, bytes]]
-    value: bytes
+    value: bytes | None
+    """None: a tombstone (a compacted topic drops its key)."""
     lead_id: str
     order: tuple[int, int]
     """(lead version, position in its transaction): publishing order within a lead."""
