@@ -74,5 +74,6 @@ def isolated_settings(servers: Servers, kind: str = "test") -> Settings:
             "http_port": free_port(),
             "scheduler_http_port": 0,
             "jwt_secret": uuid.uuid4().hex,
+            "erasure_key": uuid.uuid4().hex,
         }
     )

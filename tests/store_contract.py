@@ -9,6 +9,7 @@ Every case speaks to the ports only, with changes decided by the real rules on
 what the store holds.
 """
 
+import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from services.lifecycle.service_layer.messages import Committed, Outcome, dedupe
 from services.lifecycle.service_layer.ports import (
     AlreadyProcessed,
     Change,
+    ErasureRecord,
     HeldAction,
     LeadStore,
     LeadWrite,
@@ -537,7 +539,7 @@ class StoreContract:
         await erased(store, "req-3", phone="+44 20 7946 0958")
         erased_at = (await store.erasure("req-3")).erased_at  # type: ignore[union-attr]
         customer = {**ERASED_CUSTOMER, "email": "new@a.example"}
-        consent = {"contact": True, "given_at": (erased_at + timedelta(seconds=1)).isoformat()}
+        consent = await consent_given_after(erased_at)
 
         refused = await handled(service, arrival_for(messages.PARTNER, "again", customer=customer))
         taken = await handled(
@@ -588,6 +590,55 @@ class StoreContract:
             await store.commit(Change(purged=stale))
         assert (await store.load("back")) is not None
 
+    async def test_an_erasure_stopped_between_pages_resumes_as_it_began(
+        self, store: ContractStore
+    ) -> None:
+        service = await serving(store)
+        await handled(service, profile(partner_id="partner-2"))
+        for n, partner in enumerate((messages.PARTNER, "partner-2", messages.PARTNER)):
+            await handled(service, arrival_for(partner, f"of-{n}", customer=ERASED_CUSTOMER))
+        # Named by one lead only: the keys it began with must outlive that lead's erasure.
+        record = delivery(Topic.PRIVACY_REQUESTS, erase_request("req-4", lead_id="of-0"))
+        crashing = ErasureService(CrashingOnce(store, commits=1), CLOCK, SUBJECT_KEYS, page_size=1)
+
+        with pytest.raises(ConnectionError):
+            await crashing.decide_and_commit([record])
+        committed = await ErasureService(store, CLOCK, SUBJECT_KEYS, page_size=1).decide_and_commit(
+            [record]  # delivered again
+        )
+
+        answer = json.loads(answer_of(committed))
+        assert (answer["leads"], answer["partners"]) == (3, 2)
+        leads = await store.load_many(["of-0", "of-1", "of-2"])
+        assert {lead.customer.email for lead in leads.values()} == {None}
+
+
+class CrashingOnce:
+    """The store, until its commit number `commits` + 1, which fails as a lost server would."""
+
+    def __init__(self, store: ContractStore, commits: int) -> None:
+        self._store, self._left = store, commits
+
+    async def processed_among(self, keys: Sequence[str]) -> frozenset[str]:
+        return await self._store.processed_among(keys)
+
+    async def load_many(self, lead_ids: Sequence[str]) -> dict[str, Lead]:
+        return await self._store.load_many(lead_ids)
+
+    async def leads_of_subject(
+        self, subject_keys: Sequence[str], received_by: datetime, limit: int
+    ) -> list[Lead]:
+        return await self._store.leads_of_subject(subject_keys, received_by, limit)
+
+    async def erasure(self, request_id: str) -> ErasureRecord | None:
+        return await self._store.erasure(request_id)
+
+    async def commit(self, change: Change) -> list[OutboxRow]:
+        if self._left == 0:
+            raise ConnectionError("the server went away")
+        self._left -= 1
+        return await self._store.commit(change)
+
 
 class RecordingPublisher:
     """Kafka, as far as a test needs: every row it was given."""
@@ -630,14 +681,26 @@ def answer_of(committed: Committed) -> bytes:
     return answer
 
 
-async def erased(store: ContractStore, request_id: str, **subject: str) -> Committed:
-    """`request_id`'s erasure of the customer named by `subject`, handled on `store`."""
-    request = {
+async def consent_given_after(erased_at: datetime) -> dict[str, Any]:
+    """The customer's consent to be contacted, given once the clock has passed
+    `erased_at` (and so not in the future either)."""
+    while CLOCK.now() <= erased_at:
+        await asyncio.sleep(0.001)
+    return {"contact": True, "given_at": CLOCK.now().isoformat()}
+
+
+def erase_request(request_id: str, **subject: str) -> dict[str, Any]:
+    return {
         "message_id": messages.new_id("e"),
         "request_id": request_id,
         "requested_at": CLOCK.now().isoformat(),
         **subject,
     }
+
+
+async def erased(store: ContractStore, request_id: str, **subject: str) -> Committed:
+    """`request_id`'s erasure of the customer named by `subject`, handled on `store`."""
+    request = erase_request(request_id, **subject)
     erasures = ErasureService(store, CLOCK, SUBJECT_KEYS, page_size=1)  # a page a lead
     return await erasures.decide_and_commit([delivery(Topic.PRIVACY_REQUESTS, request)])
 

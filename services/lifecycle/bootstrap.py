@@ -53,7 +53,10 @@ def store(
     db: AsyncDatabase[Document],
     clock: Clock,
     in_flight: InFlightOutbox | None = None,
+    keyed: bool = True,
 ) -> MongoStore:
+    """`keyed`: it writes leads, so it keeps their customers' keys (the operations
+    commands that only read or touch them need no key)."""
     return MongoStore(
         db,
         clock,
@@ -62,12 +65,21 @@ def store(
         outbox_retention=settings.outbox_retention,
         in_flight=in_flight,
         timeout=settings.mongodb_timeout,
-        subject_keys=subject_keys(settings),
+        subject_keys=subject_keys(settings) if keyed else None,
     )
+
+
+class NoErasureKey(Exception):
+    """LEADS_ERASURE_KEY is not set: no process that stores leads may run without it."""
 
 
 def subject_keys(settings: Settings) -> SubjectKeys:
     """Customers' keyed hashes, where their data is kept and in erasures' proofs."""
+    if settings.erasure_key is None:
+        raise NoErasureKey(
+            "set LEADS_ERASURE_KEY (a long random secret, the same on every replica, "
+            "never changed); only `leads dev` has one of its own"
+        )
     return SubjectKeys(settings.erasure_key.get_secret_value().encode())
 
 

@@ -134,10 +134,11 @@ class Settings(BaseSettings):
     """How long an archived lead is kept after it ended, then deleted for good (its
     key dropped from `leads.state` by a tombstone); none: kept for good."""
     # Erasure (`leads serve`).
-    erasure_key: SecretStr = SecretStr("leads-development-erasure-key")
+    erasure_key: SecretStr | None = None
     """Key of the hashes that find a customer's data and prove their erasure: the same
-    on every replica, kept apart from the database, and never changed (erased
-    customers would no longer be recognised)."""
+    on every replica of `leads serve` and `leads scheduler`, kept apart from the
+    database, never changed (erased customers would no longer be recognised).
+    Required but by `leads dev`, which has one of its own."""
 
     @model_validator(mode="after")
     def _kafka_security_complete(self) -> Self:

@@ -79,5 +79,5 @@ def duration(value: str) -> timedelta:
 @cache
 def served_paths() -> frozenset[str]:
     """The paths `leads serve` answers over HTTP: its FastAPI app's routes."""
-    app = LifecycleApp(Settings(jwt_secret="deploy-tests-only"))
+    app = LifecycleApp(Settings(jwt_secret="deploy-tests-only", erasure_key="deploy-tests-only"))
     return frozenset(route.path for route in app.api.routes if isinstance(route, APIRoute))

@@ -196,6 +196,7 @@ def test_every_process_hashes_customers_with_the_one_erasure_key(
     for name in LEADS_SERVICES:
         settings = settings_from(environment(services(compose)[name]))
         key = GIVEN_AT_START["LEADS_ERASURE_KEY"]
+        assert settings.erasure_key is not None, name
         assert settings.erasure_key.get_secret_value() == key, name
 
 

@@ -60,7 +60,7 @@ async def test_stopping_hands_over_in_order() -> None:
         "producer": Part("producer: closed", calls),
     }
     mongo = Database(calls)
-    app = LifecycleApp(Settings(jwt_secret="x" * 32), mongo=mongo, **parts)
+    app = LifecycleApp(Settings(jwt_secret="x" * 32, erasure_key="k"), mongo=mongo, **parts)
     for part in [*parts.values(), mongo.part]:
         part.app = app
     await app.start_relay()  # as the start does: the relay runs until stopped

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel, ReplaceOne, UpdateOne
+from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -44,12 +44,13 @@ def redacted_value(subject: Subject, value: bytes) -> bytes:
     their texts replaced where it stands. The same bytes when nothing was theirs."""
     try:
         document = json.loads(value)
-    except (ValueError, RecursionError):
+        redacted = subject.redacted(document)
+    except (ValueError, RecursionError):  # not JSON, or nested past what we walk
         return subject.redacted_bytes(value)
-    redacted = subject.redacted(document)
     if redacted == document:
         return value
-    return json.dumps(redacted, separators=(",", ":"), ensure_ascii=False).encode()
+    rendered = json.dumps(redacted, separators=(",", ":"), ensure_ascii=False)
+    return rendered.encode("utf-8", "surrogatepass")  # a lone surrogate, as it came
 
 
 def redacted_rows(
@@ -66,18 +67,23 @@ def redacted_rows(
     return redacted if redacted != rows else None
 
 
-def to_document(record: ErasureRecord) -> Document:
-    return {
-        "_id": record.request_id,
-        "subject_keys": sorted(record.subject_keys),
-        "requested_at": record.requested_at,
-        "erased_at": record.erased_at,
-        "lead_ids": list(record.lead_ids),
-        "partner_ids": list(record.partner_ids),
-        "leads": len(record.lead_ids),
-        "partners": len(record.partner_ids),
-        "completed_at": record.completed_at,
+def record_write(record: ErasureRecord) -> UpdateOne:
+    """Merged into what is stored, never replacing it: two pages of one request
+    committing side by side (a partition handed over mid-request) both count."""
+    update: Document = {
+        "$addToSet": {
+            name: {"$each": sorted(values)}
+            for name, values in (
+                ("subject_keys", record.subject_keys),
+                ("lead_ids", record.lead_ids),
+                ("partner_ids", record.partner_ids),
+            )
+        },
+        "$setOnInsert": {"requested_at": record.requested_at, "erased_at": record.erased_at},
     }
+    if record.completed_at is not None:
+        update["$min"] = {"completed_at": record.completed_at}
+    return UpdateOne({"_id": record.request_id}, update, upsert=True)
 
 
 def from_document(document: Document) -> ErasureRecord:
@@ -132,9 +138,6 @@ class Erasures:
         found = await self.records.find_one({"_id": request_id})
         return from_document(found) if found else None
 
-    def record_write(self, record: ErasureRecord) -> ReplaceOne[Document]:
-        return ReplaceOne({"_id": record.request_id}, to_document(record), upsert=True)
-
     async def redact(self, record: ErasureRecord, session: AsyncClientSession) -> Redacted:
         """Every copy of the customer's data outside the leads, redacted in the
         erasure's transaction: held actions and dead letters by the customer's keys,
@@ -173,9 +176,13 @@ class Erasures:
         record: ErasureRecord,
         session: AsyncClientSession,
     ) -> tuple[list[str], int]:
-        either = {"$or": [query, {"lead_id": {"$in": list(record.redact_lead_ids)}}]}
+        # Two finds, each on its index (an $or may be planned as a scan), merged.
+        letters = self._db["dead_letters"]
+        by_lead = {"lead_id": {"$in": list(record.redact_lead_ids)}}
+        matched = {d["_id"]: d async for d in letters.find(query, session=session)}
+        matched |= {d["_id"]: d async for d in letters.find(by_lead, session=session)}
         ids, updates = [], []
-        async for document in self._db["dead_letters"].find(either, session=session):
+        for document in matched.values():
             # Its outbox row is filed under the lead it names, else under its own id.
             ids.append(document.get("lead_id") or document["_id"])
             value = redacted_value(subject, bytes(document["value"]))
@@ -185,7 +192,7 @@ class Erasures:
                     {"_id": document["_id"]}, {"$set": {"value": value, "subject_keys": found}}
                 )
             )
-        return ids, await _written(self._db["dead_letters"], updates, session)
+        return ids, await _written(letters, updates, session)
 
     async def _redact_outbox(
         self, subject: Subject, lead_ids: list[str], session: AsyncClientSession

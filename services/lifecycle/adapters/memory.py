@@ -95,7 +95,9 @@ class _Tables:
         self._replace_profiles(change.profiles.values())
         self._insert(self.dead_letters, {d.id: d for d in change.parked}, "dead_letters")
         if change.erasure is not None:
-            self.erasures[change.erasure.request_id] = replace(change.erasure, redact=None)
+            record = change.erasure
+            stored = self.erasures.get(record.request_id)
+            self.erasures[record.request_id] = record.merged_into(stored)
 
     def _mark(self, markers: Mapping[str, Marker], settled: Mapping[str, Marker]) -> None:
         if markers.keys() & self.markers.keys():
@@ -376,12 +378,19 @@ class InMemoryStore(InMemoryOutbox):
                 erased[key] = max(erased.get(key, record.erased_at), record.erased_at)
         return erased
 
-    async def leads_of_subject(self, subject_keys: Sequence[str], limit: int) -> list[Lead]:
-        """Leads holding the customer's data, by lead id. (MongoStore alone redacts the
-        other copies: held actions, dead letters, outbox rows.)"""
+    async def leads_of_subject(
+        self, subject_keys: Sequence[str], received_by: datetime, limit: int
+    ) -> list[Lead]:
+        """Leads of the customer with these keys received by then, by lead id."""
         wanted = set(subject_keys)
         leads = self._tables.leads
-        return [leads[i] for i in sorted(leads) if self._keys.of_lead(leads[i]) & wanted][:limit]
+        theirs = {
+            i
+            for i, lead in leads.items()
+            if lead.received_at <= received_by
+            and self._keys.of_lead(lead).union(lead.subject_keys) & wanted
+        }
+        return [leads[i] for i in sorted(theirs)][:limit]
 
     async def ended_before(self, cutoff: datetime, limit: int) -> list[Lead]:
         ended = [

@@ -140,7 +140,7 @@ def to_document(lead: Lead, keys: SubjectKeys | None = None) -> Document:
     document["_id"] = lead.lead_id
     document["tab"] = lead.tab.value
     if keys is not None:
-        document["subject_keys"] = sorted(keys.of_lead(lead))
+        document["subject_keys"] = sorted(keys.of_lead(lead).union(lead.subject_keys))
     document["ended_at"] = lead.ended_at if lead.stage is Stage.ARCHIVED else None
     return document
 
@@ -317,9 +317,14 @@ class MongoStore:
     async def erased_among(self, subject_keys: Sequence[str]) -> dict[str, datetime]:
         return await self._erasures.erased_among(subject_keys)
 
-    async def leads_of_subject(self, subject_keys: Sequence[str], limit: int) -> list[Lead]:
-        """Leads holding data of the customer with these keys, by lead id."""
-        query = {"subject_keys": {"$in": sorted(subject_keys)}}
+    async def leads_of_subject(
+        self, subject_keys: Sequence[str], received_by: datetime, limit: int
+    ) -> list[Lead]:
+        """Leads of the customer with these keys received by then, by lead id."""
+        query = {
+            "subject_keys": {"$in": sorted(subject_keys)},
+            "received_at": {"$lte": received_by},
+        }
         found = self._leads.find(query).sort("_id", ASCENDING).limit(limit)
         return [from_document(document) async for document in found]
 
@@ -335,7 +340,7 @@ class MongoStore:
             if not page:
                 return done
             # Guarded by version: a lead rewritten meanwhile has its keys already.
-            await self._leads.bulk_write(
+            result = await self._leads.bulk_write(
                 [
                     UpdateOne(
                         {"_id": lead.lead_id, "version": lead.version},
@@ -350,7 +355,7 @@ class MongoStore:
                 ],
                 ordered=False,
             )
-            done += len(page)
+            done += result.modified_count
 
     async def ended_before(self, cutoff: datetime, limit: int) -> list[Lead]:
         """Archived leads that ended by `cutoff`, those that ended first first."""
@@ -404,7 +409,7 @@ class MongoStore:
         settled, released = len(change.settled), len(change.release)
         profiles_replaced = sum(u.replaces is not None for u in change.profiles.values())
         parked = [InsertOne(self._dead_letter(d)) for d in change.parked]
-        erasure = [self._erasures.record_write(change.erasure)] if change.erasure else []
+        erasure = [erasures.record_write(change.erasure)] if change.erasure else []
         # A new revision: a change decided on the lead before it conflicts.
         purged = [
             DeleteOne({"_id": lead.lead_id, "version": lead.version}) for lead in change.purged

@@ -173,6 +173,10 @@ class Lead(BaseModel):
     close_date_flagged: date | None = None
     """The expected close date already flagged as passed (a new date is flagged anew)."""
     activities: tuple[Activity, ...] = ()
+    subject_keys: tuple[str, ...] = ()
+    """Its customer's keyed hashes (`privacy.SubjectKeys`), kept when a decline or an
+    expiry erases their contact data, so that their erasure still reaches the lead
+    and its copies; emptied by that erasure."""
 
     @property
     def ended_at(self) -> datetime | None:
@@ -267,12 +271,14 @@ def receive(
     profile: PartnerProfile | None,
     lookalikes: LookAlikes | None = None,
     source_owner: str | None = None,
+    subject_keys: frozenset[str] = frozenset(),
 ) -> Decision:
     """A new lead, or the same lead delivered again. Only a partner with a
     business profile can receive leads: its alert contacts are told.
 
     `lookalikes`: stored leads sharing a match key with it; `source_owner`: the
-    lead already holding its sender's `source_lead_id`, if any."""
+    lead already holding its sender's `source_lead_id`, if any; `subject_keys`: its
+    customer's keyed hashes."""
     content_hash = fingerprint(message)
     if existing is not None:
         if existing.fingerprint == content_hash:
@@ -314,6 +320,7 @@ def receive(
         if message.source_lead_id
         else None,
         history=(arrival(now, message.referrer, "receive"),),
+        subject_keys=tuple(sorted(subject_keys)),
     )
     return opened(lead, profile, lookalikes, now, windows)
 

@@ -21,7 +21,11 @@ from services.lifecycle.domain.lead import SYSTEM, Decision, Lead, Step
 ERASED = "[erased]"
 """What stands in free text where the customer's e-mail, phone or name was."""
 _CONTACT_FIELDS = frozenset({"email", "phone", "contact_name"})
-_EMAILS = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
+_FREE_TEXT_FIELDS = frozenset({"need", "notes", "summary", "closing_notes", "name", "data"})
+"""Where a customer's name may be written; their e-mail and phone are looked for in any
+text, but a name (a common word, perhaps) is not, so that no id or type is changed."""
+# Bounded: a long run of word characters without an "@" costs linear time, not quadratic.
+_EMAILS = re.compile(r"[\w.+'-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}")
 _MIN_TERM = 3
 """Shorter texts are not searched for in free text: they would match anything."""
 
@@ -104,23 +108,23 @@ class Subject:
     def of(cls, keys: frozenset[str], texts: Iterable[str | None]) -> "Subject":
         return cls(keys, frozenset(t.strip() for t in texts if t and len(t.strip()) >= _MIN_TERM))
 
-    def with_leads(self, subject_keys: SubjectKeys, leads: Iterable[Lead]) -> "Subject":
-        """Grown by what the leads hold of the customer: their names and the phones as
-        each lead wrote them."""
-        keys, texts = set(self.keys), set(self.terms)
+    def with_texts_of(self, leads: Iterable[Lead]) -> "Subject":
+        """With what the leads hold of the customer to redact in copies: their e-mail,
+        phone as each lead wrote it, and name."""
+        texts = set(self.terms)
         for lead in leads:
-            keys |= subject_keys.of_lead(lead)
             c = lead.customer
             texts |= {t for t in (c.email, c.phone, c.contact_name) if t}
-        return Subject.of(frozenset(keys), texts)
+        return Subject.of(self.keys, texts)
 
     def redacted(self, value: Any) -> Any:
         """A JSON document without the customer: a contact field holding one of their
-        texts is null, any other text has them replaced by `[erased]`."""
-        pattern = self._pattern()
-        if pattern is None:
+        texts is null; free text has them replaced by `[erased]`, any other text their
+        e-mail and phone."""
+        every, distinctive = self._pattern(), self._pattern(distinctive_only=True)
+        if every is None:
             return value
-        return _redacted(value, pattern, None)
+        return _redacted(value, _Patterns(every, distinctive), None)
 
     def redacted_text(self, text: str) -> str:
         pattern = self._pattern()
@@ -134,25 +138,47 @@ class Subject:
         binary = re.compile(pattern.pattern.encode("utf-8", "surrogatepass"), re.IGNORECASE)
         return binary.sub(ERASED.encode(), raw)
 
-    def _pattern(self) -> re.Pattern[str] | None:
-        if not self.terms:
+    def _pattern(self, distinctive_only: bool = False) -> re.Pattern[str] | None:
+        terms = [t for t in self.terms if not distinctive_only or _distinctive(t)]
+        if not terms:
             return None
-        longest_first = sorted(self.terms, key=len, reverse=True)
+        longest_first = sorted(terms, key=len, reverse=True)
         # Whole words only: a name must not take a bite out of a longer word.
         either = "|".join(re.escape(t) for t in longest_first)
         return re.compile(rf"(?<!\w)(?:{either})(?!\w)", re.IGNORECASE)
 
 
-def _redacted(value: Any, pattern: re.Pattern[str], field: str | None) -> Any:
+def _distinctive(term: str) -> bool:
+    """An e-mail or a phone: found in any text, it is theirs."""
+    return "@" in term or any(c.isdigit() for c in term)
+
+
+@dataclass(frozen=True)
+class _Patterns:
+    every: re.Pattern[str]
+    distinctive: re.Pattern[str] | None
+
+
+def _redacted(value: Any, patterns: _Patterns, field: str | None) -> Any:
     if isinstance(value, dict):
-        return {k: _redacted(v, pattern, k) for k, v in value.items()}
+        # Within free text (a notification's `data` too), every part is free text.
+        inner = field if field in _FREE_TEXT_FIELDS else None
+        return {
+            k: _redacted(v, patterns, k if k in _CONTACT_FIELDS else inner or k)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         # A contact in a list that is the customer goes whole: a contact without its
         # e-mail would no longer be one (an action held with it could not be applied).
-        return [_redacted(v, pattern, field) for v in value if not _is_theirs(v, pattern)]
-    if isinstance(value, str) and pattern.search(value):
-        return None if field in _CONTACT_FIELDS else pattern.sub(ERASED, value)
-    return value
+        kept = [v for v in value if not _is_theirs(v, patterns.every)]
+        return [_redacted(v, patterns, field) for v in kept]
+    if not isinstance(value, str):
+        return value
+    text = field in _FREE_TEXT_FIELDS or field in _CONTACT_FIELDS
+    pattern = patterns.every if text else patterns.distinctive
+    if pattern is None or not pattern.search(value):
+        return value
+    return None if field in _CONTACT_FIELDS else pattern.sub(ERASED, value)
 
 
 def _is_theirs(value: Any, pattern: re.Pattern[str]) -> bool:
@@ -172,7 +198,10 @@ def erase(lead: Lead, subject: Subject, request_id: str, now: datetime) -> Decis
             "need": subject.redacted_text(lead.need),
             "closing_notes": _redacted_or_none(lead.closing_notes, subject),
             "deal": lead.deal.model_copy(
-                update={"notes": _redacted_or_none(lead.deal.notes, subject)}
+                update={
+                    "name": subject.redacted_text(lead.deal.name),
+                    "notes": _redacted_or_none(lead.deal.notes, subject),
+                }
             )
             if lead.deal
             else None,
@@ -181,6 +210,7 @@ def erase(lead: Lead, subject: Subject, request_id: str, now: datetime) -> Decis
                 for a in lead.activities
             ),
             "match_keys": (),
+            "subject_keys": (),
         }
     )
     if erased == lead:
@@ -193,10 +223,11 @@ def _redacted_or_none(text: str | None, subject: Subject) -> str | None:
     return subject.redacted_text(text) if text else text
 
 
-def refuse_unless_consented(erased_at: datetime, consent: Consent | None) -> None:
+def refuse_unless_consented(erased_at: datetime, consent: Consent | None, now: datetime) -> None:
     """A new lead of a customer whose data was erased is refused, unless it carries
-    their consent to be contacted, given after the erasure."""
-    if consent and consent.contact and consent.given_at and consent.given_at > erased_at:
+    their consent to be contacted, given after the erasure (and not later than now)."""
+    given_at = consent.given_at if consent and consent.contact else None
+    if given_at is not None and erased_at < given_at <= now:
         return
     raise Refused(
         Reason.ERASED_SUBJECT,

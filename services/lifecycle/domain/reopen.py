@@ -37,8 +37,10 @@ def reopen(
     now: datetime,
     windows: Windows,
     profile: PartnerProfile | None,
+    subject_keys: frozenset[str] = frozenset(),
 ) -> Decision:
-    """The lead received again, its partner's alert contacts told; or why not."""
+    """The lead received again, its partner's alert contacts told; or why not.
+    `subject_keys`: the keyed hashes of the customer it brings back, if any."""
     if lead is None or lead.referrer.id != message.referrer_id:
         # Another referrer's lead is answered exactly like a missing one.
         raise Refused(
@@ -53,6 +55,7 @@ def reopen(
         changes |= {
             "customer": customer,
             "match_keys": tuple(customer_keys(lead.partner_id, customer)),
+            "subject_keys": tuple(sorted(subject_keys.union(lead.subject_keys))),
         }
     if message.contact_requested:
         changes |= {"contact_requested": True, "hot_until": now + windows.contact_request}

@@ -18,6 +18,7 @@ from services.lifecycle.adapters.refusals import Refused
 from services.lifecycle.settings import Settings
 
 DEV_JWT_SECRET = "leads-dev-only-secret-never-use-in-production"
+DEV_ERASURE_KEY = "leads-dev-only-erasure-key-never-use-in-production"
 """Signs tokens for `leads dev` when LEADS_JWT_SECRET is not set; `leads serve` never accepts it."""
 
 
@@ -236,6 +237,7 @@ def _settings_errors(invalid: ValidationError) -> list[str]:
 
 
 def _serve(settings: Settings) -> int:
+    from services.lifecycle import bootstrap
     from services.lifecycle.adapters.tokens import NoTokenKey
     from services.lifecycle.entrypoints.app import LifecycleApp
 
@@ -243,6 +245,9 @@ def _serve(settings: Settings) -> int:
         app = LifecycleApp(settings)
     except NoTokenKey as missing:
         print(f"leads serve: the read API needs a token key: {missing}", file=sys.stderr)
+        return 2
+    except bootstrap.NoErasureKey as missing:
+        print(f"leads serve: {missing}", file=sys.stderr)
         return 2
     _settle_heap()
     asyncio.run(app.run())
@@ -271,15 +276,23 @@ def _token(settings: Settings, partner: str, role: str, ttl: str | None) -> int:
 
 
 def with_dev_secret(settings: Settings) -> Settings:
-    if settings.jwt_secret is not None:
-        return settings
-    return settings.model_copy(update={"jwt_secret": SecretStr(DEV_JWT_SECRET)})
+    """The development token secret and erasure key, where none is set (`leads dev`)."""
+    dev = {
+        "jwt_secret": settings.jwt_secret or SecretStr(DEV_JWT_SECRET),
+        "erasure_key": settings.erasure_key or SecretStr(DEV_ERASURE_KEY),
+    }
+    return settings.model_copy(update=dev)
 
 
 def _scheduler(settings: Settings) -> int:
+    from services.lifecycle import bootstrap
     from services.lifecycle.entrypoints.scheduler import SchedulerWorker
 
-    worker = SchedulerWorker(settings)
+    try:
+        worker = SchedulerWorker(settings)
+    except bootstrap.NoErasureKey as missing:
+        print(f"leads scheduler: {missing}", file=sys.stderr)
+        return 2
     _settle_heap()
     asyncio.run(worker.run())
     return 0
@@ -332,9 +345,11 @@ def _docs(settings: Settings, out: Path) -> int:
     from services.lifecycle.entrypoints.app import LifecycleApp
     from services.lifecycle.entrypoints.docs import write
 
+    # The documents depend on no key; throwaway ones build the app.
     if settings.jwt_secret is None and settings.jwt_public_key is None:
-        # The documents do not depend on the key; a throwaway one builds the app.
         settings = settings.model_copy(update={"jwt_secret": SecretStr(secrets.token_hex())})
+    if settings.erasure_key is None:
+        settings = settings.model_copy(update={"erasure_key": SecretStr(secrets.token_hex())})
 
     async def build() -> list[Path]:
         return write(LifecycleApp(settings), out)

@@ -4,6 +4,7 @@
 them, so that an erasure finds them."""
 
 import asyncio
+import sys
 import uuid
 from datetime import UTC, datetime
 
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 
 from contracts.privacy import EraseCustomer
 from contracts.topics import Topic
+from services.lifecycle import bootstrap
 from services.lifecycle.adapters.kafka import KafkaPublisher, KafkaRecord
 from services.lifecycle.adapters.mongo import MongoStore
 from services.lifecycle.entrypoints.set_aside import with_store
@@ -28,7 +30,7 @@ def erase(
     request_id = request_id or f"erasure-{uuid.uuid4()}"
     try:
         request = EraseCustomer(
-            message_id=request_id,
+            message_id=f"{request_id}:{uuid.uuid4().hex[:12]}",  # sent again, answered again
             request_id=request_id,
             email=email,
             phone=phone,
@@ -65,4 +67,8 @@ def backfill(settings: Settings) -> int:
         print(f"{done} lead(s) stored before leads kept their customer's keys now have them")
         return 0
 
-    return asyncio.run(with_store(settings, run))
+    try:
+        return asyncio.run(with_store(settings, run, keyed=True))
+    except bootstrap.NoErasureKey as missing:
+        print(f"leads privacy backfill: {missing}", file=sys.stderr)
+        return 2

@@ -42,9 +42,11 @@ def retry(settings: Settings, ids: list[str] | None) -> int:
     return asyncio.run(with_store(settings, run))
 
 
-async def with_store(settings: Settings, run: Command) -> int:
+async def with_store(settings: Settings, run: Command, keyed: bool = False) -> int:
+    """`run` on the service's store; `keyed` when it writes leads (LEADS_ERASURE_KEY)."""
     client = bootstrap.mongo_client(settings)
-    store = bootstrap.store(settings, bootstrap.database(settings, client), SystemClock())
+    database = bootstrap.database(settings, client)
+    store = bootstrap.store(settings, database, SystemClock(), keyed=keyed)
     try:
         async with mongodb_refusals(settings.mongodb_uri):
             return await run(store)

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from pydantic import ValidationError
+
 from contracts.actions import PARTNER_ACTION, PartnerAction
 from contracts.commands import COMMANDS, Command, DealCommand
 from contracts.inbound import InboundLead, ReopenLead
@@ -51,6 +53,13 @@ from services.lifecycle.service_layer.ports import (
 )
 
 Headers = tuple[tuple[str, bytes], ...]
+
+REDACTED_AWAY = Refused(
+    Reason.MALFORMED,
+    "the action waited for its lead and a customer's erasure took data it needed "
+    "out of it; send it again without it",
+)
+"""A held action that a customer's erasure left invalid: refused when its lead comes."""
 
 # Refusals that a later message can cure: the same message sent again must be
 # handled then, so they are deduped by position, not by message_id.
@@ -130,7 +139,7 @@ class BatchPlan:
         owner = self._sources.get(_source_key(message) or "")
         try:
             if before is None and (erased := self.snapshot.erased.get(message.lead_id)):
-                privacy.refuse_unless_consented(erased, message.consent)
+                privacy.refuse_unless_consented(erased, message.consent, self.now)
             decision = rules.receive(
                 before,
                 message,
@@ -139,6 +148,7 @@ class BatchPlan:
                 profile,
                 self._lookalikes,
                 owner if owner != message.lead_id else None,
+                self.snapshot.subjects.get(message.lead_id, frozenset()),
             )
         except Refused as refusal:
             refused_key = delivery.position_key if refusal.reason in _CURABLE else key
@@ -153,8 +163,9 @@ class BatchPlan:
         profile = self._profiles.get(lead.partner_id) if lead else None
         try:
             if message.customer and (erased := self.snapshot.erased.get(message.lead_id)):
-                privacy.refuse_unless_consented(erased, consent=None)  # a reopen has none
-            decision = reopen.reopen(lead, message, self.now, self.windows, profile)
+                privacy.refuse_unless_consented(erased, None, self.now)  # a reopen has none
+            keys = self.snapshot.subjects.get(message.lead_id, frozenset())
+            decision = reopen.reopen(lead, message, self.now, self.windows, profile, keys)
         except Refused as refusal:
             return self._refuse(key, delivery, refusal, message.message_id, message)
         return self._record(key, message.message_id, lead, decision)
@@ -231,7 +242,11 @@ class BatchPlan:
                 self._apply_held(action)
 
     def _apply_held(self, held: HeldAction) -> None:
-        action: PartnerAction = PARTNER_ACTION.validate_python(held.action)
+        try:
+            action: PartnerAction = PARTNER_ACTION.validate_python(held.action)
+        except ValidationError:
+            self._settle(held, REDACTED_AWAY, None)
+            return
         lead = self._leads.get(held.lead_id)
         try:
             decision = rules.act(lead, action, self.now, self._leads, self.windows)

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Protocol
 
 from contracts.privacy import EraseCustomer, ErasureCompleted
-from contracts.topics import Topic
+from contracts.topics import Reason, Topic
 from services.lifecycle.domain import matching, privacy
 from services.lifecycle.domain.clock import Clock, to_millis
 from services.lifecycle.domain.errors import Refused
@@ -34,6 +34,7 @@ from services.lifecycle.service_layer.messages import (
 from services.lifecycle.service_layer.outgoing import Cause, Outgoing, derived_id, for_decision
 from services.lifecycle.service_layer.pipeline import BatchDecisions
 from services.lifecycle.service_layer.ports import (
+    AlreadyProcessed,
     Change,
     ErasureRecord,
     LeadWrite,
@@ -55,7 +56,9 @@ MAX_CONFLICT_RETRIES = 20
 class ErasureStore(Protocol):
     async def processed_among(self, keys: Sequence[str]) -> frozenset[str]: ...
     async def load_many(self, lead_ids: Sequence[str]) -> dict[str, Lead]: ...
-    async def leads_of_subject(self, subject_keys: Sequence[str], limit: int) -> list[Lead]: ...
+    async def leads_of_subject(
+        self, subject_keys: Sequence[str], received_by: datetime, limit: int
+    ) -> list[Lead]: ...
     async def erasure(self, request_id: str) -> ErasureRecord | None: ...
     async def commit(self, change: Change) -> list[OutboxRow]: ...
 
@@ -98,6 +101,8 @@ class ErasureService:
         for _ in range(MAX_CONFLICT_RETRIES):
             try:
                 return await self._erase(delivery, key, request)
+            except AlreadyProcessed:
+                return DUPLICATE, []  # another consumer of the partition answered it
             except VersionConflict as conflict:
                 log.info("erasure decided on leads that changed, deciding again: %s", conflict)
         raise VersionConflict(f"the erasure kept conflicting over {MAX_CONFLICT_RETRIES} tries")
@@ -113,12 +118,14 @@ class ErasureService:
             )
 
     async def _named(self, request: EraseCustomer) -> list[Lead]:
-        """The lead the request names, while it holds contact data (found by id: it
-        may have been stored before leads kept their customer's keys)."""
+        """The lead the request names, while it holds anything of the customer (found
+        by id: it may have been stored before leads kept their customer's keys)."""
         if request.lead_id is None:
             return []
-        named = await self._store.load_many([request.lead_id])
-        return [lead for lead in named.values() if _holds_contact_data(lead)]
+        named = (await self._store.load_many([request.lead_id])).get(request.lead_id)
+        if named is None and request.email is None and request.phone is None:
+            raise Refused(Reason.UNKNOWN_LEAD, f"no lead {request.lead_id}: name the customer")
+        return [named] if named is not None and _holds_customer(named) else []
 
     async def _erase(
         self, delivery: Delivery, key: str, request: EraseCustomer
@@ -127,29 +134,37 @@ class ErasureService:
         the request's answer; a completed request is only answered again."""
         now = self._clock.now()
         named = await self._named(request)
-        subject = Subject.of(
-            self._keys.of(request.email, request.phone), (request.email, request.phone)
-        ).with_leads(self._keys, named)
+        # The customer is who the request names, as it began: a lead's other e-mail or
+        # phone (a shared switchboard) names nobody else to erase.
+        keys = self._keys.of(request.email, request.phone).union(
+            *(self._keys.of_lead(lead).union(lead.subject_keys) for lead in named)
+        )
         # To the millisecond, as stored: the answer given again is the same.
         requested_at = to_millis(request.requested_at)
         record = await self._store.erasure(request.request_id) or ErasureRecord(
-            request.request_id, subject.keys, requested_at, erased_at=to_millis(now)
+            request.request_id, keys, requested_at, erased_at=to_millis(now)
         )
+        record = replace(record, subject_keys=record.subject_keys | keys)  # resumed: as begun
+        subject = Subject.of(record.subject_keys, (request.email, request.phone))
+        subject = subject.with_texts_of(named)
         rows: list[OutboxRow] = []
         while True:
-            leads = [] if record.completed_at else await self._next_page(subject, named)
+            leads = [] if record.completed_at else await self._next_page(record, named)
             named = []
-            subject = subject.with_leads(self._keys, leads)
+            subject = subject.with_texts_of(leads)
             last = len(leads) < self._page_size
             change, record = self._page(delivery, key, request, subject, record, leads, last)
             rows += await self._store.commit(change)
             if last:
                 return Handled(Outcome.APPLIED), rows
 
-    async def _next_page(self, subject: Subject, named: list[Lead]) -> list[Lead]:
+    async def _next_page(self, record: ErasureRecord, named: list[Lead]) -> list[Lead]:
+        """Leads of the customer received before the erasure began: one received since
+        came with their fresh consent."""
+        keys = sorted(record.subject_keys)
         found = (
-            await self._store.leads_of_subject(sorted(subject.keys), self._page_size)
-            if subject.keys
+            await self._store.leads_of_subject(keys, record.erased_at, self._page_size)
+            if keys
             else []
         )
         ids = {lead.lead_id for lead in found}
@@ -175,7 +190,6 @@ class ErasureService:
             for position, message in enumerate(for_decision(decision, cause, now)):
                 change.outgoing.append(Publication(message, (decision.lead.version, position)))
         record = record.grown([lead.lead_id for lead in leads], [lead.partner_id for lead in leads])
-        record = replace(record, subject_keys=record.subject_keys | subject.keys)
         if last:
             record = replace(record, completed_at=record.completed_at or to_millis(now))
             change.outgoing.append(Publication(_completed(record, now), (0, 0)))
@@ -197,9 +211,9 @@ class ErasureService:
         return Handled(Outcome.REJECTED, refusal.reason), await self._store.commit(change)
 
 
-def _holds_contact_data(lead: Lead) -> bool:
+def _holds_customer(lead: Lead) -> bool:
     customer = lead.customer
-    return any((customer.contact_name, customer.email, customer.phone))
+    return bool(lead.subject_keys) or any((customer.contact_name, customer.email, customer.phone))
 
 
 def _completed(record: ErasureRecord, now: datetime) -> Outgoing:

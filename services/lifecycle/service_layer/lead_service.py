@@ -148,7 +148,15 @@ class LeadService:
             if (found := keys & erased.keys())
         }
         snapshot = Snapshot(
-            processed, leads | next_offers, profiles, held, unsent, lookalikes, sources, erased_at
+            processed,
+            leads | next_offers,
+            profiles,
+            held,
+            unsent,
+            lookalikes,
+            sources,
+            erased_at,
+            subjects,
         )
         return snapshot, set(remembered)
 

@@ -172,6 +172,17 @@ class ErasureRecord:
     redact_lead_ids: tuple[str, ...] = ()
     """The leads whose outbox rows this page redacts."""
 
+    def merged_into(self, stored: "ErasureRecord | None") -> "ErasureRecord":
+        """What the store holds once this is written over `stored` (as `$addToSet`)."""
+        if stored is None:
+            return replace(self, redact=None, redact_lead_ids=())
+        completed = [t for t in (stored.completed_at, self.completed_at) if t is not None]
+        return replace(
+            stored.grown(self.lead_ids, self.partner_ids),
+            subject_keys=stored.subject_keys | self.subject_keys,
+            completed_at=min(completed, default=None),
+        )
+
     def grown(self, lead_ids: Sequence[str], partner_ids: Sequence[str]) -> "ErasureRecord":
         return replace(
             self,
@@ -229,6 +240,8 @@ class Snapshot:
     """Lead ids by the source keys (`matching.source_key`) of the batch's new leads."""
     erased: Mapping[str, datetime] = field(default_factory=dict)
     """By the lead id of a new lead whose customer had their data erased: when."""
+    subjects: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """By lead id: the keyed hashes of the customer a new lead or a reopen brings."""
 
 
 class LeadStore(Protocol):
