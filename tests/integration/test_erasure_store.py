@@ -203,3 +203,15 @@ async def test_a_lead_stored_before_leads_kept_keys_is_found_once_backfilled(
     assert after_named[old["lead_id"]].customer.email == EMAIL  # unseen without its keys
     assert (await store.load_many([old["lead_id"]]))[old["lead_id"]].customer.email is None
     assert await store.backfill_subject_keys() == 0
+
+
+async def test_a_request_naming_only_an_unknown_lead_is_refused(
+    store: MongoStore, erasures: ErasureService
+) -> None:
+    request = erase_request(messages.new_id("req"), lead_id="no-such-lead")
+    handled = await erasures.decide_and_commit([messages.delivery(Topic.PRIVACY_REQUESTS, request)])
+    assert (handled.outcomes[0].outcome, handled.outcomes[0].reason) == (
+        "rejected",
+        Reason.UNKNOWN_LEAD,
+    )
+    assert await completions(store) == []  # no answer claims an erasure

@@ -101,6 +101,8 @@ class ErasureService:
         for _ in range(MAX_CONFLICT_RETRIES):
             try:
                 return await self._erase(delivery, key, request)
+            except Refused as refusal:  # the lead it names alone is unknown
+                return await self._refuse(delivery, key, refusal, request)
             except AlreadyProcessed:
                 return DUPLICATE, []  # another consumer of the partition answered it
             except VersionConflict as conflict:
