@@ -44,6 +44,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sweep import Timed  # adds up the time of each awaited method
 
 from contracts.inbound import InboundLead
 from contracts.profiles import PartnerProfile
@@ -305,28 +308,6 @@ class Commands(monitoring.CommandListener):
         if label is not None:
             self.spent[label][0] += micros / 1000
             self.spent[label][1] += 1
-
-
-class Timed:
-    """Adds up the time spent in each awaited method of what it wraps."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-        self.seconds: defaultdict[str, float] = defaultdict(float)
-        self.calls: defaultdict[str, int] = defaultdict(int)
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._inner, name)
-
-        async def timed(*args: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return await method(*args)
-            finally:
-                self.seconds[name] += time.perf_counter() - started
-                self.calls[name] += 1
-
-        return timed
 
 
 def erase_request(request_id: str) -> Delivery:

@@ -56,6 +56,7 @@ class Timed:
     def __init__(self, inner: Any) -> None:
         self._inner = inner
         self.seconds: defaultdict[str, float] = defaultdict(float)
+        self.calls: defaultdict[str, int] = defaultdict(int)
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._inner, name)
@@ -66,6 +67,7 @@ class Timed:
                 return await method(*args)
             finally:
                 self.seconds[name] += time.perf_counter() - started
+                self.calls[name] += 1
 
         return timed
 

@@ -64,13 +64,5 @@ class HeldExpiry:
         return refused
 
     async def _publish(self, rows: Sequence[OutboxRow]) -> None:
-        if not rows:
-            return
-        try:
-            await publishing.publish(self._publisher, self._outbox, rows)
-            await self._outbox.mark_sent([row.id for row in rows])
-        except Exception as error:
-            log.warning(
-                "refusals of expired held actions left to the relay",
-                extra={"error": type(error).__name__, "rows": len(rows)},
-            )
+        what = "refusals of expired held actions"
+        await publishing.publish_or_leave(self._publisher, self._outbox, rows, what)

@@ -75,11 +75,5 @@ class LeadPurge:
         return purged
 
     async def _publish(self, rows: Sequence[OutboxRow]) -> None:
-        try:
-            await publishing.publish(self._publisher, self._outbox, rows)
-            await self._outbox.mark_sent([row.id for row in rows])
-        except Exception as error:
-            log.warning(
-                "tombstones of deleted leads left to the relay",
-                extra={"error": type(error).__name__, "rows": len(rows)},
-            )
+        what = "tombstones of deleted leads"
+        await publishing.publish_or_leave(self._publisher, self._outbox, rows, what)

@@ -1,5 +1,5 @@
 """Publishing committed rows, the one way every sender here does it (the pipeline,
-the relay, the scheduler's refusals of held actions).
+the relay, the scheduler's refusals of held actions and tombstones).
 
 A row Kafka refuses for good (too large, not allowed, against a policy) must not
 hold back the rows committed with it, nor be sent again and again: it is set
@@ -29,3 +29,20 @@ async def publish(publisher: Publisher, outbox: Outbox, rows: Sequence[OutboxRow
             "topics": sorted({rows[r.row].topic for r in refusals}),
         },
     )
+
+
+async def publish_or_leave(
+    publisher: Publisher, outbox: Outbox, rows: Sequence[OutboxRow], what: str
+) -> None:
+    """Rows a scheduler job committed, out at once and marked sent; when Kafka is
+    away, left in the outbox for the service's relay (`what` names them in the log)."""
+    if not rows:
+        return
+    try:
+        await publish(publisher, outbox, rows)
+        await outbox.mark_sent([row.id for row in rows])
+    except Exception as error:
+        log.warning(
+            "rows left to the relay",
+            extra={"what": what, "error": type(error).__name__, "rows": len(rows)},
+        )
