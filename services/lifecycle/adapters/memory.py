@@ -387,8 +387,7 @@ class InMemoryStore(InMemoryOutbox):
         theirs = {
             i
             for i, lead in leads.items()
-            if lead.received_at <= received_by
-            and self._keys.of_lead(lead).union(lead.subject_keys) & wanted
+            if lead.received_at <= received_by and self._keys.of_lead(lead) & wanted
         }
         return [leads[i] for i in sorted(theirs)][:limit]
 

@@ -140,7 +140,7 @@ def to_document(lead: Lead, keys: SubjectKeys | None = None) -> Document:
     document["_id"] = lead.lead_id
     document["tab"] = lead.tab.value
     if keys is not None:
-        document["subject_keys"] = sorted(keys.of_lead(lead).union(lead.subject_keys))
+        document["subject_keys"] = sorted(keys.of_lead(lead))
     document["ended_at"] = lead.ended_at if lead.stage is Stage.ARCHIVED else None
     return document
 
@@ -333,25 +333,22 @@ class MongoStore:
         privacy backfill`), so that an erasure, and their retention, finds them;
         returns how many leads got them."""
         assert self._keys is not None, "the store was built without subject keys"
+        kept = ("subject_keys", "ended_at")
         done = 0
         while True:
             legacy = self._leads.find({"subject_keys": {"$exists": False}})
             page = [from_document(d) async for d in legacy.limit(page_size)]
             if not page:
                 return done
+            documents = [to_document(lead, self._keys) for lead in page]
             # Guarded by version: a lead rewritten meanwhile has its keys already.
             result = await self._leads.bulk_write(
                 [
                     UpdateOne(
-                        {"_id": lead.lead_id, "version": lead.version},
-                        {
-                            "$set": {
-                                "subject_keys": sorted(self._keys.of_lead(lead)),
-                                "ended_at": to_document(lead)["ended_at"],
-                            }
-                        },
+                        {"_id": d["_id"], "version": d["version"]},
+                        {"$set": {name: d[name] for name in kept}},
                     )
-                    for lead in page
+                    for d in documents
                 ],
                 ordered=False,
             )

@@ -47,9 +47,10 @@ class SubjectKeys:
         return frozenset(self._hashed(kind, value) for kind, value in values if value)
 
     def of_lead(self, lead: Lead) -> frozenset[str]:
-        """The keys of the customer whose data the lead holds (none once erased)."""
+        """The keys of the customer whose data the lead holds, or held before a decline
+        or an expiry erased it (none once the customer is erased)."""
         customer = lead.customer
-        return self.of(customer.email, customer.phone, customer.country)
+        return self.of(customer.email, customer.phone, customer.country).union(lead.subject_keys)
 
     def in_document(self, value: Any) -> frozenset[str]:
         """Every e-mail and phone in a JSON document (a message as it came): each

@@ -25,14 +25,13 @@ ADAPTERS: dict[Topic, TypeAdapter[Any]] = {
     Topic.COMMANDS: COMMAND,
     Topic.PROFILES: TypeAdapter(PartnerProfile),
 }
-_REQUEST = TypeAdapter(EraseCustomer)
 
 _REOPEN = TypeAdapter(ReopenLead)
+_REQUEST = TypeAdapter(EraseCustomer)
 T = TypeVar("T")
 
 Decoded = InboundLead | ReopenLead | PartnerAction | Command | PartnerProfile
 """A message of one of the lead service's input topics, as its topic's contract reads it."""
-
 
 MAX_ERRORS_SHOWN = 5
 _EMAIL_PREFIX = "value is not a valid email address"

@@ -94,14 +94,11 @@ class ErasureService:
         key = dedupe_key(delivery.topic, request.message_id)
         if await self._store.processed_among([key]):
             return DUPLICATE, []
-        try:
-            self._check(request)
-        except Refused as refusal:
-            return await self._refuse(delivery, key, refusal, request)
         for _ in range(MAX_CONFLICT_RETRIES):
             try:
+                self._check(request)
                 return await self._erase(delivery, key, request)
-            except Refused as refusal:  # the lead it names alone is unknown
+            except Refused as refusal:  # a national phone, or an unknown lead named alone
                 return await self._refuse(delivery, key, refusal, request)
             except AlreadyProcessed:
                 return DUPLICATE, []  # another consumer of the partition answered it
@@ -139,7 +136,7 @@ class ErasureService:
         # The customer is who the request names, as it began: a lead's other e-mail or
         # phone (a shared switchboard) names nobody else to erase.
         keys = self._keys.of(request.email, request.phone).union(
-            *(self._keys.of_lead(lead).union(lead.subject_keys) for lead in named)
+            *(self._keys.of_lead(lead) for lead in named)
         )
         # To the millisecond, as stored: the answer given again is the same.
         requested_at = to_millis(request.requested_at)

@@ -4,7 +4,6 @@ The same path and the same timing whether no such lead exists or it is another
 partner's, so the answer tells the sender nothing about other partners' leads.
 """
 
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
@@ -19,8 +18,6 @@ from services.lifecycle.service_layer.ports import (
     Publisher,
     VersionConflict,
 )
-
-log = logging.getLogger(__name__)
 
 Expired = Callable[[datetime, int], Awaitable[list[HeldAction]]]
 

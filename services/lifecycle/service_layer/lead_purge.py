@@ -2,7 +2,6 @@
 the scheduler: each with its deadlines and source key, and a tombstone on
 `leads.state` so that compaction drops its key from every connector's start."""
 
-import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -20,8 +19,6 @@ from services.lifecycle.service_layer.ports import (
     Publisher,
     VersionConflict,
 )
-
-log = logging.getLogger(__name__)
 
 
 class EndedLeads(Protocol):
